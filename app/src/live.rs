@@ -1,0 +1,118 @@
+//! The live order feed in the browser: an `EventSource` on `/api/events`.
+//!
+//! Status changes update the page in place: order statuses, stock levels,
+//! and a refresh of the order list when an order from elsewhere appears. The
+//! browser reconnects by itself and sends `Last-Event-ID`, so the server
+//! replays whatever was missed.
+
+use std::collections::HashMap;
+
+use domain::{OrderStatus, StatusChange};
+use leptos::prelude::*;
+
+/// The path of the server-sent events endpoint.
+pub const EVENTS_PATH: &str = "/api/events";
+
+/// What the feed has told us so far, shared by the page's components.
+#[derive(Clone, Copy)]
+pub struct LiveFeed {
+    /// Latest known status of each order that changed since the page loaded.
+    pub statuses: RwSignal<HashMap<String, OrderStatus>>,
+    /// Latest known stock of each product that moved since the page loaded.
+    pub stock: RwSignal<HashMap<String, u32>>,
+    /// Bumped when the lists should be fetched again (an unknown order appeared, or the feed reconnected).
+    pub refresh: RwSignal<u64>,
+    /// Whether the event stream is connected.
+    pub connected: RwSignal<bool>,
+}
+
+impl LiveFeed {
+    pub fn new() -> LiveFeed {
+        LiveFeed {
+            statuses: RwSignal::new(HashMap::new()),
+            stock: RwSignal::new(HashMap::new()),
+            refresh: RwSignal::new(0),
+            connected: RwSignal::new(false),
+        }
+    }
+
+    /// The status to show: the further along of the listed and the live one
+    /// (statuses only move forward, so the further one is the newer).
+    pub fn status_of(&self, order_id: &str, listed: OrderStatus) -> OrderStatus {
+        match self.statuses.with(|s| s.get(order_id).copied()) {
+            Some(live) if rank(live) > rank(listed) => live,
+            _ => listed,
+        }
+    }
+
+    /// Applies one change from the feed. `known` says whether the order is listed.
+    pub fn apply(&self, change: StatusChange, known: bool) {
+        if let Some(stock) = change.stock {
+            self.stock.update(|s| {
+                s.insert(change.product_id.clone(), stock);
+            });
+        }
+        self.statuses.update(|s| {
+            let entry = s.entry(change.order_id).or_insert(change.status);
+            if rank(change.status) > rank(*entry) {
+                *entry = change.status;
+            }
+        });
+        if !known {
+            self.refresh.update(|n| *n += 1);
+        }
+    }
+}
+
+impl Default for LiveFeed {
+    fn default() -> Self {
+        LiveFeed::new()
+    }
+}
+
+fn rank(status: OrderStatus) -> u8 {
+    match status {
+        OrderStatus::Pending => 0,
+        OrderStatus::Completed => 1,
+        OrderStatus::Fulfilled | OrderStatus::Refunded => 2,
+    }
+}
+
+/// Opens the event stream (in the browser only) and feeds `feed`.
+/// `is_known` tells whether an order id is in the current list.
+#[cfg(feature = "hydrate")]
+pub fn connect(feed: LiveFeed, is_known: impl Fn(&str) -> bool + 'static) {
+    use wasm_bindgen::prelude::*;
+    use wasm_bindgen::JsCast;
+
+    let Ok(source) = web_sys::EventSource::new(EVENTS_PATH) else {
+        leptos::logging::error!("could not open the live order feed");
+        return;
+    };
+    let on_message = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |event: web_sys::MessageEvent| {
+        let Some(data) = event.data().as_string() else {
+            return;
+        };
+        match serde_json::from_str::<StatusChange>(&data) {
+            Ok(change) => {
+                let known = is_known(&change.order_id);
+                feed.apply(change, known);
+            }
+            Err(error) => leptos::logging::warn!("ignoring a malformed live event: {error}"),
+        }
+    });
+    let on_open = Closure::<dyn FnMut(web_sys::Event)>::new(move |_| {
+        feed.connected.set(true);
+        // Catch up on whatever changed before the stream was open.
+        feed.refresh.update(|n| *n += 1);
+    });
+    let on_error = Closure::<dyn FnMut(web_sys::Event)>::new(move |_| feed.connected.set(false));
+    source.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+    source.set_onopen(Some(on_open.as_ref().unchecked_ref()));
+    source.set_onerror(Some(on_error.as_ref().unchecked_ref()));
+    // The feed lives as long as the page.
+    on_message.forget();
+    on_open.forget();
+    on_error.forget();
+    std::mem::forget(source);
+}

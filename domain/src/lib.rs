@@ -1,0 +1,24 @@
+//! The pure domain of Stockflow: everything that is a rule rather than IO.
+//!
+//! Compiled into the server, the workers and the WASM UI, so the price a
+//! shopper previews in the browser is computed by the very function the
+//! server charges with.
+//!
+//! # Layout
+//! - [`money`]: integer cents, decimal parsing and formatting.
+//! - [`pricing`]: subtotal, the 20% fee and the total of an order.
+//! - [`order`]: order status, its state machine and the order record.
+//! - [`product`]: the product record and validation of new products.
+//! - [`events`]: the status changes relayed live to browsers.
+
+pub mod events;
+pub mod money;
+pub mod order;
+pub mod pricing;
+pub mod product;
+
+pub use events::StatusChange;
+pub use money::{Cents, MoneyError};
+pub use order::{Order, OrderStatus, Quantity, TransitionError};
+pub use pricing::{quote, Quote};
+pub use product::{NewProduct, Product, ProductError};

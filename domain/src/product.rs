@@ -1,0 +1,119 @@
+//! Products in the warehouse and the rules for adding one.
+
+use serde::{Deserialize, Serialize};
+
+use crate::money::{Cents, MoneyError, MAX_PRICE};
+
+/// The most units of one product the warehouse keeps track of.
+pub const MAX_STOCK: u32 = 1_000_000;
+/// The longest product name, in characters, after trimming.
+pub const MAX_NAME_CHARS: usize = 200;
+
+/// A product as stored and as the REST API shows it (the original's field names).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Product {
+    /// A ULID: unique and sortable by creation time.
+    #[cfg_attr(feature = "openapi", schema(example = "01JD3V6Q8ZK0M9X4W2T7Y5B1CE"))]
+    pub id: String,
+    #[cfg_attr(feature = "openapi", schema(example = "Oak chair"))]
+    pub name: String,
+    /// Unit price, a decimal number with at most 2 decimals.
+    #[cfg_attr(feature = "openapi", schema(value_type = f64, example = 19.99))]
+    pub price: Cents,
+    /// Units in stock; never below zero.
+    pub quantity: u32,
+}
+
+/// A validated request to add a product.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewProduct {
+    pub name: String,
+    pub price: Cents,
+    pub quantity: u32,
+}
+
+/// Why a new product was refused, naming the field at fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct ProductError {
+    pub field: &'static str,
+    pub message: String,
+}
+
+impl ProductError {
+    fn new(field: &'static str, message: impl Into<String>) -> ProductError {
+        ProductError { field, message: message.into() }
+    }
+}
+
+impl NewProduct {
+    /// Validates already-typed values (the JSON API's path).
+    pub fn new(name: &str, price: Cents, quantity: u64) -> Result<NewProduct, ProductError> {
+        let name = name.trim();
+        if name.is_empty() {
+            return Err(ProductError::new("name", "must not be empty"));
+        }
+        if name.chars().count() > MAX_NAME_CHARS {
+            return Err(ProductError::new("name", format!("must be at most {MAX_NAME_CHARS} characters")));
+        }
+        if name.chars().any(char::is_control) {
+            return Err(ProductError::new("name", "must not contain control characters"));
+        }
+        if price > MAX_PRICE {
+            return Err(ProductError::new("price", MoneyError::TooLarge.to_string()));
+        }
+        let quantity = u32::try_from(quantity)
+            .ok()
+            .filter(|q| *q <= MAX_STOCK)
+            .ok_or_else(|| ProductError::new("quantity", format!("must be a whole number from 0 to {MAX_STOCK}")))?;
+        Ok(NewProduct { name: name.to_string(), price, quantity })
+    }
+
+    /// Validates the text of a form (the UI's path), with the same rules.
+    pub fn parse(name: &str, price: &str, quantity: &str) -> Result<NewProduct, ProductError> {
+        let price = Cents::parse(price).map_err(|e| ProductError::new("price", e.to_string()))?;
+        let quantity = quantity
+            .trim()
+            .parse::<u64>()
+            .map_err(|_| ProductError::new("quantity", format!("must be a whole number from 0 to {MAX_STOCK}")))?;
+        NewProduct::new(name, price, quantity)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_a_plain_product_and_trims_its_name() {
+        let product = NewProduct::parse("  Chair ", "12.50", "3").unwrap();
+        assert_eq!(product, NewProduct { name: "Chair".into(), price: Cents(1250), quantity: 3 });
+        assert!(NewProduct::parse("Free sample", "0", "0").is_ok());
+    }
+
+    #[test]
+    fn names_the_field_at_fault() {
+        assert_eq!(NewProduct::parse("  ", "1", "1").unwrap_err().field, "name");
+        assert_eq!(NewProduct::parse(&"x".repeat(201), "1", "1").unwrap_err().field, "name");
+        assert!(NewProduct::parse(&"é".repeat(200), "1", "1").is_ok(), "limit counts characters, not bytes");
+        assert_eq!(NewProduct::parse("a\u{0}b", "1", "1").unwrap_err().field, "name");
+        assert_eq!(NewProduct::parse("Chair", "-1", "1").unwrap_err().field, "price");
+        assert_eq!(NewProduct::parse("Chair", "1.999", "1").unwrap_err().field, "price");
+        assert_eq!(NewProduct::parse("Chair", "", "1").unwrap_err().field, "price");
+        assert_eq!(NewProduct::parse("Chair", "1", "-1").unwrap_err().field, "quantity");
+        assert_eq!(NewProduct::parse("Chair", "1", "1.5").unwrap_err().field, "quantity");
+        assert_eq!(NewProduct::new("Chair", Cents(1), 1_000_001).unwrap_err().field, "quantity");
+        assert_eq!(NewProduct::new("Chair", Cents(MAX_PRICE.0 + 1), 1).unwrap_err().field, "price");
+        assert_eq!(
+            NewProduct::parse("Chair", "1000000.01", "1").unwrap_err().to_string(),
+            "price: must be at most 1000000.00"
+        );
+    }
+
+    #[test]
+    fn error_message_reads_as_a_sentence() {
+        let error = NewProduct::parse("Chair", "abc", "1").unwrap_err();
+        assert_eq!(error.to_string(), "price: must be a number");
+    }
+}

@@ -1,0 +1,102 @@
+import { test, expect, Page, Locator } from "@playwright/test";
+
+// Each story uses its own product name, so the stories do not depend on each other.
+const unique = (name: string) => `${name} ${Date.now().toString(36)}${Math.floor(Math.random() * 1e4)}`;
+
+async function openShop(page: Page) {
+  await page.goto("/");
+  // Hydrated and subscribed to the live feed.
+  await expect(page.getByTestId("live-indicator")).toHaveText("live");
+}
+
+async function addProduct(page: Page, name: string, price: string, stock: string) {
+  const form = page.getByTestId("add-product");
+  await form.getByLabel("Name").fill(name);
+  await form.getByLabel("Price").fill(price);
+  await form.getByLabel("Stock").fill(stock);
+  await form.getByRole("button", { name: "Add product" }).click();
+  const row = page.getByTestId("products").locator("tr", { hasText: name });
+  await expect(row).toBeVisible();
+  return row;
+}
+
+async function placeOrder(page: Page, productName: string, quantity: string) {
+  const form = page.getByTestId("order-form");
+  const option = form.locator("option", { hasText: `${productName} (` });
+  await expect(option).toHaveCount(1);
+  await form.getByLabel("Product").selectOption((await option.getAttribute("value"))!);
+  await form.getByLabel("Quantity").fill(quantity);
+}
+
+/// Records every text a status badge shows, so a test can assert the sequence.
+async function watchStatus(badge: Locator) {
+  await badge.evaluate((el) => {
+    const seen: string[] = [(el.textContent ?? "").trim()];
+    (window as any).__statuses = seen;
+    new MutationObserver(() => {
+      const text = (el.textContent ?? "").trim();
+      if (seen[seen.length - 1] !== text) seen.push(text);
+    }).observe(el, { childList: true, characterData: true, subtree: true });
+  });
+}
+
+test("a shopper adds a product, orders it and watches the order get fulfilled live", async ({ page }) => {
+  await openShop(page);
+  const name = unique("Oak chair");
+  const product = await addProduct(page, name, "19.99", "5");
+  await expect(product.locator(".stock")).toHaveText("5");
+
+  await page.evaluate(() => ((window as any).__noReload = true));
+  await placeOrder(page, name, "2");
+  // The preview prices the whole order with the 20% fee, before submitting.
+  await expect(page.getByTestId("preview-fee")).toHaveText("8.00");
+  await expect(page.getByTestId("preview-total")).toHaveText("47.98");
+  await page.getByRole("button", { name: "Place order" }).click();
+  await expect(page.getByTestId("order-placed")).toContainText("47.98");
+
+  const row = page.getByTestId("orders").locator("tr", { hasText: name }).first();
+  const badge = row.getByTestId("order-status");
+  await expect(badge).toHaveText("pending");
+  await watchStatus(badge);
+  await expect(badge).toHaveText("fulfilled");
+  const seen: string[] = await page.evaluate(() => (window as any).__statuses);
+  expect(seen).toEqual(["pending", "completed", "fulfilled"]);
+
+  // Stock moved live too, and the page was never reloaded.
+  await expect(product.locator(".stock")).toHaveText("3");
+  expect(await page.evaluate(() => (window as any).__noReload)).toBe(true);
+});
+
+test("an order for more than the stock is refunded", async ({ page }) => {
+  await openShop(page);
+  const name = unique("Rare lamp");
+  const product = await addProduct(page, name, "7.50", "1");
+  await placeOrder(page, name, "3");
+  await expect(page.getByText("More than in stock")).toBeVisible();
+  await page.getByRole("button", { name: "Place order" }).click();
+
+  const row = page.getByTestId("orders").locator("tr", { hasText: name }).first();
+  await expect(row.getByTestId("order-status")).toHaveText("refunded");
+  await expect(product.locator(".stock")).toHaveText("1");
+});
+
+test("invalid input is explained, not accepted", async ({ page }) => {
+  await openShop(page);
+  const form = page.getByTestId("add-product");
+  await form.getByLabel("Name").fill(unique("Bad price"));
+  await form.getByLabel("Price").fill("12.345");
+  await form.getByLabel("Stock").fill("3");
+  await form.getByRole("button", { name: "Add product" }).click();
+  await expect(page.getByTestId("add-product-error")).toHaveText("price: must have at most 2 decimal places");
+});
+
+test("a product can be deleted", async ({ page }) => {
+  await openShop(page);
+  const name = unique("Old stool");
+  const row = await addProduct(page, name, "3", "2");
+  await row.getByRole("button", { name: `Delete ${name}` }).click();
+  await expect(page.getByTestId("products").locator("tr", { hasText: name })).toHaveCount(0);
+  // Gone for the REST API too.
+  const products = await (await page.request.get("/products")).json();
+  expect(products.some((p: { name: string }) => p.name === name)).toBe(false);
+});

@@ -1,0 +1,57 @@
+//! The REST API's one error type and its mapping to HTTP.
+//!
+//! Clients get a status code and `{"error": "..."}`; nothing internal leaks.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use store::StoreError;
+
+/// The body of every error answer.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong, for a person to read.
+    #[schema(example = "quantity: must be a whole number from 1 to 10000")]
+    pub error: String,
+}
+
+/// An error answered to a REST client.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    NotFound(String),
+    /// A body that parsed but breaks a rule; the message names the field.
+    #[error("{0}")]
+    Unprocessable(String),
+    /// A request that could not be read at all (bad JSON, wrong content type, too large).
+    #[error("{1}")]
+    BadRequest(StatusCode, String),
+    /// Redis is unreachable or misbehaving; details are logged, not returned.
+    #[error("service unavailable")]
+    Unavailable,
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> ApiError {
+        match error {
+            StoreError::NotFound { kind, id } => ApiError::NotFound(format!("{kind} {id} not found")),
+            StoreError::Invalid { field, message } => ApiError::Unprocessable(format!("{field}: {message}")),
+            other => {
+                tracing::error!(error = %other, "request failed in the store");
+                ApiError::Unavailable
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = match &self {
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::BadRequest(status, _) => *status,
+            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        (status, Json(ErrorBody { error: self.to_string() })).into_response()
+    }
+}

@@ -1,0 +1,28 @@
+//! Liveness and readiness for process supervisors and load balancers.
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use serde_json::{json, Value};
+
+use crate::AppState;
+
+/// The process is alive and serving.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "Alive")))]
+pub async fn healthz() -> Json<Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+/// Ready to serve: Redis answers.
+#[utoipa::path(get, path = "/readyz", tag = "operations", responses(
+    (status = 200, description = "Redis answers"),
+    (status = 503, description = "Redis is unreachable"),
+))]
+pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+    match tokio::time::timeout(Duration::from_secs(2), state.shop.ping()).await {
+        Ok(Ok(())) => (StatusCode::OK, Json(json!({ "ready": true }))),
+        _ => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "ready": false, "error": "redis is unreachable" }))),
+    }
+}

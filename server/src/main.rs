@@ -1,0 +1,59 @@
+//! The server binary: reads configuration, serves until SIGTERM or ctrl-c.
+
+use std::process::ExitCode;
+
+use leptos::prelude::get_configuration;
+use tokio_util::sync::CancellationToken;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "server=info,store=info,tower_http=warn".into()),
+        )
+        .init();
+
+    let config = match store::Config::from_env() {
+        Ok(config) => config,
+        Err(message) => {
+            eprintln!("server: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    let leptos_options = match get_configuration(None) {
+        Ok(conf) => conf.leptos_options,
+        Err(error) => {
+            eprintln!("server: leptos configuration: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let addr = leptos_options.site_addr;
+    let shutdown = CancellationToken::new();
+    let state = match server::state(&config, leptos_options, shutdown.clone()) {
+        Ok(state) => state,
+        Err(error) => {
+            eprintln!("server: REDIS_URL {}: {error}", config.redis_url);
+            return ExitCode::from(2);
+        }
+    };
+    let listener = match tokio::net::TcpListener::bind(addr).await {
+        Ok(listener) => listener,
+        Err(error) => {
+            eprintln!("server: cannot listen on {addr}: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing::info!(redis = %config.redis_url, "listening on http://{addr}");
+    let served = axum::serve(listener, server::app(state))
+        .with_graceful_shutdown(store::shutdown::cancel_on_signal(shutdown.clone()))
+        .await;
+    shutdown.cancel();
+    match served {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(%error, "server failed");
+            ExitCode::FAILURE
+        }
+    }
+}

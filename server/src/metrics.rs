@@ -1,0 +1,86 @@
+//! `GET /metrics` in the Prometheus text format.
+//!
+//! In-process histograms (request latency by route, order processing time)
+//! come from the `metrics` crate's Prometheus recorder; the shop's state
+//! (orders by status, stream lengths, dead letters, each group's lag and
+//! pending count) is read from Redis at scrape time, so every server instance
+//! reports the same, current figures.
+
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::header::CONTENT_TYPE;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use metrics::{gauge, histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::AppState;
+
+/// Latency buckets, in seconds, from a millisecond to half a minute.
+const BUCKETS: [f64; 14] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// The process's Prometheus recorder, installed on first use.
+pub fn handle() -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".to_string()), &BUCKETS)
+                .map(PrometheusBuilder::build_recorder)
+                .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
+            let handle = recorder.handle();
+            // Already installed (another server in the same test process): share it.
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
+
+/// Middleware: records every routed request's latency by method, route and status.
+pub async fn track_requests(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().to_string();
+    let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string());
+    let response = next.run(request).await;
+    if let Some(route) = route {
+        let status = response.status().as_u16().to_string();
+        histogram!("stockflow_http_request_duration_seconds", "method" => method, "route" => route, "status" => status)
+            .record(started.elapsed().as_secs_f64());
+    }
+    response
+}
+
+/// Records how long an order took from being placed to its final status.
+pub fn record_processing(order_id: &str, outcome: &'static str, finished_at_ms: u64) {
+    if let Ok(id) = ulid::Ulid::from_string(order_id) {
+        let seconds = finished_at_ms.saturating_sub(id.timestamp_ms()) as f64 / 1000.0;
+        histogram!("stockflow_order_processing_seconds", "outcome" => outcome).record(seconds);
+    }
+}
+
+/// `GET /metrics`.
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let mut conn = state.shop.connection();
+    match tokio::time::timeout(Duration::from_secs(2), store::observe::observe(&mut conn)).await {
+        Ok(Ok(observed)) => {
+            gauge!("stockflow_redis_up").set(1.0);
+            for (status, count) in observed.orders {
+                gauge!("stockflow_orders", "status" => status.as_str()).set(count as f64);
+            }
+            for stream in observed.streams {
+                gauge!("stockflow_stream_length", "stream" => stream.stream).set(stream.length as f64);
+                gauge!("stockflow_dead_letters", "stream" => stream.stream).set(stream.dead_letters as f64);
+                for group in stream.groups {
+                    let labels = [("stream", stream.stream.to_string()), ("group", group.group)];
+                    gauge!("stockflow_group_lag", &labels).set(group.lag as f64);
+                    gauge!("stockflow_group_pending", &labels).set(group.pending as f64);
+                }
+            }
+        }
+        _ => gauge!("stockflow_redis_up").set(0.0),
+    }
+    ([(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], handle().render())
+}

@@ -1,0 +1,84 @@
+//! Configuration from environment variables, each with a default that works
+//! on a developer's machine.
+
+use std::time::Duration;
+
+/// Settings shared by the server and the workers.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `REDIS_URL`: where all state lives.
+    pub redis_url: String,
+    /// `PAYMENT_DELAY_MS`: how long the simulated payment takes. About a
+    /// second by default so a person can watch an order move; 0 in tests.
+    pub payment_delay: Duration,
+    /// `MAX_DELIVERIES`: deliveries of one stream entry before it is
+    /// dead-lettered instead of retried.
+    pub max_deliveries: u64,
+    /// `CLAIM_IDLE_MS`: how long an entry may sit unacknowledged with a
+    /// consumer before another consumer claims it (the first one is presumed dead).
+    pub claim_idle: Duration,
+    /// `STREAM_MAXLEN`: the approximate length the `order-status` feed is trimmed to.
+    pub stream_maxlen: u64,
+    /// `CONSUMER_NAME`: this process's name within every consumer group; must
+    /// differ between processes. Defaults to `<host>-<pid>`.
+    pub consumer_name: String,
+    /// `READ_BLOCK_MS`: how long one XREADGROUP blocks; bounds how quickly a
+    /// consumer notices shutdown.
+    pub read_block: Duration,
+    /// `READ_COUNT`: stream entries read (and pipelined) per batch.
+    pub read_count: usize,
+    /// `IDEMPOTENCY_TTL_SECS`: how long an `Idempotency-Key` is remembered.
+    pub idempotency_window: Duration,
+}
+
+impl Config {
+    /// Reads the environment, falling back to the defaults documented in the README.
+    pub fn from_env() -> Result<Config, String> {
+        Ok(Config {
+            redis_url: var("REDIS_URL").unwrap_or_else(|| "redis://127.0.0.1:6379".to_string()),
+            payment_delay: Duration::from_millis(number("PAYMENT_DELAY_MS", 1000)?),
+            max_deliveries: number("MAX_DELIVERIES", 5)?.max(1),
+            claim_idle: Duration::from_millis(number("CLAIM_IDLE_MS", 30_000)?.max(100)),
+            stream_maxlen: number("STREAM_MAXLEN", 100_000)?.max(100),
+            consumer_name: var("CONSUMER_NAME").unwrap_or_else(default_consumer_name),
+            read_block: Duration::from_millis(number("READ_BLOCK_MS", 1000)?.clamp(10, 60_000)),
+            read_count: number("READ_COUNT", 128)?.clamp(1, 10_000) as usize,
+            idempotency_window: Duration::from_secs(number("IDEMPOTENCY_TTL_SECS", 86_400)?.max(1)),
+        })
+    }
+
+    /// Defaults with a given Redis, for tests.
+    pub fn for_redis(redis_url: impl Into<String>) -> Config {
+        Config {
+            redis_url: redis_url.into(),
+            payment_delay: Duration::ZERO,
+            max_deliveries: 5,
+            claim_idle: Duration::from_secs(30),
+            stream_maxlen: 100_000,
+            consumer_name: default_consumer_name(),
+            read_block: Duration::from_millis(200),
+            read_count: 128,
+            idempotency_window: Duration::from_secs(86_400),
+        }
+    }
+}
+
+fn var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn number(name: &str, default: u64) -> Result<u64, String> {
+    match var(name) {
+        None => Ok(default),
+        Some(text) => text.trim().parse().map_err(|_| format!("{name} must be a whole number, got {text:?}")),
+    }
+}
+
+fn default_consumer_name() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "host".to_string());
+    format!("{host}-{}", std::process::id())
+}

@@ -1,0 +1,34 @@
+//! Errors of the store layer.
+
+use domain::ProductError;
+
+/// What can go wrong when reading or changing the shop's state.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// No product or order with that id.
+    #[error("{kind} {id} not found")]
+    NotFound { kind: &'static str, id: String },
+    /// The request itself is wrong; `field` names the culprit.
+    #[error("{field}: {message}")]
+    Invalid { field: &'static str, message: String },
+    /// Redis could not be reached or answered with an error.
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    /// Redis holds something this code did not write (a corrupt or foreign key).
+    #[error("corrupt data in {key}: {detail}")]
+    Corrupt { key: String, detail: String },
+}
+
+pub type StoreResult<T, E = StoreError> = Result<T, E>;
+
+impl StoreError {
+    pub fn invalid(field: &'static str, message: impl Into<String>) -> StoreError {
+        StoreError::Invalid { field, message: message.into() }
+    }
+}
+
+impl From<ProductError> for StoreError {
+    fn from(error: ProductError) -> StoreError {
+        StoreError::Invalid { field: error.field, message: error.message }
+    }
+}

@@ -1,0 +1,36 @@
+//! Everything Stockflow keeps in Redis, and the settings and shutdown signal
+//! both binaries share.
+//!
+//! Nothing outside this crate builds a key name or holds a Lua script: the
+//! server and the workers ask [`Shop`] for products and orders, and use
+//! [`streams`] and [`scripts`] for the event flow.
+//!
+//! # Layout
+//! - [`config`]: the one `Config`, read from environment variables.
+//! - [`keys`]: every key, stream and consumer-group name.
+//! - [`scripts`]: the Lua scripts that make each status change atomic.
+//! - [`connection`]: connecting, with reconnection and sane timeouts.
+//! - [`shop`]: the service layer for products and orders, shared by REST and server functions.
+//! - [`streams`]: stream entries as typed events.
+//! - [`observe`]: orders by status and stream backlogs, for metrics.
+//! - [`error`]: the error type of this layer.
+//! - [`shutdown`]: SIGTERM / ctrl-c as a cancellation token.
+
+pub mod config;
+pub mod connection;
+pub mod error;
+pub mod keys;
+pub mod observe;
+pub mod scripts;
+pub mod shop;
+pub mod shutdown;
+pub mod streams;
+
+pub use config::Config;
+pub use error::{StoreError, StoreResult};
+pub use shop::Shop;
+
+/// Milliseconds since the Unix epoch, the unit of every timestamp we store.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}

@@ -1,0 +1,225 @@
+//! The Lua scripts that make each status change atomic.
+//!
+//! Each script checks the order's current status and applies its change only
+//! from the expected previous one, writing the order, the stock and the
+//! events it emits in one step (invariant: a status change, its stock effect
+//! and its `order-status` event are one atomic step; redelivery is harmless).
+//!
+//! Scripts are called by hash (EVALSHA) so they can be pipelined; when Redis
+//! has forgotten them (a restart, SCRIPT FLUSH) [`query`] loads them and
+//! tries once more.
+
+use std::sync::LazyLock;
+
+use redis::aio::ConnectionLike;
+use redis::{Cmd, FromRedisValue, Pipeline, RedisResult, Script};
+
+use crate::keys::{self, stream};
+
+/// Why the warehouse refunds an order, as shown to the customer.
+pub mod reason {
+    pub const INSUFFICIENT_STOCK: &str = "insufficient stock";
+    pub const PRODUCT_GONE: &str = "product no longer exists";
+}
+
+struct Scripts {
+    place_order: Script,
+    complete_order: Script,
+    fulfil_order: Script,
+    refund_order: Script,
+    dead_letter: Script,
+}
+
+const PLACE_ORDER: &str = include_str!("../lua/place_order.lua");
+const COMPLETE_ORDER: &str = include_str!("../lua/complete_order.lua");
+const FULFIL_ORDER: &str = include_str!("../lua/fulfil_order.lua");
+const REFUND_ORDER: &str = include_str!("../lua/refund_order.lua");
+const DEAD_LETTER: &str = include_str!("../lua/dead_letter.lua");
+const ALL: [&str; 5] = [PLACE_ORDER, COMPLETE_ORDER, FULFIL_ORDER, REFUND_ORDER, DEAD_LETTER];
+
+static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
+    place_order: Script::new(PLACE_ORDER),
+    complete_order: Script::new(COMPLETE_ORDER),
+    fulfil_order: Script::new(FULFIL_ORDER),
+    refund_order: Script::new(REFUND_ORDER),
+    dead_letter: Script::new(DEAD_LETTER),
+});
+
+/// The stream entry that asked for a change, acknowledged by the script in
+/// the same atomic step as the change (so it is acked exactly when the
+/// effect commits). `None` applies the change without acknowledging anything.
+#[derive(Debug, Clone, Copy)]
+pub struct Ack<'a> {
+    pub group: &'a str,
+    pub entry_id: &'a str,
+}
+
+fn ack_args(cmd: &mut Cmd, ack: Option<Ack>) {
+    match ack {
+        Some(ack) => cmd.arg(ack.group).arg(ack.entry_id),
+        None => cmd.arg("").arg(""),
+    };
+}
+
+fn evalsha(script: &Script, keys: &[&str]) -> Cmd {
+    let mut cmd = redis::cmd("EVALSHA");
+    cmd.arg(script.get_hash()).arg(keys.len()).arg(keys);
+    cmd
+}
+
+/// The fields of a priced order that [`place_order`] saves.
+pub struct PlacedOrder<'a> {
+    pub order_id: &'a str,
+    pub product_id: &'a str,
+    pub unit_price: u64,
+    pub quantity: u32,
+    pub fee: u64,
+    pub total: u64,
+    pub now: u64,
+    /// The client's idempotency key and how long it is remembered, in seconds.
+    pub idempotency: Option<(&'a str, u64)>,
+}
+
+/// Saves a priced order as `pending` with its outbox entry, or finds the
+/// order an earlier attempt with the same idempotency key created (see `place_order.lua`).
+pub fn place_order(order: &PlacedOrder, status_maxlen: u64) -> Cmd {
+    let (product, order_key) = (keys::product(order.product_id), keys::order(order.order_id));
+    let (idempotency_key, window) = match order.idempotency {
+        Some((key, window)) => (keys::order_idempotency(key), window),
+        None => (String::new(), 0),
+    };
+    let mut cmd = evalsha(
+        &SCRIPTS.place_order,
+        &[
+            &product,
+            &order_key,
+            keys::ORDERS,
+            stream::ORDER_PLACED,
+            stream::ORDER_STATUS,
+            &idempotency_key,
+            keys::ORDER_COUNTS,
+        ],
+    );
+    cmd.arg(order.order_id)
+        .arg(order.product_id)
+        .arg(order.unit_price)
+        .arg(order.quantity)
+        .arg(order.fee)
+        .arg(order.total)
+        .arg(order.now)
+        .arg(status_maxlen)
+        .arg(window);
+    cmd
+}
+
+/// Pending → completed, emitting `order-completed`, acking the
+/// `order-placed` entry (see `complete_order.lua`).
+pub fn complete_order(order_id: &str, now: u64, status_maxlen: u64, ack: Option<Ack>) -> Cmd {
+    let order = keys::order(order_id);
+    let mut cmd = evalsha(
+        &SCRIPTS.complete_order,
+        &[&order, stream::ORDER_COMPLETED, stream::ORDER_STATUS, stream::ORDER_PLACED, keys::ORDER_COUNTS],
+    );
+    cmd.arg(order_id).arg(now).arg(status_maxlen);
+    ack_args(&mut cmd, ack);
+    cmd
+}
+
+/// Completed → fulfilled taking the stock, or a refund initiated, acking the
+/// `order-completed` entry (see `fulfil_order.lua`).
+pub fn fulfil_order(order_id: &str, product_id: &str, now: u64, status_maxlen: u64, ack: Option<Ack>) -> Cmd {
+    let (order, product) = (keys::order(order_id), keys::product(product_id));
+    let mut cmd = evalsha(
+        &SCRIPTS.fulfil_order,
+        &[
+            &order,
+            &product,
+            stream::REFUND_INITIATED,
+            stream::ORDER_STATUS,
+            stream::ORDER_COMPLETED,
+            keys::ORDER_COUNTS,
+        ],
+    );
+    cmd.arg(order_id)
+        .arg(product_id)
+        .arg(now)
+        .arg(status_maxlen)
+        .arg(reason::INSUFFICIENT_STOCK)
+        .arg(reason::PRODUCT_GONE);
+    ack_args(&mut cmd, ack);
+    cmd
+}
+
+/// Completed → refunded, acking the `refund-initiated` entry (see `refund_order.lua`).
+pub fn refund_order(order_id: &str, reason: &str, now: u64, status_maxlen: u64, ack: Option<Ack>) -> Cmd {
+    let order = keys::order(order_id);
+    let mut cmd =
+        evalsha(&SCRIPTS.refund_order, &[&order, stream::ORDER_STATUS, stream::REFUND_INITIATED, keys::ORDER_COUNTS]);
+    cmd.arg(order_id).arg(now).arg(status_maxlen).arg(reason);
+    ack_args(&mut cmd, ack);
+    cmd
+}
+
+/// An entry given up on (see `dead_letter.lua`).
+pub struct DeadLetter<'a> {
+    pub stream: &'a str,
+    pub group: &'a str,
+    pub entry_id: &'a str,
+    pub error: &'a str,
+    pub consumer: &'a str,
+    /// The entry's fields, kept in the dead letter.
+    pub fields: &'a [(String, String)],
+    /// The unfinished order to refund, if the entry concerns one.
+    pub refund_order_id: Option<&'a str>,
+}
+
+/// Dead-letters an entry, acks it and refunds its unfinished order, atomically.
+pub fn dead_letter(letter: &DeadLetter, now: u64, maxlen: u64) -> Cmd {
+    let dead = stream::dead_letters(letter.stream);
+    let order = letter.refund_order_id.map(keys::order).unwrap_or_default();
+    let mut cmd =
+        evalsha(&SCRIPTS.dead_letter, &[letter.stream, &dead, &order, stream::ORDER_STATUS, keys::ORDER_COUNTS]);
+    cmd.arg(letter.group).arg(letter.entry_id).arg(letter.error).arg(letter.consumer).arg(maxlen).arg(now);
+    for (field, value) in letter.fields {
+        cmd.arg(field).arg(value);
+    }
+    cmd
+}
+
+/// Loads every script into Redis's script cache.
+pub async fn load_all<C: ConnectionLike>(conn: &mut C) -> RedisResult<()> {
+    let mut pipe = redis::pipe();
+    for code in ALL {
+        pipe.cmd("SCRIPT").arg("LOAD").arg(code);
+    }
+    let _: Vec<String> = pipe.query_async(conn).await?;
+    Ok(())
+}
+
+fn is_noscript(error: &redis::RedisError) -> bool {
+    error.code() == Some("NOSCRIPT")
+}
+
+/// Runs a pipeline that calls scripts, loading them first if Redis lacks them.
+///
+/// A NOSCRIPT reply means no script in the pipeline ran, so running it again is safe.
+pub async fn query<C: ConnectionLike, T: FromRedisValue>(conn: &mut C, pipe: &Pipeline) -> RedisResult<T> {
+    match pipe.query_async(conn).await {
+        Err(error) if is_noscript(&error) => {
+            load_all(conn).await?;
+            pipe.query_async(conn).await
+        }
+        other => other,
+    }
+}
+
+/// Runs one script call, loading the scripts first if Redis lacks them.
+pub async fn invoke<C: ConnectionLike, T: FromRedisValue>(conn: &mut C, cmd: &Cmd) -> RedisResult<T> {
+    match cmd.query_async(conn).await {
+        Err(error) if is_noscript(&error) => {
+            load_all(conn).await?;
+            cmd.query_async(conn).await
+        }
+        other => other,
+    }
+}

@@ -1,0 +1,121 @@
+//! Stream entries as typed events, and the consumer-group plumbing shared by
+//! every consumer.
+
+use domain::{OrderStatus, StatusChange};
+use redis::streams::StreamId;
+
+use crate::error::{StoreError, StoreResult};
+
+/// Read only entries never delivered to this group before.
+pub const NEW_ENTRIES: &str = ">";
+/// The id before every entry: a new group reads the stream from its start,
+/// so nothing written before the group existed is lost.
+pub const FROM_START: &str = "0";
+
+/// Why an entry cannot be understood. Such an entry is poison: retrying it
+/// cannot help, so it goes straight to the dead letters.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("entry {entry_id}: {problem}")]
+pub struct MalformedEntry {
+    pub entry_id: String,
+    pub problem: String,
+}
+
+fn field(entry: &StreamId, name: &str) -> Result<String, MalformedEntry> {
+    entry
+        .get::<String>(name)
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| MalformedEntry { entry_id: entry.id.clone(), problem: format!("missing field {name:?}") })
+}
+
+fn id_field(entry: &StreamId, name: &str) -> Result<String, MalformedEntry> {
+    let value = field(entry, name)?;
+    // Ids are ULIDs: 26 characters of Crockford base32. Anything else cannot
+    // name an order or product of ours, and must not reach a key name.
+    if value.len() == 26 && value.chars().all(|c| c.is_ascii_alphanumeric()) {
+        Ok(value)
+    } else {
+        Err(MalformedEntry { entry_id: entry.id.clone(), problem: format!("{name} {value:?} is not an id") })
+    }
+}
+
+/// The order id of any entry, if it has a well-formed one: used to refund the
+/// order of an entry that is dead-lettered.
+pub fn order_id_of(entry: &StreamId) -> Option<String> {
+    id_field(entry, "order_id").ok()
+}
+
+/// `order-placed`: an order waiting for payment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderPlaced {
+    pub order_id: String,
+}
+
+impl OrderPlaced {
+    pub fn parse(entry: &StreamId) -> Result<OrderPlaced, MalformedEntry> {
+        Ok(OrderPlaced { order_id: id_field(entry, "order_id")? })
+    }
+}
+
+/// `order-completed`: a paid order for the warehouse.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderCompleted {
+    pub order_id: String,
+    pub product_id: String,
+}
+
+impl OrderCompleted {
+    pub fn parse(entry: &StreamId) -> Result<OrderCompleted, MalformedEntry> {
+        Ok(OrderCompleted { order_id: id_field(entry, "order_id")?, product_id: id_field(entry, "product_id")? })
+    }
+}
+
+/// `refund-initiated`: an order the warehouse could not fulfil.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundInitiated {
+    pub order_id: String,
+    pub reason: String,
+}
+
+impl RefundInitiated {
+    pub fn parse(entry: &StreamId) -> Result<RefundInitiated, MalformedEntry> {
+        Ok(RefundInitiated { order_id: id_field(entry, "order_id")?, reason: field(entry, "reason")? })
+    }
+}
+
+/// An `order-status` entry as the change it announces.
+pub fn status_change(entry: &StreamId) -> Result<StatusChange, MalformedEntry> {
+    let malformed = |problem: String| MalformedEntry { entry_id: entry.id.clone(), problem };
+    let status = field(entry, "status")?;
+    let status: OrderStatus = status.parse().map_err(|e: domain::order::UnknownStatus| malformed(e.to_string()))?;
+    let number = |name: &str| -> Result<Option<u64>, MalformedEntry> {
+        match entry.get::<String>(name) {
+            None => Ok(None),
+            Some(text) => text.parse().map(Some).map_err(|_| malformed(format!("{name} {text:?} is not a number"))),
+        }
+    };
+    Ok(StatusChange {
+        order_id: field(entry, "order_id")?,
+        product_id: field(entry, "product_id")?,
+        status,
+        stock: number("stock")?.map(|s| s.min(u64::from(u32::MAX)) as u32),
+        reason: entry.get::<String>("reason"),
+        at: number("at")?.unwrap_or(0),
+    })
+}
+
+/// Creates `group` on `stream` (and the stream itself) unless it exists.
+pub async fn ensure_group<C: redis::aio::ConnectionLike>(conn: &mut C, stream: &str, group: &str) -> StoreResult<()> {
+    let created: redis::RedisResult<()> = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(stream)
+        .arg(group)
+        .arg(FROM_START)
+        .arg("MKSTREAM")
+        .query_async(conn)
+        .await;
+    match created {
+        Err(error) if error.code() == Some("BUSYGROUP") => Ok(()),
+        other => other.map_err(StoreError::from),
+    }
+}

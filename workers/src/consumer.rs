@@ -1,0 +1,382 @@
+//! The one consumer loop behind every worker: read a batch from a stream
+//! through a consumer group, apply it, acknowledge it; reclaim what dead
+//! consumers left behind; dead-letter what cannot be processed; stop cleanly.
+//!
+//! A [`Handler`] says what a batch means; this module owns the guarantees:
+//! - entries are read with XREADGROUP BLOCK, never by polling with sleeps;
+//! - an entry is acknowledged by the very script that commits its effect, so
+//!   a crash at any moment leaves it pending, and it is delivered again;
+//! - entries idle in another consumer's pending list longer than
+//!   `CLAIM_IDLE_MS` are claimed (XAUTOCLAIM) and processed here;
+//! - an entry that cannot be parsed, or was delivered more than
+//!   `MAX_DELIVERIES` times, is copied to `<stream>-dead` with its error,
+//!   acknowledged, and its unfinished order refunded, in one script, so one
+//!   bad entry never blocks the loop and no order is left hanging;
+//! - on shutdown the loop stops reading, lets every batch in flight finish
+//!   and acknowledge, and returns.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+
+use redis::aio::ConnectionManager;
+use redis::streams::{StreamAutoClaimReply, StreamId, StreamPendingCountReply, StreamReadReply};
+use redis::{RedisResult, Value};
+use store::connection::{self, Backoff};
+use store::scripts::{self, Ack};
+use store::streams::{ensure_group, MalformedEntry, NEW_ENTRIES};
+use store::Config;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// What became of one entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The effect is committed (or was already) and the entry acknowledged, in one script.
+    Acked,
+    /// The entry can never be processed: dead-letter it with this reason.
+    Poison {
+        reason: String,
+        /// Whether to refund the unfinished order the entry names. Not for
+        /// an entry that contradicts its order: that order is fine.
+        refund_order: bool,
+    },
+}
+
+impl Outcome {
+    /// Poison that leaves any order alone.
+    pub fn poison(reason: impl Into<String>) -> Outcome {
+        Outcome::Poison { reason: reason.into(), refund_order: false }
+    }
+}
+
+impl From<MalformedEntry> for Outcome {
+    fn from(error: MalformedEntry) -> Outcome {
+        Outcome::Poison { reason: error.problem, refund_order: true }
+    }
+}
+
+/// What one consumer group does with the entries of its stream.
+pub trait Handler: Send + Sync + 'static {
+    /// The stream read.
+    const STREAM: &'static str;
+    /// The consumer group, shared by every workers process.
+    const GROUP: &'static str;
+
+    /// How many batches may be processed at once by this process. 1 keeps
+    /// stream order (the warehouse allocates stock first come, first served).
+    fn max_in_flight(&self) -> usize {
+        1
+    }
+
+    /// Applies a batch, returning one outcome per entry, in order. Each
+    /// applied entry is acknowledged by the script that applies it (see
+    /// [`store::scripts::Ack`]).
+    ///
+    /// An `Err` (Redis unreachable) means nothing is known to be committed;
+    /// the loop retries the batch (harmless: every change is idempotent), and
+    /// after that leaves it pending for reclaim.
+    fn handle(
+        &self,
+        conn: &mut ConnectionManager,
+        batch: &[StreamId],
+    ) -> impl Future<Output = RedisResult<Vec<Outcome>>> + Send;
+}
+
+/// Runs the consumer loop of `handler` until `shutdown` is cancelled and
+/// every batch in flight is acknowledged.
+pub async fn run<H: Handler>(handler: H, config: Config, shutdown: CancellationToken) -> RedisResult<()> {
+    let consumer = Consumer {
+        handler: Arc::new(handler),
+        reader: connection::connect_blocking(&config.redis_url, config.read_block)?,
+        writer: connection::connect(&config.redis_url)?,
+        config,
+    };
+    consumer.run(shutdown).await;
+    Ok(())
+}
+
+struct Consumer<H> {
+    handler: Arc<H>,
+    /// Dedicated to XREADGROUP BLOCK, which would hold up other commands.
+    reader: ConnectionManager,
+    /// For effects, acks, claims and dead letters.
+    writer: ConnectionManager,
+    config: Config,
+}
+
+/// A batch to process, with the entries already judged poison (over-delivered).
+struct Batch {
+    entries: Vec<StreamId>,
+    poison: HashMap<String, String>,
+}
+
+impl<H: Handler> Consumer<H> {
+    async fn run(self, shutdown: CancellationToken) {
+        let stream = H::STREAM;
+        let in_flight = Arc::new(Semaphore::new(self.handler.max_in_flight()));
+        let tasks = TaskTracker::new();
+        let mut backoff = Backoff::default();
+        let mut failing = false;
+        let mut group_ready = false;
+        let mut next_reclaim = Instant::now();
+        let mut reclaim_cursor = "0-0".to_string();
+        tracing::info!(stream, group = H::GROUP, consumer = %self.config.consumer_name, "consumer started");
+
+        while !shutdown.is_cancelled() {
+            let permit = tokio::select! {
+                permit = in_flight.clone().acquire_owned() => permit.expect("semaphore is never closed"),
+                () = shutdown.cancelled() => break,
+            };
+            let read = async {
+                if !group_ready {
+                    ensure_group(&mut self.writer.clone(), stream, H::GROUP).await.map_err(to_redis_error)?;
+                    group_ready = true;
+                }
+                if Instant::now() >= next_reclaim {
+                    let (batch, cursor) = self.reclaim(&reclaim_cursor).await?;
+                    // Walk the whole pending list page by page, then rest.
+                    if cursor == "0-0" {
+                        next_reclaim = Instant::now() + self.config.claim_idle / 2;
+                    }
+                    reclaim_cursor = cursor;
+                    if !batch.entries.is_empty() {
+                        return Ok(batch);
+                    }
+                }
+                self.read_new().await
+            };
+            match read.await {
+                Ok(batch) => {
+                    if std::mem::take(&mut failing) {
+                        tracing::info!(stream, "redis reachable again; consuming");
+                        backoff.reset();
+                    }
+                    if batch.entries.is_empty() {
+                        continue;
+                    }
+                    tasks.spawn(process(self.handler.clone(), self.writer.clone(), self.config.clone(), batch, permit));
+                }
+                Err(error) => {
+                    drop(permit);
+                    failing = true;
+                    if error.code() == Some("NOGROUP") {
+                        // Redis lost the group (restarted without persistence): recreate it.
+                        group_ready = false;
+                    }
+                    let delay = backoff.next_delay();
+                    tracing::warn!(stream, %error, retry_in_ms = delay.as_millis() as u64, "reading the stream failed");
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => {}
+                        () = shutdown.cancelled() => break,
+                    }
+                }
+            }
+        }
+        tasks.close();
+        tracing::info!(stream, in_flight = tasks.len(), "consumer stopping; finishing batches in flight");
+        tasks.wait().await;
+        tracing::info!(stream, "consumer stopped");
+    }
+
+    /// New entries for this group, waiting up to `READ_BLOCK_MS` for some.
+    async fn read_new(&self) -> RedisResult<Batch> {
+        let reply: Option<StreamReadReply> = redis::cmd("XREADGROUP")
+            .arg("GROUP")
+            .arg(H::GROUP)
+            .arg(&self.config.consumer_name)
+            .arg("COUNT")
+            .arg(self.config.read_count)
+            .arg("BLOCK")
+            .arg(self.config.read_block.as_millis() as u64)
+            .arg("STREAMS")
+            .arg(H::STREAM)
+            .arg(NEW_ENTRIES)
+            .query_async(&mut self.reader.clone())
+            .await?;
+        let entries = reply.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids).collect();
+        Ok(Batch { entries, poison: HashMap::new() })
+    }
+
+    /// Claims one page of entries idle longer than `CLAIM_IDLE_MS` (their
+    /// consumer is presumed dead), judging the over-delivered ones poison.
+    async fn reclaim(&self, cursor: &str) -> RedisResult<(Batch, String)> {
+        let mut conn = self.writer.clone();
+        let claimed: StreamAutoClaimReply = redis::cmd("XAUTOCLAIM")
+            .arg(H::STREAM)
+            .arg(H::GROUP)
+            .arg(&self.config.consumer_name)
+            .arg(self.config.claim_idle.as_millis() as u64)
+            .arg(cursor)
+            .arg("COUNT")
+            .arg(self.config.read_count)
+            .query_async(&mut conn)
+            .await?;
+        let mut poison = HashMap::new();
+        if let (Some(first), Some(last)) = (claimed.claimed.first(), claimed.claimed.last()) {
+            // XAUTOCLAIM does not say how often an entry was delivered; XPENDING does.
+            let pending: StreamPendingCountReply = redis::cmd("XPENDING")
+                .arg(H::STREAM)
+                .arg(H::GROUP)
+                .arg(&first.id)
+                .arg(&last.id)
+                .arg(claimed.claimed.len())
+                .arg(&self.config.consumer_name)
+                .query_async(&mut conn)
+                .await?;
+            for entry in pending.ids {
+                if entry.times_delivered as u64 > self.config.max_deliveries {
+                    poison.insert(entry.id, format!("delivered {} times without success", entry.times_delivered));
+                }
+            }
+            tracing::info!(
+                stream = H::STREAM,
+                claimed = claimed.claimed.len(),
+                poison = poison.len(),
+                "reclaimed idle entries"
+            );
+        }
+        Ok((Batch { entries: claimed.claimed, poison }, claimed.next_stream_id))
+    }
+}
+
+fn to_redis_error(error: store::StoreError) -> redis::RedisError {
+    match error {
+        store::StoreError::Redis(error) => error,
+        other => redis::RedisError::from((redis::ErrorKind::Client, "store", other.to_string())),
+    }
+}
+
+/// Applies one batch; the permit bounds batches in flight.
+async fn process<H: Handler>(
+    handler: Arc<H>,
+    mut conn: ConnectionManager,
+    config: Config,
+    batch: Batch,
+    _permit: OwnedSemaphorePermit,
+) {
+    let stream = H::STREAM;
+    let (over_delivered, healthy): (Vec<StreamId>, Vec<StreamId>) =
+        batch.entries.into_iter().partition(|entry| batch.poison.contains_key(&entry.id));
+    let mut dead: Vec<(StreamId, Outcome)> = over_delivered
+        .into_iter()
+        .map(|entry| {
+            let reason = batch.poison[&entry.id].clone();
+            (entry, Outcome::Poison { reason, refund_order: true })
+        })
+        .collect();
+
+    if !healthy.is_empty() {
+        let mut backoff = Backoff::default();
+        let mut attempts = 0;
+        let outcomes = loop {
+            attempts += 1;
+            match handler.handle(&mut conn, &healthy).await {
+                Ok(outcomes) => break outcomes,
+                Err(error) if attempts < 5 => {
+                    let delay = backoff.next_delay();
+                    tracing::warn!(stream, %error, attempt = attempts, retry_in_ms = delay.as_millis() as u64, "applying a batch failed");
+                    tokio::time::sleep(delay).await;
+                }
+                Err(error) => {
+                    // Left pending: a consumer reclaims it after CLAIM_IDLE_MS.
+                    tracing::error!(stream, %error, entries = healthy.len(), "giving up on a batch for now; it stays pending");
+                    return;
+                }
+            }
+        };
+        dead.extend(healthy.into_iter().zip(outcomes).filter(|(_, outcome)| *outcome != Outcome::Acked));
+    }
+    if dead.is_empty() {
+        return;
+    }
+
+    let mut backoff = Backoff::default();
+    for attempt in 1..=5 {
+        match dead_letter::<H>(&mut conn, &config, &dead).await {
+            Ok(()) => return,
+            Err(error) => {
+                let delay = backoff.next_delay();
+                tracing::warn!(stream, %error, attempt, "dead-lettering failed");
+                tokio::time::sleep(delay).await;
+            }
+        }
+    }
+    tracing::error!(stream, entries = dead.len(), "could not dead-letter; the entries stay pending");
+}
+
+/// Dead-letters poison entries, one atomic script each (dead letter, ack,
+/// refund of the order), pipelined.
+async fn dead_letter<H: Handler>(
+    conn: &mut ConnectionManager,
+    config: &Config,
+    dead: &[(StreamId, Outcome)],
+) -> RedisResult<()> {
+    let now = store::now_ms();
+    let mut pipe = redis::pipe();
+    for (entry, outcome) in dead {
+        let Outcome::Poison { reason, refund_order } = outcome else {
+            continue;
+        };
+        tracing::warn!(stream = H::STREAM, entry_id = %entry.id, %reason, "dead-lettering entry");
+        let fields: Vec<(String, String)> = entry.map.iter().map(|(k, v)| (k.clone(), value_text(v))).collect();
+        let order_id = if *refund_order { store::streams::order_id_of(entry) } else { None };
+        let letter = scripts::DeadLetter {
+            stream: H::STREAM,
+            group: H::GROUP,
+            entry_id: &entry.id,
+            error: reason,
+            consumer: &config.consumer_name,
+            fields: &fields,
+            refund_order_id: order_id.as_deref(),
+        };
+        pipe.add_command(scripts::dead_letter(&letter, now, config.stream_maxlen));
+    }
+    let replies: Vec<String> = scripts::query(conn, &pipe).await?;
+    let refunded = replies.iter().filter(|r| *r == "refunded").count();
+    if refunded > 0 {
+        tracing::warn!(stream = H::STREAM, refunded, "refunded orders whose entries were dead-lettered");
+    }
+    Ok(())
+}
+
+fn value_text(value: &Value) -> String {
+    redis::from_redis_value_ref::<String>(value).unwrap_or_else(|_| format!("{value:?}"))
+}
+
+/// Shared by handlers whose effect is one script call per entry: builds the
+/// calls (each acknowledging its own entry), sends them in one pipelined
+/// round trip, and judges each reply.
+pub async fn apply_each<E>(
+    conn: &mut ConnectionManager,
+    batch: &[StreamId],
+    group: &str,
+    parse: impl Fn(&StreamId) -> Result<E, MalformedEntry>,
+    call: impl Fn(&E, Ack) -> redis::Cmd,
+    judge: impl Fn(&E, Value) -> Outcome,
+) -> RedisResult<Vec<Outcome>> {
+    let parsed: Vec<Result<E, MalformedEntry>> = batch.iter().map(parse).collect();
+    let mut pipe = redis::pipe();
+    for (entry, event) in batch.iter().zip(&parsed) {
+        if let Ok(event) = event {
+            pipe.add_command(call(event, Ack { group, entry_id: &entry.id }));
+        }
+    }
+    let mut replies = if pipe.is_empty() {
+        Vec::new().into_iter()
+    } else {
+        scripts::query::<_, Vec<Value>>(conn, &pipe).await?.into_iter()
+    };
+    Ok(parsed
+        .into_iter()
+        .map(|event| match event {
+            Ok(event) => match replies.next() {
+                Some(reply) => judge(&event, reply),
+                None => Outcome::poison("no reply from redis"),
+            },
+            Err(malformed) => malformed.into(),
+        })
+        .collect())
+}

@@ -1,0 +1,108 @@
+//! Keeps the work streams' memory bounded without losing work.
+//!
+//! A stream longer than `STREAM_MAXLEN` is trimmed (XTRIM MINID ~) up to, and
+//! never past, the oldest entry any of its groups still needs: the oldest
+//! pending entry, or the first entry the group has not been delivered yet.
+//! Unread or unacknowledged entries are never dropped, however long the
+//! stream grows while a consumer is down. (`order-status` and the dead-letter
+//! streams have no group to wait for; their writers trim them by MAXLEN.)
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use redis::aio::ConnectionManager;
+use redis::{RedisResult, Value};
+use store::keys::{group, stream};
+use store::Config;
+use tokio_util::sync::CancellationToken;
+
+/// How often the streams are looked at.
+pub const TRIM_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Each work stream with the groups that must have finished with an entry before it goes.
+pub const WORK_STREAMS: [(&str, &[&str]); 3] = [
+    (stream::ORDER_PLACED, &[group::PAYMENT]),
+    (stream::ORDER_COMPLETED, &[group::WAREHOUSE]),
+    (stream::REFUND_INITIATED, &[group::REFUND]),
+];
+
+/// Trims every [`TRIM_INTERVAL`] until `shutdown`.
+pub async fn run(config: Config, shutdown: CancellationToken) -> RedisResult<()> {
+    let mut conn = store::connection::connect(&config.redis_url)?;
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(TRIM_INTERVAL) => {}
+            () = shutdown.cancelled() => return Ok(()),
+        }
+        if let Err(error) = trim_all(&mut conn, config.stream_maxlen).await {
+            tracing::warn!(%error, "trimming the streams failed; will try again");
+        }
+    }
+}
+
+/// One pass over the work streams; returns how many entries were removed.
+pub async fn trim_all(conn: &mut ConnectionManager, maxlen: u64) -> RedisResult<u64> {
+    let mut removed = 0;
+    for (name, groups) in WORK_STREAMS {
+        let len: u64 = redis::cmd("XLEN").arg(name).query_async(conn).await?;
+        if len <= maxlen {
+            continue;
+        }
+        let Some(keep_from) = oldest_needed(conn, name, groups).await? else {
+            continue;
+        };
+        let trimmed: u64 =
+            redis::cmd("XTRIM").arg(name).arg("MINID").arg("~").arg(&keep_from).query_async(conn).await?;
+        if trimmed > 0 {
+            tracing::debug!(stream = name, trimmed, keep_from, "trimmed stream");
+        }
+        removed += trimmed;
+    }
+    Ok(removed)
+}
+
+/// The oldest entry of `name` that one of `groups` still needs, or `None`
+/// when a group is missing (nothing may be trimmed before it exists).
+async fn oldest_needed(conn: &mut ConnectionManager, name: &str, groups: &[&str]) -> RedisResult<Option<String>> {
+    let info: Vec<HashMap<String, Value>> = redis::cmd("XINFO").arg("GROUPS").arg(name).query_async(conn).await?;
+    let mut oldest: Option<(u64, u64)> = None;
+    for wanted in groups {
+        let Some(group) = info.iter().find(|g| text(g.get("name")).as_deref() == Some(*wanted)) else {
+            return Ok(None);
+        };
+        let pending: u64 = group.get("pending").and_then(|v| redis::from_redis_value_ref(v).ok()).unwrap_or(0);
+        let needed = if pending > 0 {
+            // XPENDING's summary starts with the smallest pending id.
+            let summary: (u64, Option<String>, Option<String>, Value) =
+                redis::cmd("XPENDING").arg(name).arg(*wanted).query_async(conn).await?;
+            summary.1.as_deref().and_then(parse_id)
+        } else {
+            // Everything up to last-delivered is acknowledged; keep what follows it.
+            text(group.get("last-delivered-id")).as_deref().and_then(parse_id).map(|(ms, seq)| (ms, seq + 1))
+        };
+        let Some(needed) = needed else {
+            return Ok(None);
+        };
+        oldest = Some(oldest.map_or(needed, |o| o.min(needed)));
+    }
+    Ok(oldest.map(|(ms, seq)| format!("{ms}-{seq}")))
+}
+
+fn text(value: Option<&Value>) -> Option<String> {
+    value.and_then(|v| redis::from_redis_value_ref(v).ok())
+}
+
+fn parse_id(id: &str) -> Option<(u64, u64)> {
+    let (ms, seq) = id.split_once('-')?;
+    Some((ms.parse().ok()?, seq.parse().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn parses_stream_ids() {
+        assert_eq!(super::parse_id("1700000000000-3"), Some((1_700_000_000_000, 3)));
+        assert_eq!(super::parse_id("0-0"), Some((0, 0)));
+        assert_eq!(super::parse_id("x"), None);
+    }
+}

@@ -1,0 +1,197 @@
+//! The whole order flow against a private redis-server with the real
+//! consumer loops running: contested stock, exact stock arithmetic, one
+//! terminal state per order, one status event per transition, and harmless
+//! redelivery.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use domain::{NewProduct, Order, OrderStatus, Quantity};
+use redis::streams::StreamRangeReply;
+use redis::AsyncCommands;
+use store::{keys::stream, Config, Shop};
+use testkit::RedisServer;
+use tokio_util::sync::CancellationToken;
+use workers::Role;
+
+async fn wait_until_terminal(shop: &Shop, count: usize) -> Vec<Order> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let orders = shop.orders().await.unwrap();
+        if orders.len() == count && orders.iter().all(|o| o.status.is_terminal()) {
+            return orders;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "orders did not all finish: {orders:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits until every group has read its whole stream and acknowledged everything
+/// (XINFO GROUPS: `lag` and `pending` both zero).
+async fn wait_until_idle(conn: &mut redis::aio::ConnectionManager) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut busy = false;
+        for name in [stream::ORDER_PLACED, stream::ORDER_COMPLETED, stream::REFUND_INITIATED] {
+            let groups: Vec<HashMap<String, redis::Value>> =
+                redis::cmd("XINFO").arg("GROUPS").arg(name).query_async(conn).await.unwrap();
+            for group in groups {
+                let count = |field: &str| redis::from_redis_value_ref::<u64>(&group[field]).unwrap_or(u64::MAX);
+                busy |= count("pending") > 0 || count("lag") > 0;
+            }
+        }
+        if !busy {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "consumers did not go idle");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn status_events(conn: &mut redis::aio::ConnectionManager) -> HashMap<String, Vec<OrderStatus>> {
+    let entries: StreamRangeReply = conn.xrange_all(stream::ORDER_STATUS).await.unwrap();
+    let mut events: HashMap<String, Vec<OrderStatus>> = HashMap::new();
+    for entry in &entries.ids {
+        let change = store::streams::status_change(entry).unwrap();
+        events.entry(change.order_id).or_default().push(change.status);
+    }
+    events
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contested_stock_is_allocated_exactly_and_redelivery_changes_nothing() {
+    let redis = RedisServer::start();
+    let mut config = Config::for_redis(redis.url());
+    config.consumer_name = "test-worker".into();
+    let shutdown = CancellationToken::new();
+    let workers = tokio::spawn(workers::run(config.clone(), &Role::ALL, shutdown.clone()));
+
+    let shop = Shop::new(&config).unwrap();
+    let mut products = Vec::new();
+    for (name, price, stock) in [("Chair", "19.99", 5u64), ("Table", "120", 3), ("Lamp", "7.5", 8)] {
+        let new = NewProduct::parse(name, price, &stock.to_string()).unwrap();
+        products.push(shop.create_product(new).await.unwrap());
+    }
+    let initial: HashMap<String, u32> = products.iter().map(|p| (p.id.clone(), p.quantity)).collect();
+
+    // 50 concurrent orders asking for 100 units against 16 in stock.
+    let mut placing = tokio::task::JoinSet::new();
+    for i in 0..50u32 {
+        let (shop, product_id) = (shop.clone(), products[i as usize % 3].id.clone());
+        let quantity = Quantity::new(1 + i % 3).unwrap();
+        placing.spawn(async move { shop.place_order(&product_id, quantity).await.unwrap() });
+    }
+    let placed = placing.join_all().await;
+    assert_eq!(placed.len(), 50);
+    for order in &placed {
+        let expected = domain::quote(initial_price(&products, &order.product_id), order.quantity).unwrap();
+        assert_eq!((order.fee, order.total), (expected.fee, expected.total));
+    }
+
+    let orders = wait_until_terminal(&shop, 50).await;
+    let mut fulfilled_units: HashMap<&str, u32> = HashMap::new();
+    for order in &orders {
+        if order.status == OrderStatus::Fulfilled {
+            *fulfilled_units.entry(&order.product_id).or_default() += order.quantity.get();
+        }
+    }
+    let mut conn = shop.connection();
+    for product in shop.products().await.unwrap() {
+        let sold = fulfilled_units.get(product.id.as_str()).copied().unwrap_or(0);
+        assert_eq!(initial[&product.id] - sold, product.quantity, "stock arithmetic of {}", product.name);
+        // Refunded only when the order really did not fit: stock only shrinks,
+        // so a refunded quantity is larger than what is left now.
+        for order in orders.iter().filter(|o| o.product_id == product.id && o.status == OrderStatus::Refunded) {
+            assert!(order.quantity.get() > product.quantity, "{order:?} refunded though {} left", product.quantity);
+            assert_eq!(order.refund_reason.as_deref(), Some(store::scripts::reason::INSUFFICIENT_STOCK));
+        }
+    }
+    assert!(orders.iter().any(|o| o.status == OrderStatus::Refunded), "demand exceeded stock");
+    assert!(orders.iter().any(|o| o.status == OrderStatus::Fulfilled));
+
+    wait_until_idle(&mut conn).await;
+    let events = status_events(&mut conn).await;
+    assert_eq!(events.len(), 50);
+    for order in &orders {
+        assert_eq!(events[&order.id], vec![OrderStatus::Pending, OrderStatus::Completed, order.status], "{}", order.id);
+    }
+
+    // Deliver every event of the finished run again: nothing may change.
+    let stock_before: Vec<_> = shop.products().await.unwrap();
+    let status_len: u64 = conn.xlen(stream::ORDER_STATUS).await.unwrap();
+    for name in [stream::ORDER_PLACED, stream::ORDER_COMPLETED, stream::REFUND_INITIATED] {
+        let entries: StreamRangeReply = conn.xrange_all(name).await.unwrap();
+        assert!(!entries.ids.is_empty());
+        for entry in entries.ids {
+            let fields: Vec<(String, String)> =
+                entry.map.iter().map(|(k, v)| (k.clone(), redis::from_redis_value_ref::<String>(v).unwrap())).collect();
+            let _: String = conn.xadd(name, "*", &fields).await.unwrap();
+        }
+    }
+    wait_until_idle(&mut conn).await;
+    assert_eq!(shop.products().await.unwrap(), stock_before);
+    let after = shop.orders().await.unwrap();
+    assert_eq!(
+        after.iter().map(|o| (&o.id, o.status)).collect::<Vec<_>>(),
+        orders.iter().map(|o| (&o.id, o.status)).collect::<Vec<_>>()
+    );
+    assert_eq!(conn.xlen::<_, u64>(stream::ORDER_STATUS).await.unwrap(), status_len, "no new status events");
+    let dead: u64 = conn.xlen(stream::dead_letters(stream::ORDER_COMPLETED)).await.unwrap();
+    assert_eq!(dead, 0);
+
+    shutdown.cancel();
+    let stopped = tokio::time::timeout(Duration::from_secs(5), workers).await;
+    assert!(matches!(stopped, Ok(Ok(Ok(())))), "workers stop cleanly: {stopped:?}");
+}
+
+fn initial_price(products: &[domain::Product], id: &str) -> domain::Cents {
+    products.iter().find(|p| p.id == id).unwrap().price
+}
+
+/// Payment delays run concurrently: 1,000 orders with a one-second payment
+/// all complete in about one second, not a thousand.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payment_delays_run_concurrently() {
+    let redis = RedisServer::start();
+    let mut config = Config::for_redis(redis.url());
+    config.consumer_name = "delay-test".into();
+    config.payment_delay = Duration::from_secs(1);
+    let shop = Shop::new(&config).unwrap();
+    let product = shop.create_product(NewProduct::parse("Sticker", "0.50", "1000000").unwrap()).await.unwrap();
+    let shutdown = CancellationToken::new();
+    let workers = tokio::spawn(workers::run(config.clone(), &Role::ALL, shutdown.clone()));
+
+    let started = tokio::time::Instant::now();
+    let mut placing = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let (shop, id) = (shop.clone(), product.id.clone());
+        placing.spawn(async move {
+            for _ in 0..125 {
+                shop.place_order(&id, Quantity::new(1).unwrap()).await.unwrap();
+            }
+        });
+    }
+    placing.join_all().await;
+    let placed_in = started.elapsed();
+    let orders = wait_until_terminal_n(&shop, 1000).await;
+    let took = started.elapsed();
+    assert!(orders.iter().all(|o| o.status == OrderStatus::Fulfilled));
+    assert!(took >= Duration::from_secs(1), "the delay is honoured");
+    assert!(took < placed_in + Duration::from_millis(2500), "1000 delays overlapped: took {took:?}");
+    println!("1000 orders with a 1 s payment delay: placed in {placed_in:?}, all fulfilled after {took:?}");
+
+    shutdown.cancel();
+    workers.await.unwrap().unwrap();
+}
+
+async fn wait_until_terminal_n(shop: &Shop, count: usize) -> Vec<Order> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let orders = shop.newest_orders(count).await.unwrap();
+        if orders.len() == count && orders.iter().all(|o| o.status.is_terminal()) {
+            return orders;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "orders did not all finish");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
