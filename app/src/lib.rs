@@ -4,7 +4,7 @@
 //! # Layout
 //! - [`api`]: server functions, thin edges over the shop's service layer.
 //! - [`live`]: the server-sent events feed that updates the page in place.
-//! - [`products`]: the warehouse panel (stock, add, delete).
+//! - [`products`]: the warehouse panel (stock, add, restock, delete, admin sign-in).
 //! - [`orders`]: the order form with its price preview, and the live order list.
 
 pub mod api;
@@ -56,14 +56,10 @@ fn ShopPage() -> impl IntoView {
     let feed = live::LiveFeed::new();
     provide_context(feed);
 
-    let add_product = ServerAction::<api::AddProduct>::new();
-    let delete_product = ServerAction::<api::DeleteProduct>::new();
+    let warehouse = products::WarehouseActions::new();
     let place_order = ServerAction::<api::PlaceOrder>::new();
 
-    let products = Resource::new(
-        move || (add_product.version().get(), delete_product.version().get(), feed.refresh.get()),
-        |_| api::list_products(),
-    );
+    let products = Resource::new(move || (warehouse.version(), feed.refresh.get()), |_| api::list_products());
     let orders = Resource::new(move || (place_order.version().get(), feed.refresh.get()), |_| api::list_orders());
 
     #[cfg(feature = "hydrate")]
@@ -85,7 +81,7 @@ fn ShopPage() -> impl IntoView {
             </span>
         </header>
         <main class="grid">
-            <products::Warehouse products add_product delete_product/>
+            <products::Warehouse products actions=warehouse/>
             <orders::OrderForm products place_order/>
             <orders::OrderList orders products/>
         </main>

@@ -10,15 +10,18 @@
 //! - [`order`]: order status, its state machine and the order record.
 //! - [`product`]: the product record and validation of new products.
 //! - [`events`]: the status changes relayed live to browsers.
+//! - [`page`]: pagination of lists (`limit`, `cursor`).
 
 pub mod events;
 pub mod money;
 pub mod order;
+pub mod page;
 pub mod pricing;
 pub mod product;
 
 pub use events::StatusChange;
 pub use money::{Cents, MoneyError};
 pub use order::{Order, OrderStatus, Quantity, TransitionError};
+pub use page::{Page, PageRequest};
 pub use pricing::{quote, Quote};
-pub use product::{NewProduct, Product, ProductError};
+pub use product::{NewProduct, Product, ProductError, Restock};

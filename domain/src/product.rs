@@ -81,9 +81,59 @@ impl NewProduct {
     }
 }
 
+/// Units added to a product's stock by a restock, validated: 1 to [`MAX_STOCK`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Restock(u32);
+
+impl Restock {
+    pub fn new(units: u64) -> Result<Restock, ProductError> {
+        u32::try_from(units)
+            .ok()
+            .filter(|u| (1..=MAX_STOCK).contains(u))
+            .map(Restock)
+            .ok_or_else(|| ProductError::new("quantity", format!("must be a whole number from 1 to {MAX_STOCK}")))
+    }
+
+    /// Validates the text of a form, with the same rule.
+    pub fn parse(units: &str) -> Result<Restock, ProductError> {
+        let units = units
+            .trim()
+            .parse::<u64>()
+            .map_err(|_| ProductError::new("quantity", format!("must be a whole number from 1 to {MAX_STOCK}")))?;
+        Restock::new(units)
+    }
+
+    pub fn units(self) -> u32 {
+        self.0
+    }
+
+    /// The stock after adding these units to `stock`, or an error when it
+    /// would pass [`MAX_STOCK`]. (The store applies the same rule atomically.)
+    pub fn apply(self, stock: u32) -> Result<u32, ProductError> {
+        stock
+            .checked_add(self.0)
+            .filter(|s| *s <= MAX_STOCK)
+            .ok_or_else(|| ProductError::new("quantity", format!("stock would pass {MAX_STOCK} (it is {stock} now)")))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn restock_adds_between_one_and_the_stock_ceiling() {
+        assert_eq!(Restock::parse(" 5 ").unwrap().apply(3), Ok(8));
+        assert_eq!(Restock::new(1).unwrap().apply(MAX_STOCK - 1), Ok(MAX_STOCK));
+        assert_eq!(Restock::new(2).unwrap().apply(MAX_STOCK - 1).unwrap_err().field, "quantity");
+        assert_eq!(Restock::new(MAX_STOCK as u64).unwrap().apply(0), Ok(MAX_STOCK));
+        for bad in [0, MAX_STOCK as u64 + 1, u64::MAX] {
+            assert_eq!(Restock::new(bad).unwrap_err().field, "quantity", "{bad}");
+        }
+        for bad in ["", "-1", "1.5", "ten"] {
+            assert!(Restock::parse(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn accepts_a_plain_product_and_trims_its_name() {

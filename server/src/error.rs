@@ -2,7 +2,7 @@
 //!
 //! Clients get a status code and `{"error": "..."}`; nothing internal leaks.
 
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use store::StoreError;
@@ -20,6 +20,9 @@ pub struct ErrorBody {
 pub enum ApiError {
     #[error("{0}")]
     NotFound(String),
+    /// A warehouse change without the admin token (only when `ADMIN_TOKEN` is set).
+    #[error("{0}")]
+    Unauthorized(String),
     /// A body that parsed but breaks a rule; the message names the field.
     #[error("{0}")]
     Unprocessable(String),
@@ -51,6 +54,10 @@ impl IntoResponse for ApiError {
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::BadRequest(status, _) => *status,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unauthorized(_) => {
+                let body = Json(ErrorBody { error: self.to_string() });
+                return (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer")], body).into_response();
+            }
         };
         (status, Json(ErrorBody { error: self.to_string() })).into_response()
     }

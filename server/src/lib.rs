@@ -7,8 +7,12 @@
 //! - [`health`]: `/healthz` and `/readyz`.
 //! - [`metrics`]: `/metrics` for Prometheus.
 //! - [`openapi`]: `/openapi.json` and the `/docs` page.
+//! - [`auth`]: the admin check (`ADMIN_TOKEN`) of warehouse changes.
+//! - [`cors`]: which other origins may call the API (`CORS_ORIGINS`).
 //! - [`error`]: the REST error type and its HTTP mapping.
 
+pub mod auth;
+pub mod cors;
 pub mod error;
 pub mod feed;
 pub mod health;
@@ -36,6 +40,8 @@ const MAX_BODY_BYTES: usize = 64 * 1024;
 #[derive(Clone)]
 pub struct AppState {
     pub shop: Shop,
+    /// Origins allowed to call the API from their pages (`CORS_ORIGINS`).
+    pub cors_origins: Vec<String>,
     pub feed: feed::StatusFeed,
     pub leptos_options: LeptosOptions,
 }
@@ -58,7 +64,7 @@ pub fn state(
         other => redis::RedisError::from((redis::ErrorKind::Client, "config", other.to_string())),
     })?;
     let feed = feed::StatusFeed::start(&config.redis_url, config.read_block, shutdown)?;
-    Ok(AppState { shop, feed, leptos_options })
+    Ok(AppState { shop, feed, leptos_options, cors_origins: config.cors_origins.clone() })
 }
 
 /// The whole router: REST, SSE, health, server functions and pages.
@@ -66,6 +72,7 @@ pub fn app(state: AppState) -> Router {
     let routes = generate_route_list(app::App);
     let shop = state.shop.clone();
     let leptos_options = state.leptos_options.clone();
+    let cors = cors::layer(&state.cors_origins);
     Router::new()
         .merge(rest::routes())
         .route("/api/events", get(feed::events))
@@ -83,6 +90,7 @@ pub fn app(state: AppState) -> Router {
         .route_layer(axum::middleware::from_fn(metrics::track_requests))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(app::shell))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .layer(cors)
         .layer(TraceLayer::new_for_http())
         .with_state(state)
         // The SSE route streams for as long as the browser stays; every other

@@ -23,13 +23,15 @@ use crate::rest;
         rest::get_product,
         rest::list_products,
         rest::delete_product,
+        rest::restock_product,
         rest::place_order,
         rest::list_orders,
         rest::get_order,
         crate::health::healthz,
         crate::health::readyz,
     ),
-    components(schemas(domain::Product, domain::Order, domain::OrderStatus, rest::NewProductBody, rest::NewOrderBody, ErrorBody)),
+    components(schemas(domain::Product, domain::Order, domain::OrderStatus, rest::NewProductBody, rest::RestockBody, rest::NewOrderBody, ErrorBody)),
+    modifiers(&AdminToken),
     tags(
         (name = "warehouse", description = "Products and their stock"),
         (name = "store", description = "Orders"),
@@ -37,6 +39,23 @@ use crate::rest;
     )
 )]
 pub struct ApiDoc;
+
+/// The bearer scheme of warehouse changes (enforced when `ADMIN_TOKEN` is set).
+struct AdminToken;
+
+impl utoipa::Modify for AdminToken {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let scheme = HttpBuilder::new()
+            .scheme(HttpAuthScheme::Bearer)
+            .description(Some("ADMIN_TOKEN; needed for product create, delete and restock when the server has one"))
+            .build();
+        openapi
+            .components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme("admin_token", SecurityScheme::Http(scheme));
+    }
+}
 
 /// `GET /openapi.json`.
 pub async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {

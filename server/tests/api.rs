@@ -4,67 +4,12 @@
 use std::time::Duration;
 
 use futures::StreamExt;
-use leptos::prelude::LeptosOptions;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use store::Config;
-use testkit::RedisServer;
-use tokio_util::sync::CancellationToken;
 
-struct Running {
-    base: String,
-    http: reqwest::Client,
-    redis: RedisServer,
-    shutdown: CancellationToken,
-}
+mod common;
 
-impl Drop for Running {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-    }
-}
-
-async fn start() -> Running {
-    let redis = RedisServer::start();
-    let mut config = Config::for_redis(redis.url());
-    config.consumer_name = "api-test".into();
-    let shutdown = CancellationToken::new();
-    tokio::spawn(workers::run(config.clone(), &workers::Role::ALL, shutdown.clone()));
-    let options = LeptosOptions::builder().output_name("stockflow").build();
-    let state = server::state(&config, options, shutdown.clone()).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let stop = shutdown.clone();
-    tokio::spawn(async move {
-        axum::serve(listener, server::app(state)).with_graceful_shutdown(stop.cancelled_owned()).await.unwrap();
-    });
-    Running { base, http: reqwest::Client::new(), redis, shutdown }
-}
-
-impl Running {
-    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        let response = self.http.post(format!("{}{path}", self.base)).json(&body).send().await.unwrap();
-        let status = response.status();
-        (status, response.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn get(&self, path: &str) -> (StatusCode, Value) {
-        let response = self.http.get(format!("{}{path}", self.base)).send().await.unwrap();
-        let status = response.status();
-        (status, response.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn wait_for_status(&self, order_id: &str, wanted: &str) -> Value {
-        for _ in 0..400 {
-            let (_, order) = self.get(&format!("/orders/{order_id}")).await;
-            if order["status"] == wanted {
-                return order;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("order {order_id} never became {wanted}");
-    }
-}
+use common::start;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn products_and_orders_keep_the_original_contract() {

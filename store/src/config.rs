@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use crate::admin::Secret;
+
 /// Settings shared by the server and the workers.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -29,6 +31,12 @@ pub struct Config {
     pub read_count: usize,
     /// `IDEMPOTENCY_TTL_SECS`: how long an `Idempotency-Key` is remembered.
     pub idempotency_window: Duration,
+    /// `ADMIN_TOKEN`: when set, creating, deleting and restocking products
+    /// needs it (as a bearer token, or through the UI's sign-in).
+    pub admin_token: Option<Secret>,
+    /// `CORS_ORIGINS`: comma-separated origins (`https://shop.example`) whose
+    /// pages may call the REST API from the browser; none by default.
+    pub cors_origins: Vec<String>,
 }
 
 impl Config {
@@ -44,6 +52,8 @@ impl Config {
             read_block: Duration::from_millis(number("READ_BLOCK_MS", 1000)?.clamp(10, 60_000)),
             read_count: number("READ_COUNT", 128)?.clamp(1, 10_000) as usize,
             idempotency_window: Duration::from_secs(number("IDEMPOTENCY_TTL_SECS", 86_400)?.max(1)),
+            admin_token: var("ADMIN_TOKEN").map(Secret::new),
+            cors_origins: origins(var("CORS_ORIGINS").as_deref().unwrap_or(""))?,
         })
     }
 
@@ -59,6 +69,8 @@ impl Config {
             read_block: Duration::from_millis(200),
             read_count: 128,
             idempotency_window: Duration::from_secs(86_400),
+            admin_token: None,
+            cors_origins: Vec::new(),
         }
     }
 }
@@ -74,6 +86,25 @@ fn number(name: &str, default: u64) -> Result<u64, String> {
     }
 }
 
+/// `scheme://host[:port]` origins, comma-separated; anything else is refused
+/// at start rather than silently allowing nothing (or everything).
+fn origins(list: &str) -> Result<Vec<String>, String> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|o| !o.is_empty())
+        .map(|origin| {
+            let valid = ["http://", "https://"].iter().any(|scheme| {
+                origin.strip_prefix(scheme).is_some_and(|host| !host.is_empty() && !host.contains(['/', ' ', '*']))
+            });
+            if valid {
+                Ok(origin.to_string())
+            } else {
+                Err(format!("CORS_ORIGINS: {origin:?} is not an origin like https://shop.example"))
+            }
+        })
+        .collect()
+}
+
 fn default_consumer_name() -> String {
     let host = std::fs::read_to_string("/etc/hostname")
         .ok()
@@ -81,4 +112,21 @@ fn default_consumer_name() -> String {
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "host".to_string());
     format!("{host}-{}", std::process::id())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cors_origins_are_a_comma_separated_list_of_origins() {
+        assert_eq!(origins(""), Ok(vec![]));
+        assert_eq!(
+            origins(" https://a.example, http://localhost:8080 ,"),
+            Ok(vec!["https://a.example".to_string(), "http://localhost:8080".to_string()])
+        );
+        for bad in ["*", "a.example", "https://", "https://a.example/path", "ftp://a"] {
+            assert!(origins(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -19,6 +19,17 @@ pub fn order_idempotency(key: &str) -> String {
     format!("idempotency:order:{key}")
 }
 
+/// String holding the product (as JSON) created for a client's idempotency
+/// key, for the idempotency window.
+pub fn product_idempotency(key: &str) -> String {
+    format!("idempotency:product:{key}")
+}
+
+/// String marking a signed-in admin session (value `1`), until it expires.
+pub fn admin_session(session_id: &str) -> String {
+    format!("admin-session:{session_id}")
+}
+
 /// Hash of order counts by status (`pending`, `completed`, ...), kept by the
 /// scripts in the same step as each change, for metrics.
 pub const ORDER_COUNTS: &str = "stats:orders-by-status";

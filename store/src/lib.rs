@@ -6,6 +6,7 @@
 //! [`streams`] and [`scripts`] for the event flow.
 //!
 //! # Layout
+//! - [`admin`]: the admin gate (`ADMIN_TOKEN`, sessions) for warehouse changes.
 //! - [`config`]: the one `Config`, read from environment variables.
 //! - [`keys`]: every key, stream and consumer-group name.
 //! - [`scripts`]: the Lua scripts that make each status change atomic.
@@ -16,6 +17,7 @@
 //! - [`error`]: the error type of this layer.
 //! - [`shutdown`]: SIGTERM / ctrl-c as a cancellation token.
 
+pub mod admin;
 pub mod config;
 pub mod connection;
 pub mod error;
@@ -26,9 +28,10 @@ pub mod shop;
 pub mod shutdown;
 pub mod streams;
 
+pub use admin::AdminGate;
 pub use config::Config;
 pub use error::{StoreError, StoreResult};
-pub use shop::Shop;
+pub use shop::{CreatedProduct, Placed, Shop};
 
 /// Milliseconds since the Unix epoch, the unit of every timestamp we store.
 pub fn now_ms() -> u64 {

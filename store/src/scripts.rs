@@ -28,6 +28,8 @@ struct Scripts {
     fulfil_order: Script,
     refund_order: Script,
     dead_letter: Script,
+    create_product: Script,
+    restock: Script,
 }
 
 const PLACE_ORDER: &str = include_str!("../lua/place_order.lua");
@@ -35,7 +37,9 @@ const COMPLETE_ORDER: &str = include_str!("../lua/complete_order.lua");
 const FULFIL_ORDER: &str = include_str!("../lua/fulfil_order.lua");
 const REFUND_ORDER: &str = include_str!("../lua/refund_order.lua");
 const DEAD_LETTER: &str = include_str!("../lua/dead_letter.lua");
-const ALL: [&str; 5] = [PLACE_ORDER, COMPLETE_ORDER, FULFIL_ORDER, REFUND_ORDER, DEAD_LETTER];
+const CREATE_PRODUCT: &str = include_str!("../lua/create_product.lua");
+const RESTOCK: &str = include_str!("../lua/restock.lua");
+const ALL: [&str; 7] = [PLACE_ORDER, COMPLETE_ORDER, FULFIL_ORDER, REFUND_ORDER, DEAD_LETTER, CREATE_PRODUCT, RESTOCK];
 
 static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     place_order: Script::new(PLACE_ORDER),
@@ -43,6 +47,8 @@ static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     fulfil_order: Script::new(FULFIL_ORDER),
     refund_order: Script::new(REFUND_ORDER),
     dead_letter: Script::new(DEAD_LETTER),
+    create_product: Script::new(CREATE_PRODUCT),
+    restock: Script::new(RESTOCK),
 });
 
 /// The stream entry that asked for a change, acknowledged by the script in
@@ -183,6 +189,28 @@ pub fn dead_letter(letter: &DeadLetter, now: u64, maxlen: u64) -> Cmd {
     for (field, value) in letter.fields {
         cmd.arg(field).arg(value);
     }
+    cmd
+}
+
+/// Saves a new product, or finds the one an earlier attempt with the same
+/// idempotency key created (see `create_product.lua`). `snapshot` is the
+/// product as JSON, kept with the key for replays.
+pub fn create_product(product: &domain::Product, snapshot: &str, idempotency: Option<(&str, u64)>) -> Cmd {
+    let key = keys::product(&product.id);
+    let (idempotency_key, window) = match idempotency {
+        Some((client_key, window)) => (keys::product_idempotency(client_key), window),
+        None => (String::new(), 0),
+    };
+    let mut cmd = evalsha(&SCRIPTS.create_product, &[&key, keys::PRODUCTS, &idempotency_key]);
+    cmd.arg(&product.id).arg(&product.name).arg(product.price.0).arg(product.quantity).arg(snapshot).arg(window);
+    cmd
+}
+
+/// Adds units to a product's stock, up to `ceiling` (see `restock.lua`).
+pub fn restock(product_id: &str, units: u32, ceiling: u32) -> Cmd {
+    let key = keys::product(product_id);
+    let mut cmd = evalsha(&SCRIPTS.restock, &[&key]);
+    cmd.arg(units).arg(ceiling);
     cmd
 }
 

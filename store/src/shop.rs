@@ -5,16 +5,16 @@
 
 use std::collections::HashMap;
 
-use domain::{quote, Cents, NewProduct, Order, OrderStatus, Product, Quantity};
+use domain::page::MAX_LIMIT;
+use domain::product::MAX_STOCK;
+use domain::{quote, Cents, NewProduct, Order, OrderStatus, Page, PageRequest, Product, Quantity, Restock};
 use redis::aio::ConnectionManager;
 use redis::AsyncCommands;
 
+use crate::admin::AdminGate;
 use crate::config::Config;
 use crate::error::{StoreError, StoreResult};
 use crate::{connection, keys, now_ms, scripts};
-
-/// The most items one list call returns.
-pub const MAX_LIST: isize = 1000;
 
 /// Handle to the shop's state in Redis; cheap to clone.
 #[derive(Clone)]
@@ -24,6 +24,7 @@ pub struct Shop {
     status_maxlen: u64,
     /// How long an idempotency key is remembered, in seconds.
     idempotency_window_secs: u64,
+    admin: AdminGate,
 }
 
 /// The longest idempotency key accepted.
@@ -37,13 +38,23 @@ pub struct Placed {
     pub replayed: bool,
 }
 
+/// A product created, or found again by its idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreatedProduct {
+    pub product: Product,
+    /// Whether an earlier request with the same idempotency key created it.
+    pub replayed: bool,
+}
+
 type Fields = HashMap<String, String>;
 
 impl Shop {
     /// A shop on the Redis of `config`; connects lazily, so Redis may still be down.
     pub fn new(config: &Config) -> StoreResult<Shop> {
+        let conn = connection::connect(&config.redis_url)?;
         Ok(Shop {
-            conn: connection::connect(&config.redis_url)?,
+            admin: AdminGate::new(config.admin_token.as_ref(), conn.clone()),
+            conn,
             status_maxlen: config.stream_maxlen,
             idempotency_window_secs: config.idempotency_window.as_secs(),
         })
@@ -54,6 +65,11 @@ impl Shop {
         self.conn.clone()
     }
 
+    /// The check warehouse changes pass; the edges (REST, server functions) ask it.
+    pub fn admin(&self) -> &AdminGate {
+        &self.admin
+    }
+
     /// Whether Redis answers.
     pub async fn ping(&self) -> StoreResult<()> {
         let _: String = redis::cmd("PING").query_async(&mut self.conn.clone()).await?;
@@ -62,27 +78,69 @@ impl Shop {
 
     /// Adds a product to the warehouse.
     pub async fn create_product(&self, new: NewProduct) -> StoreResult<Product> {
+        Ok(self.create_product_once(new, None).await?.product)
+    }
+
+    /// [`Shop::create_product`] that creates at most one product per
+    /// idempotency key within the idempotency window: a retry (even one
+    /// racing the first attempt) gets the product the first attempt created,
+    /// as it was then.
+    pub async fn create_product_once(
+        &self,
+        new: NewProduct,
+        idempotency_key: Option<&str>,
+    ) -> StoreResult<CreatedProduct> {
+        if let Some(key) = idempotency_key {
+            validate_idempotency_key(key)?;
+        }
         let product =
             Product { id: ulid::Ulid::new().to_string(), name: new.name, price: new.price, quantity: new.quantity };
-        let key = keys::product(&product.id);
-        let () = redis::pipe()
-            .atomic()
-            .hset_multiple(
-                &key,
-                &[
-                    ("id", product.id.clone()),
-                    ("name", product.name.clone()),
-                    ("price", product.price.0.to_string()),
-                    ("quantity", product.quantity.to_string()),
-                ],
-            )
-            .ignore()
-            .zadd(keys::PRODUCTS, &product.id, 0)
-            .ignore()
-            .query_async(&mut self.conn.clone())
-            .await?;
+        let snapshot = serde_json::to_string(&product)
+            .map_err(|e| StoreError::Corrupt { key: keys::product(&product.id), detail: e.to_string() })?;
+        let idempotency = idempotency_key.map(|key| (key, self.idempotency_window_secs));
+        let outcome: Vec<String> =
+            scripts::invoke(&mut self.conn.clone(), &scripts::create_product(&product, &snapshot, idempotency)).await?;
+        if let (Some("replayed"), Some(earlier)) = (outcome.first().map(String::as_str), outcome.get(1)) {
+            let key = keys::product_idempotency(idempotency_key.unwrap_or_default());
+            let earlier: Product = serde_json::from_str(earlier)
+                .map_err(|e| StoreError::Corrupt { key: key.clone(), detail: e.to_string() })?;
+            if (&earlier.name, earlier.price, earlier.quantity) != (&product.name, product.price, product.quantity) {
+                return Err(StoreError::invalid(
+                    "Idempotency-Key",
+                    "this key was already used for a different product; use a new key for a new product",
+                ));
+            }
+            tracing::info!(product_id = %earlier.id, "product request replayed by idempotency key");
+            return Ok(CreatedProduct { product: earlier, replayed: true });
+        }
         tracing::info!(product_id = %product.id, name = %product.name, "product created");
-        Ok(product)
+        Ok(CreatedProduct { product, replayed: false })
+    }
+
+    /// Adds units to a product's stock, atomically and never past
+    /// [`domain::product::MAX_STOCK`]; returns the product as it is now.
+    pub async fn restock(&self, id: &str, restock: Restock) -> StoreResult<Product> {
+        let not_found = || StoreError::NotFound { kind: "product", id: id.to_string() };
+        if !is_id(id) {
+            return Err(not_found());
+        }
+        let outcome: Vec<String> =
+            scripts::invoke(&mut self.conn.clone(), &scripts::restock(id, restock.units(), MAX_STOCK)).await?;
+        match (outcome.first().map(String::as_str), outcome.get(1)) {
+            (Some("restocked"), Some(stock)) => {
+                tracing::info!(product_id = %id, units = restock.units(), stock = %stock, "product restocked");
+                self.product(id).await
+            }
+            (Some("ceiling"), Some(stock)) => {
+                let stock = stock.parse().unwrap_or(MAX_STOCK);
+                Err(restock
+                    .apply(stock)
+                    .err()
+                    .map(StoreError::from)
+                    .unwrap_or_else(|| StoreError::invalid("quantity", format!("stock would pass {MAX_STOCK}"))))
+            }
+            _ => Err(not_found()),
+        }
     }
 
     /// One product, or [`StoreError::NotFound`].
@@ -91,11 +149,19 @@ impl Shop {
         parse_product(&key, &fields)
     }
 
-    /// All products, oldest first (at most [`MAX_LIST`]).
+    /// All products, oldest first (at most [`MAX_LIMIT`]).
     pub async fn products(&self) -> StoreResult<Vec<Product>> {
-        let ids: Vec<String> = self.conn.clone().zrange(keys::PRODUCTS, 0, MAX_LIST - 1).await?;
+        Ok(self.products_page(&PageRequest::first(MAX_LIMIT)).await?.items)
+    }
+
+    /// One page of products, oldest first.
+    pub async fn products_page(&self, request: &PageRequest) -> StoreResult<Page<Product>> {
+        // Every member has score 0, so the index sorts by id: by creation time.
+        let start = request.after.as_ref().map(|id| format!("({id}")).unwrap_or_else(|| "-".to_string());
+        let ids = self.ids_by_lex(keys::PRODUCTS, &start, "+", false, request.limit + 1).await?;
         let hashes = self.hashes(ids.iter().map(|id| keys::product(id))).await?;
-        hashes.iter().map(|(key, fields)| parse_product(key, fields)).collect()
+        let products = hashes.iter().map(|(key, fields)| parse_product(key, fields)).collect::<StoreResult<_>>()?;
+        Ok(Page::from_fetched(products, request.limit, |p: &Product| &p.id))
     }
 
     /// Removes a product. Orders for it still in flight are refunded by the warehouse.
@@ -232,9 +298,9 @@ impl Shop {
         Ok((key, fields))
     }
 
-    /// All orders, newest first (at most [`MAX_LIST`]).
+    /// All orders, newest first (at most [`MAX_LIMIT`]).
     pub async fn orders(&self) -> StoreResult<Vec<Order>> {
-        self.newest_orders(MAX_LIST as usize).await
+        self.newest_orders(MAX_LIMIT).await
     }
 
     /// The newest `limit` orders, newest first.
@@ -243,6 +309,33 @@ impl Shop {
         let ids: Vec<String> = self.conn.clone().zrevrange(keys::ORDERS, 0, stop).await?;
         let hashes = self.hashes(ids.iter().map(|id| keys::order(id))).await?;
         hashes.iter().map(|(key, fields)| parse_order(key, fields)).collect()
+    }
+
+    /// One page of orders, newest first.
+    pub async fn orders_page(&self, request: &PageRequest) -> StoreResult<Page<Order>> {
+        let start = request.after.as_ref().map(|id| format!("({id}")).unwrap_or_else(|| "+".to_string());
+        let ids = self.ids_by_lex(keys::ORDERS, &start, "-", true, request.limit + 1).await?;
+        let hashes = self.hashes(ids.iter().map(|id| keys::order(id))).await?;
+        let orders = hashes.iter().map(|(key, fields)| parse_order(key, fields)).collect::<StoreResult<_>>()?;
+        Ok(Page::from_fetched(orders, request.limit, |o: &Order| &o.id))
+    }
+
+    /// Up to `count` members of an index from `start` towards `stop`, by id
+    /// (every score is 0); newest first when `newest_first`.
+    async fn ids_by_lex(
+        &self,
+        index: &str,
+        start: &str,
+        stop: &str,
+        newest_first: bool,
+        count: usize,
+    ) -> StoreResult<Vec<String>> {
+        let mut cmd = redis::cmd("ZRANGE");
+        cmd.arg(index).arg(start).arg(stop).arg("BYLEX");
+        if newest_first {
+            cmd.arg("REV");
+        }
+        Ok(cmd.arg("LIMIT").arg(0).arg(count).query_async(&mut self.conn.clone()).await?)
     }
 
     /// HGETALL of many keys in one round trip; keys that vanished meanwhile are left out.
