@@ -1,32 +1,5 @@
-import { test, expect, Page, Locator } from "@playwright/test";
-
-// Each story uses its own product name, so the stories do not depend on each other.
-const unique = (name: string) => `${name} ${Date.now().toString(36)}${Math.floor(Math.random() * 1e4)}`;
-
-async function openShop(page: Page) {
-  await page.goto("/");
-  // Hydrated and subscribed to the live feed.
-  await expect(page.getByTestId("live-indicator")).toHaveText("live");
-}
-
-async function addProduct(page: Page, name: string, price: string, stock: string) {
-  const form = page.getByTestId("add-product");
-  await form.getByLabel("Name").fill(name);
-  await form.getByLabel("Price").fill(price);
-  await form.getByLabel("Stock").fill(stock);
-  await form.getByRole("button", { name: "Add product" }).click();
-  const row = page.getByTestId("products").locator("tr", { hasText: name });
-  await expect(row).toBeVisible();
-  return row;
-}
-
-async function placeOrder(page: Page, productName: string, quantity: string) {
-  const form = page.getByTestId("order-form");
-  const option = form.locator("option", { hasText: `${productName} (` });
-  await expect(option).toHaveCount(1);
-  await form.getByLabel("Product").selectOption((await option.getAttribute("value"))!);
-  await form.getByLabel("Quantity").fill(quantity);
-}
+import { test, expect, Locator } from "@playwright/test";
+import { addProduct, openShop, placeOrder, unique } from "./helpers";
 
 /// Records every text a status badge shows, so a test can assert the sequence.
 async function watchStatus(badge: Locator) {

@@ -64,7 +64,7 @@ pub(crate) struct NewProductBody {
     #[schema(example = "Oak chair", min_length = 1, max_length = 200)]
     name: String,
     /// A decimal number from 0 to 1000000 with at most 2 decimals (a numeric string is accepted too).
-    #[schema(value_type = f64, example = 19.99, minimum = 0, maximum = 1000000)]
+    #[schema(value_type = f64, example = 19.99, minimum = 0, maximum = 1000000, multiple_of = 0.01)]
     price: Cents,
     /// Units in stock, 0 to 1000000.
     #[schema(example = 10, minimum = 0, maximum = 1000000)]

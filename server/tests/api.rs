@@ -270,9 +270,16 @@ async fn the_api_documents_itself() {
         ("/orders", "post"),
         ("/orders", "get"),
         ("/orders/{id}", "get"),
+        ("/product/{id}/restock", "post"),
     ] {
         assert!(doc["paths"][path][method].is_object(), "{method} {path} is documented");
     }
+    assert_eq!(doc["components"]["securitySchemes"]["admin_token"]["scheme"], "bearer");
+    for (path, method) in [("/product", "post"), ("/product/{id}", "delete"), ("/product/{id}/restock", "post")] {
+        assert!(doc["paths"][path][method]["responses"]["401"].is_object(), "{method} {path} documents 401");
+    }
+    let list_params = doc["paths"]["/orders"]["get"]["parameters"].to_string();
+    assert!(list_params.contains("\"limit\"") && list_params.contains("\"cursor\""), "{list_params}");
     let order = &doc["components"]["schemas"]["Order"]["properties"];
     for field in ["id", "product_id", "price", "fee", "total", "quantity", "status"] {
         assert!(order[field].is_object(), "Order.{field}");

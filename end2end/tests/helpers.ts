@@ -1,0 +1,41 @@
+// What the stories share: opening the shop, signing in, adding and ordering products.
+import { expect, Page } from "@playwright/test";
+
+// Each story uses its own product name, so the stories do not depend on each other.
+export const unique = (name: string) => `${name} ${Date.now().toString(36)}${Math.floor(Math.random() * 1e4)}`;
+
+/// Opens the shop, hydrated and subscribed to the live feed, and signs in as
+/// admin when the server under test has an ADMIN_TOKEN (scripts/test sets one).
+export async function openShop(page: Page, options: { signIn: boolean } = { signIn: true }) {
+  await page.goto("/");
+  await expect(page.getByTestId("live-indicator")).toHaveText("live");
+  if (options.signIn && process.env.ADMIN_TOKEN) {
+    await signIn(page, process.env.ADMIN_TOKEN);
+    await expect(page.getByTestId("admin-signed-in")).toBeVisible();
+  }
+}
+
+export async function signIn(page: Page, token: string) {
+  const form = page.getByTestId("admin-sign-in");
+  await form.getByLabel("Admin token").fill(token);
+  await form.getByRole("button", { name: "Sign in" }).click();
+}
+
+export async function addProduct(page: Page, name: string, price: string, stock: string) {
+  const form = page.getByTestId("add-product");
+  await form.getByLabel("Name").fill(name);
+  await form.getByLabel("Price").fill(price);
+  await form.getByLabel("Stock").fill(stock);
+  await form.getByRole("button", { name: "Add product" }).click();
+  const row = page.getByTestId("products").locator("tr", { hasText: name });
+  await expect(row).toBeVisible();
+  return row;
+}
+
+export async function placeOrder(page: Page, productName: string, quantity: string) {
+  const form = page.getByTestId("order-form");
+  const option = form.locator("option", { hasText: `${productName} (` });
+  await expect(option).toHaveCount(1);
+  await form.getByLabel("Product").selectOption((await option.getAttribute("value"))!);
+  await form.getByLabel("Quantity").fill(quantity);
+}
