@@ -9,6 +9,7 @@
 //! - [`admin`]: the admin gate (`ADMIN_TOKEN`, sessions) for warehouse changes.
 //! - [`config`]: the one `Config`, read from environment variables.
 //! - [`keys`]: every key, stream and consumer-group name.
+//! - [`ids`]: product and order ids (ULIDs that increase within a process).
 //! - [`scripts`]: the Lua scripts that make each status change atomic.
 //! - [`connection`]: connecting, with reconnection and sane timeouts.
 //! - [`shop`]: the service layer for products and orders, shared by REST and server functions.
@@ -21,6 +22,7 @@ pub mod admin;
 pub mod config;
 pub mod connection;
 pub mod error;
+pub mod ids;
 pub mod keys;
 pub mod observe;
 pub mod scripts;

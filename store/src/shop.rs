@@ -14,6 +14,7 @@ use redis::AsyncCommands;
 use crate::admin::AdminGate;
 use crate::config::Config;
 use crate::error::{StoreError, StoreResult};
+use crate::ids::{is_id, new_id};
 use crate::{connection, keys, now_ms, scripts};
 
 /// Handle to the shop's state in Redis; cheap to clone.
@@ -94,7 +95,7 @@ impl Shop {
             validate_idempotency_key(key)?;
         }
         let product =
-            Product { id: ulid::Ulid::new().to_string(), name: new.name, price: new.price, quantity: new.quantity };
+            Product { id: new_id(), name: new.name, price: new.price, quantity: new.quantity };
         let snapshot = serde_json::to_string(&product)
             .map_err(|e| StoreError::Corrupt { key: keys::product(&product.id), detail: e.to_string() })?;
         let idempotency = idempotency_key.map(|key| (key, self.idempotency_window_secs));
@@ -218,7 +219,7 @@ impl Shop {
                 .ok_or_else(|| StoreError::invalid("quantity", "the order's total is too large"))?;
             let now = now_ms();
             let order = Order {
-                id: ulid::Ulid::new().to_string(),
+                id: new_id(),
                 product_id: product.id.clone(),
                 price: quote.unit_price,
                 fee: quote.fee,
@@ -362,11 +363,6 @@ fn validate_idempotency_key(key: &str) -> StoreResult<()> {
         ));
     }
     Ok(())
-}
-
-/// Whether `id` looks like one of our ids (a ULID); anything else cannot exist.
-pub fn is_id(id: &str) -> bool {
-    ulid::Ulid::from_string(id).is_ok()
 }
 
 fn get<'a>(key: &str, fields: &'a Fields, name: &str) -> StoreResult<&'a str> {
