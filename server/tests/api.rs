@@ -292,3 +292,25 @@ async fn the_api_documents_itself() {
     assert!(html.contains("<code>/orders/{id}</code>") && html.contains("id=\"schema-Order\""));
     assert!(!html.contains("https://"), "no assets from elsewhere");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_are_gzipped_for_clients_that_accept_it_but_never_the_live_feed() {
+    let app = start().await;
+    let gzip = |path: &str| app.http.get(app.url(path)).header("accept-encoding", "gzip").send();
+
+    let zipped = gzip("/openapi.json").await.unwrap();
+    assert_eq!(zipped.status(), StatusCode::OK);
+    assert_eq!(zipped.headers().get("content-encoding").map(|v| v.to_str().unwrap()), Some("gzip"));
+    let zipped = zipped.bytes().await.unwrap();
+    assert_eq!(&zipped[..2], &[0x1f, 0x8b], "a gzip stream");
+
+    let plain = app.http.get(app.url("/openapi.json")).send().await.unwrap();
+    assert!(plain.headers().get("content-encoding").is_none(), "only when asked for");
+    let plain = plain.bytes().await.unwrap();
+    assert!(zipped.len() * 3 < plain.len(), "{} bytes gzipped, {} plain", zipped.len(), plain.len());
+
+    // Compressing the event stream would hold events back in the encoder's buffer.
+    let feed = gzip("/api/events").await.unwrap();
+    assert_eq!(feed.headers().get("content-type").map(|v| v.to_str().unwrap()), Some("text/event-stream"));
+    assert!(feed.headers().get("content-encoding").is_none());
+}

@@ -17,10 +17,7 @@ use redis::{Cmd, FromRedisValue, Pipeline, RedisResult, Script};
 use crate::keys::{self, stream};
 
 /// Why the warehouse refunds an order, as shown to the customer.
-pub mod reason {
-    pub const INSUFFICIENT_STOCK: &str = "insufficient stock";
-    pub const PRODUCT_GONE: &str = "product no longer exists";
-}
+pub use domain::events::refund_reason as reason;
 
 struct Scripts {
     place_order: Script,

@@ -94,8 +94,7 @@ impl Shop {
         if let Some(key) = idempotency_key {
             validate_idempotency_key(key)?;
         }
-        let product =
-            Product { id: new_id(), name: new.name, price: new.price, quantity: new.quantity };
+        let product = Product { id: new_id(), name: new.name, price: new.price, quantity: new.quantity };
         let snapshot = serde_json::to_string(&product)
             .map_err(|e| StoreError::Corrupt { key: keys::product(&product.id), detail: e.to_string() })?;
         let idempotency = idempotency_key.map(|key| (key, self.idempotency_window_secs));
