@@ -18,6 +18,8 @@ pub const EVENTS_PATH: &str = "/api/events";
 pub struct LiveFeed {
     /// Latest known status of each order that changed since the page loaded.
     pub statuses: RwSignal<HashMap<String, OrderStatus>>,
+    /// Why each order refunded since the page loaded was refunded.
+    pub refund_reasons: RwSignal<HashMap<String, String>>,
     /// Latest known stock of each product that moved since the page loaded.
     pub stock: RwSignal<HashMap<String, u32>>,
     /// Bumped when the lists should be fetched again (an unknown order appeared, or the feed reconnected).
@@ -30,6 +32,7 @@ impl LiveFeed {
     pub fn new() -> LiveFeed {
         LiveFeed {
             statuses: RwSignal::new(HashMap::new()),
+            refund_reasons: RwSignal::new(HashMap::new()),
             stock: RwSignal::new(HashMap::new()),
             refresh: RwSignal::new(0),
             connected: RwSignal::new(false),
@@ -45,8 +48,18 @@ impl LiveFeed {
         }
     }
 
+    /// Why the order was refunded: the listed reason, else the one the feed brought.
+    pub fn refund_reason_of(&self, order_id: &str, listed: Option<&str>) -> Option<String> {
+        listed.map(str::to_string).or_else(|| self.refund_reasons.with(|r| r.get(order_id).cloned()))
+    }
+
     /// Applies one change from the feed. `known` says whether the order is listed.
     pub fn apply(&self, change: StatusChange, known: bool) {
+        if let (OrderStatus::Refunded, Some(reason)) = (change.status, &change.reason) {
+            self.refund_reasons.update(|r| {
+                r.insert(change.order_id.clone(), reason.clone());
+            });
+        }
         if let Some(stock) = change.stock {
             self.stock.update(|s| {
                 s.insert(change.product_id.clone(), stock);

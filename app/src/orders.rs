@@ -1,7 +1,7 @@
 //! The order form, with a price preview computed by the same pricing function
 //! the server charges with, and the live order list.
 
-use domain::{quote, Order, Product, Quantity};
+use domain::{quote, Order, OrderStatus, Product, Quantity};
 use leptos::prelude::*;
 
 use crate::api::{error_text, PlaceOrder};
@@ -112,7 +112,13 @@ pub fn OrderList(orders: Orders, products: Products) -> impl IntoView {
                                             .map(|p| p.name.clone())
                                             .unwrap_or_else(|| format!("deleted product {}", short_id(&order.product_id)));
                                         let (id, listed) = (order.id.clone(), order.status);
+                                        let (reason_id, listed_reason) = (order.id.clone(), order.refund_reason.clone());
                                         let status = Signal::derive(move || feed.status_of(&id, listed));
+                                        let refund_reason = move || {
+                                            (status.get() == OrderStatus::Refunded)
+                                                .then(|| feed.refund_reason_of(&reason_id, listed_reason.as_deref()))
+                                                .flatten()
+                                        };
                                         view! {
                                             <tr data-order-id=order.id.clone()>
                                                 <td><code title=order.id.clone()>{short_id(&order.id)}</code></td>
@@ -125,7 +131,7 @@ pub fn OrderList(orders: Orders, products: Products) -> impl IntoView {
                                                     <span class=move || format!("status {}", status.get()) data-testid="order-status">
                                                         {move || status.get().to_string()}
                                                     </span>
-                                                    {order.refund_reason.clone().map(|r| view! { <small class="reason">{r}</small> })}
+                                                    {move || refund_reason().map(|r| view! { <small class="reason" data-testid="refund-reason">{r}</small> })}
                                                 </td>
                                             </tr>
                                         }

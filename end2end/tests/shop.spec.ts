@@ -44,13 +44,17 @@ test("an order for more than the stock is refunded", async ({ page }) => {
   await openShop(page);
   const name = unique("Rare lamp");
   const product = await addProduct(page, name, "7.50", "1");
+  await page.evaluate(() => ((window as any).__noReload = true));
   await placeOrder(page, name, "3");
   await expect(page.getByText("More than in stock")).toBeVisible();
   await page.getByRole("button", { name: "Place order" }).click();
 
   const row = page.getByTestId("orders").locator("tr", { hasText: name }).first();
   await expect(row.getByTestId("order-status")).toHaveText("refunded");
+  // Why, live, without a reload.
+  await expect(row.getByTestId("refund-reason")).toHaveText("insufficient stock");
   await expect(product.locator(".stock")).toHaveText("1");
+  expect(await page.evaluate(() => (window as any).__noReload)).toBe(true);
 });
 
 test("invalid input is explained, not accepted", async ({ page }) => {
