@@ -156,9 +156,7 @@ impl Shop {
 
     /// One page of products, oldest first.
     pub async fn products_page(&self, request: &PageRequest) -> StoreResult<Page<Product>> {
-        // Every member has score 0, so the index sorts by id: by creation time.
-        let start = request.after.as_ref().map(|id| format!("({id}")).unwrap_or_else(|| "-".to_string());
-        let ids = self.ids_by_lex(keys::PRODUCTS, &start, "+", false, request.limit + 1).await?;
+        let ids = self.ids_by_lex(keys::PRODUCTS, request, false).await?;
         let hashes = self.hashes(ids.iter().map(|id| keys::product(id))).await?;
         let products = hashes.iter().map(|(key, fields)| parse_product(key, fields)).collect::<StoreResult<_>>()?;
         Ok(Page::from_fetched(products, request.limit, |p: &Product| &p.id))
@@ -313,29 +311,24 @@ impl Shop {
 
     /// One page of orders, newest first.
     pub async fn orders_page(&self, request: &PageRequest) -> StoreResult<Page<Order>> {
-        let start = request.after.as_ref().map(|id| format!("({id}")).unwrap_or_else(|| "+".to_string());
-        let ids = self.ids_by_lex(keys::ORDERS, &start, "-", true, request.limit + 1).await?;
+        let ids = self.ids_by_lex(keys::ORDERS, request, true).await?;
         let hashes = self.hashes(ids.iter().map(|id| keys::order(id))).await?;
         let orders = hashes.iter().map(|(key, fields)| parse_order(key, fields)).collect::<StoreResult<_>>()?;
         Ok(Page::from_fetched(orders, request.limit, |o: &Order| &o.id))
     }
 
-    /// Up to `count` members of an index from `start` towards `stop`, by id
-    /// (every score is 0); newest first when `newest_first`.
-    async fn ids_by_lex(
-        &self,
-        index: &str,
-        start: &str,
-        stop: &str,
-        newest_first: bool,
-        count: usize,
-    ) -> StoreResult<Vec<String>> {
+    /// The ids of one page of an index, plus one more when there is a next
+    /// page: after `request.after` (exclusive), oldest first or newest first.
+    /// Every member has score 0, so the index sorts by id: by creation time.
+    async fn ids_by_lex(&self, index: &str, request: &PageRequest, newest_first: bool) -> StoreResult<Vec<String>> {
+        let (beginning, end) = if newest_first { ("+", "-") } else { ("-", "+") };
+        let start = request.after.as_ref().map(|id| format!("({id}")).unwrap_or_else(|| beginning.to_string());
         let mut cmd = redis::cmd("ZRANGE");
-        cmd.arg(index).arg(start).arg(stop).arg("BYLEX");
+        cmd.arg(index).arg(start).arg(end).arg("BYLEX");
         if newest_first {
             cmd.arg("REV");
         }
-        Ok(cmd.arg("LIMIT").arg(0).arg(count).query_async(&mut self.conn.clone()).await?)
+        Ok(cmd.arg("LIMIT").arg(0).arg(request.limit + 1).query_async(&mut self.conn.clone()).await?)
     }
 
     /// HGETALL of many keys in one round trip; keys that vanished meanwhile are left out.
