@@ -87,20 +87,16 @@ pub struct Restock(u32);
 
 impl Restock {
     pub fn new(units: u64) -> Result<Restock, ProductError> {
-        u32::try_from(units)
-            .ok()
-            .filter(|u| (1..=MAX_STOCK).contains(u))
-            .map(Restock)
-            .ok_or_else(|| ProductError::new("quantity", format!("must be a whole number from 1 to {MAX_STOCK}")))
+        u32::try_from(units).ok().filter(|u| (1..=MAX_STOCK).contains(u)).map(Restock).ok_or_else(Restock::out_of_range)
     }
 
     /// Validates the text of a form, with the same rule.
     pub fn parse(units: &str) -> Result<Restock, ProductError> {
-        let units = units
-            .trim()
-            .parse::<u64>()
-            .map_err(|_| ProductError::new("quantity", format!("must be a whole number from 1 to {MAX_STOCK}")))?;
-        Restock::new(units)
+        units.trim().parse::<u64>().map_err(|_| Restock::out_of_range()).and_then(Restock::new)
+    }
+
+    fn out_of_range() -> ProductError {
+        ProductError::new("quantity", format!("must be a whole number from 1 to {MAX_STOCK}"))
     }
 
     pub fn units(self) -> u32 {
