@@ -43,10 +43,7 @@ mod ssr {
                 (StatusCode::SERVICE_UNAVAILABLE, "The shop is unavailable right now; please try again.".to_string())
             }
         };
-        if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
-            response.set_status(status);
-        }
-        ServerFnError::new(message)
+        refuse(status, &message)
     }
 
     /// Answers with `status` and `message`.
@@ -91,7 +88,7 @@ mod ssr {
         if is_admin(&shop).await? {
             Ok(shop)
         } else {
-            Err(refuse(http::StatusCode::UNAUTHORIZED, "Sign in as admin to change products."))
+            Err(unauthorized("Sign in as admin to change products."))
         }
     }
 
