@@ -184,16 +184,7 @@ async fn concurrent_retries_with_one_idempotency_key_create_one_order() {
     let app = start().await;
     let (_, product) = app.post("/product", json!({"name": "Globe", "price": 12, "quantity": 50})).await;
     let body = json!({"product_id": product["id"], "quantity": 2});
-    let mut requests = tokio::task::JoinSet::new();
-    for _ in 0..20 {
-        let (http, url, body) = (app.http.clone(), format!("{}/orders", app.base), body.clone());
-        requests.spawn(async move {
-            let response = http.post(url).header("Idempotency-Key", "order-7f3a").json(&body).send().await.unwrap();
-            let replayed = response.headers()["idempotency-replayed"].to_str().unwrap().to_string();
-            (response.status(), replayed, response.json::<Value>().await.unwrap())
-        });
-    }
-    let answers = requests.join_all().await;
+    let answers = app.post_concurrently("/orders", "order-7f3a", &body, 20).await;
     assert!(answers.iter().all(|(status, _, _)| *status == StatusCode::CREATED));
     let first_id = &answers[0].2["id"];
     assert!(answers.iter().all(|(_, _, order)| &order["id"] == first_id), "one order for one key");

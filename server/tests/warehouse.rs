@@ -142,16 +142,7 @@ async fn restocking_keeps_the_stock_arithmetic_exact_while_orders_take_stock() {
 async fn concurrent_retries_with_one_idempotency_key_create_one_product() {
     let app = start().await;
     let body = json!({"name": "Desk lamp", "price": 30.5, "quantity": 4});
-    let mut requests = tokio::task::JoinSet::new();
-    for _ in 0..20 {
-        let (http, url, body) = (app.http.clone(), app.url("/product"), body.clone());
-        requests.spawn(async move {
-            let response = http.post(url).header("Idempotency-Key", "lamp-1").json(&body).send().await.unwrap();
-            let replayed = response.headers()["idempotency-replayed"].to_str().unwrap().to_string();
-            (response.status(), replayed, response.json::<Value>().await.unwrap())
-        });
-    }
-    let answers = requests.join_all().await;
+    let answers = app.post_concurrently("/product", "lamp-1", &body, 20).await;
     assert!(answers.iter().all(|(status, _, _)| *status == StatusCode::CREATED));
     let ids: HashSet<&Value> = answers.iter().map(|(_, _, product)| &product["id"]).collect();
     assert_eq!(ids.len(), 1, "one product for one key");

@@ -66,6 +66,27 @@ impl Running {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
+    /// `times` concurrent POSTs of `body` to `path`, all with one
+    /// `Idempotency-Key`: each answer's status, `Idempotency-Replayed` header and body.
+    pub async fn post_concurrently(
+        &self,
+        path: &str,
+        idempotency_key: &str,
+        body: &Value,
+        times: usize,
+    ) -> Vec<(StatusCode, String, Value)> {
+        let mut requests = tokio::task::JoinSet::new();
+        for _ in 0..times {
+            let request = self.http.post(self.url(path)).header("Idempotency-Key", idempotency_key).json(body);
+            requests.spawn(async move {
+                let response = request.send().await.unwrap();
+                let replayed = response.headers()["idempotency-replayed"].to_str().unwrap().to_string();
+                (response.status(), replayed, response.json::<Value>().await.unwrap())
+            });
+        }
+        requests.join_all().await
+    }
+
     pub async fn wait_for_status(&self, order_id: &str, wanted: &str) -> Value {
         for _ in 0..400 {
             let (_, order) = self.get(&format!("/orders/{order_id}")).await;
