@@ -1,5 +1,5 @@
 import { test, expect } from "@playwright/test";
-import { addProduct, openShop, signIn, unique } from "./helpers";
+import { addProduct, openShop, signIn, submitProduct, unique } from "./helpers";
 
 test("warehouse changes need the admin sign-in, held in an HttpOnly SameSite=Strict cookie", async ({ page }) => {
   const token = process.env.ADMIN_TOKEN;
@@ -9,11 +9,7 @@ test("warehouse changes need the admin sign-in, held in an HttpOnly SameSite=Str
 
   // No sign-in: the change is refused with a message, and nothing is added.
   const name = unique("Locked cabinet");
-  const form = page.getByTestId("add-product");
-  await form.getByLabel("Name").fill(name);
-  await form.getByLabel("Price").fill("120");
-  await form.getByLabel("Stock").fill("2");
-  await form.getByRole("button", { name: "Add product" }).click();
+  await submitProduct(page, name, "120", "2");
   await expect(page.getByTestId("add-product-error")).toHaveText("Sign in as admin to change products.");
   await expect(page.locator("tr", { hasText: name })).toHaveCount(0);
 

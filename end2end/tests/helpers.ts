@@ -21,12 +21,18 @@ export async function signIn(page: Page, token: string) {
   await form.getByRole("button", { name: "Sign in" }).click();
 }
 
-export async function addProduct(page: Page, name: string, price: string, stock: string) {
+/// Fills in and sends the add-product form, whatever the answer.
+export async function submitProduct(page: Page, name: string, price: string, stock: string) {
   const form = page.getByTestId("add-product");
   await form.getByLabel("Name").fill(name);
   await form.getByLabel("Price").fill(price);
   await form.getByLabel("Stock").fill(stock);
   await form.getByRole("button", { name: "Add product" }).click();
+}
+
+/// Adds a product through the form and returns its row in the warehouse table.
+export async function addProduct(page: Page, name: string, price: string, stock: string) {
+  await submitProduct(page, name, price, stock);
   const row = page.getByTestId("products").locator("tr", { hasText: name });
   await expect(row).toBeVisible();
   return row;

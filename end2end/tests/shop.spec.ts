@@ -1,5 +1,5 @@
 import { test, expect, Locator } from "@playwright/test";
-import { addProduct, openShop, placeOrder, unique } from "./helpers";
+import { addProduct, openShop, placeOrder, submitProduct, unique } from "./helpers";
 
 /// Records every text a status badge shows, so a test can assert the sequence.
 async function watchStatus(badge: Locator) {
@@ -59,11 +59,7 @@ test("an order for more than the stock is refunded", async ({ page }) => {
 
 test("invalid input is explained, not accepted", async ({ page }) => {
   await openShop(page);
-  const form = page.getByTestId("add-product");
-  await form.getByLabel("Name").fill(unique("Bad price"));
-  await form.getByLabel("Price").fill("12.345");
-  await form.getByLabel("Stock").fill("3");
-  await form.getByRole("button", { name: "Add product" }).click();
+  await submitProduct(page, unique("Bad price"), "12.345", "3");
   await expect(page.getByTestId("add-product-error")).toHaveText("price: must have at most 2 decimal places");
 });
 
