@@ -1,5 +1,5 @@
 // What the stories share: opening the shop, signing in, adding and ordering products.
-import { expect, Page } from "@playwright/test";
+import { expect, Locator, Page } from "@playwright/test";
 
 // Each story uses its own product name, so the stories do not depend on each other.
 export const unique = (name: string) => `${name} ${Date.now().toString(36)}${Math.floor(Math.random() * 1e4)}`;
@@ -44,4 +44,16 @@ export async function placeOrder(page: Page, productName: string, quantity: stri
   await expect(option).toHaveCount(1);
   await form.getByLabel("Product").selectOption((await option.getAttribute("value"))!);
   await form.getByLabel("Quantity").fill(quantity);
+}
+
+/// Records every text a status badge shows, so a test can assert the sequence.
+export async function watchStatus(badge: Locator) {
+  await badge.evaluate((el) => {
+    const seen: string[] = [(el.textContent ?? "").trim()];
+    (window as any).__statuses = seen;
+    new MutationObserver(() => {
+      const text = (el.textContent ?? "").trim();
+      if (seen[seen.length - 1] !== text) seen.push(text);
+    }).observe(el, { childList: true, characterData: true, subtree: true });
+  });
 }

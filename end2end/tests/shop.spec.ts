@@ -1,17 +1,5 @@
-import { test, expect, Locator } from "@playwright/test";
-import { addProduct, openShop, placeOrder, submitProduct, unique } from "./helpers";
-
-/// Records every text a status badge shows, so a test can assert the sequence.
-async function watchStatus(badge: Locator) {
-  await badge.evaluate((el) => {
-    const seen: string[] = [(el.textContent ?? "").trim()];
-    (window as any).__statuses = seen;
-    new MutationObserver(() => {
-      const text = (el.textContent ?? "").trim();
-      if (seen[seen.length - 1] !== text) seen.push(text);
-    }).observe(el, { childList: true, characterData: true, subtree: true });
-  });
-}
+import { test, expect } from "@playwright/test";
+import { addProduct, openShop, placeOrder, submitProduct, unique, watchStatus } from "./helpers";
 
 test("a shopper adds a product, orders it and watches the order get fulfilled live", async ({ page }) => {
   await openShop(page);

@@ -29,6 +29,9 @@ pub enum ApiError {
     /// A request that could not be read at all (bad JSON, wrong content type, too large).
     #[error("{1}")]
     BadRequest(StatusCode, String),
+    /// The write did not reach `REDIS_MIN_REPLICAS` replicas in time.
+    #[error("not confirmed by enough Redis replicas in time; retry with the same Idempotency-Key (it never creates a second order)")]
+    NotReplicated,
     /// Redis is unreachable or misbehaving; details are logged, not returned.
     #[error("service unavailable")]
     Unavailable,
@@ -39,6 +42,10 @@ impl From<StoreError> for ApiError {
         match error {
             StoreError::NotFound { kind, id } => ApiError::NotFound(format!("{kind} {id} not found")),
             StoreError::Invalid { field, message } => ApiError::Unprocessable(format!("{field}: {message}")),
+            StoreError::NotReplicated { wanted, reached } => {
+                tracing::warn!(wanted, reached, "a write did not reach enough replicas in time");
+                ApiError::NotReplicated
+            }
             other => {
                 tracing::error!(error = %other, "request failed in the store");
                 ApiError::Unavailable
@@ -53,7 +60,7 @@ impl IntoResponse for ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::BadRequest(status, _) => *status,
-            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable | ApiError::NotReplicated => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Unauthorized(_) => {
                 let body = Json(ErrorBody { error: self.to_string() });
                 return (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer")], body).into_response();

@@ -15,10 +15,11 @@ pub async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
-/// Ready to serve: Redis answers.
+/// Ready to serve: Redis answers for every partition (on a cluster, every
+/// partition's master: 503 while a failover is under way).
 #[utoipa::path(get, path = "/readyz", tag = "operations", responses(
-    (status = 200, description = "Redis answers"),
-    (status = 503, description = "Redis is unreachable"),
+    (status = 200, description = "Redis answers for every partition"),
+    (status = 503, description = "Redis, or the master of some partition, is unreachable"),
 ))]
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     match tokio::time::timeout(Duration::from_secs(2), state.shop.ping()).await {

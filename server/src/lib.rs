@@ -64,7 +64,7 @@ pub fn state(
         store::StoreError::Redis(e) => e,
         other => redis::RedisError::from((redis::ErrorKind::Client, "config", other.to_string())),
     })?;
-    let feed = feed::StatusFeed::start(&config.redis_url, config.read_block, shutdown)?;
+    let feed = feed::StatusFeed::start(&config.redis, &config.layout, config.read_block, shutdown)?;
     Ok(AppState { shop, feed, leptos_options, cors_origins: config.cors_origins.clone() })
 }
 

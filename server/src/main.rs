@@ -29,11 +29,15 @@ async fn main() -> ExitCode {
         }
     };
     let addr = leptos_options.site_addr;
+    if let Err(error) = store::deployment::prepare(&config, false).await {
+        eprintln!("server: {error}");
+        return ExitCode::FAILURE;
+    }
     let shutdown = CancellationToken::new();
     let state = match server::state(&config, leptos_options, shutdown.clone()) {
         Ok(state) => state,
         Err(error) => {
-            eprintln!("server: REDIS_URL {}: {error}", config.redis_url);
+            eprintln!("server: Redis ({}): {error}", config.redis);
             return ExitCode::from(2);
         }
     };
@@ -44,7 +48,12 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    tracing::info!(redis = %config.redis_url, "listening on http://{addr}");
+    tracing::info!(
+        redis = %config.redis,
+        namespace = config.layout.namespace(),
+        partitions = config.layout.partitions().count(),
+        "listening on http://{addr}"
+    );
     let served = axum::serve(listener, server::app(state))
         .with_graceful_shutdown(store::shutdown::cancel_on_signal(shutdown.clone()))
         .await;

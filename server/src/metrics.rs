@@ -63,8 +63,8 @@ pub fn record_processing(order_id: &str, outcome: &'static str, finished_at_ms: 
 
 /// `GET /metrics`.
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    let mut conn = state.shop.connection();
-    match tokio::time::timeout(Duration::from_secs(2), store::observe::observe(&mut conn)).await {
+    let conn = state.shop.connection();
+    match tokio::time::timeout(Duration::from_secs(2), store::observe::observe(&conn, state.shop.layout())).await {
         Ok(Ok(observed)) => {
             gauge!("stockflow_redis_up").set(1.0);
             for (status, count) in observed.orders {

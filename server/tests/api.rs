@@ -9,11 +9,19 @@ use serde_json::{json, Value};
 
 mod common;
 
-use common::start;
+use common::start_on;
+use testkit::{on_every_backend, Backend};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn products_and_orders_keep_the_original_contract() {
-    let app = start().await;
+on_every_backend!(
+    products_and_orders_keep_the_original_contract,
+    bad_requests_get_clear_4xx_errors,
+    the_live_feed_relays_every_change_and_replays_after_last_event_id,
+    concurrent_retries_with_one_idempotency_key_create_one_order,
+    metrics_report_orders_streams_groups_and_latencies,
+);
+
+async fn products_and_orders_keep_the_original_contract(backend: Backend) {
+    let app = start_on(backend, |_| {}).await;
 
     let (status, product) = app.post("/product", json!({"name": "Chair", "price": 19.99, "quantity": 3})).await;
     assert_eq!(status, StatusCode::CREATED);
@@ -50,9 +58,8 @@ async fn products_and_orders_keep_the_original_contract() {
     assert!(error["error"].as_str().unwrap().contains("not found"));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_requests_get_clear_4xx_errors() {
-    let app = start().await;
+async fn bad_requests_get_clear_4xx_errors(backend: Backend) {
+    let app = start_on(backend, |_| {}).await;
     let (_, product) = app.post("/product", json!({"name": "Lamp", "price": "7.50", "quantity": 1})).await;
     let product_id = product["id"].as_str().unwrap();
 
@@ -126,9 +133,8 @@ async fn read_events(response: reqwest::Response, count: usize) -> Vec<(String, 
     events
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_live_feed_relays_every_change_and_replays_after_last_event_id() {
-    let app = start().await;
+async fn the_live_feed_relays_every_change_and_replays_after_last_event_id(backend: Backend) {
+    let app = start_on(backend, |_| {}).await;
     let (_, product) = app.post("/product", json!({"name": "Desk", "price": 100, "quantity": 5})).await;
     let live = app.http.get(format!("{}/api/events", app.base)).send().await.unwrap();
     assert_eq!(live.status(), StatusCode::OK);
@@ -152,10 +158,10 @@ async fn the_live_feed_relays_every_change_and_replays_after_last_event_id() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn while_redis_is_away_requests_get_503_and_service_resumes_after() {
-    let mut app = start().await;
+    let mut app = start_on(Backend::Single, |_| {}).await;
     let (_, product) = app.post("/product", json!({"name": "Kettle", "price": 25, "quantity": 4})).await;
 
-    app.redis.stop();
+    app.redis.single().stop();
     let (status, ready) = app.get("/readyz").await;
     assert_eq!((status, ready["ready"].clone()), (StatusCode::SERVICE_UNAVAILABLE, json!(false)));
     assert_eq!(app.get("/healthz").await.0, StatusCode::OK, "alive all the same");
@@ -164,7 +170,7 @@ async fn while_redis_is_away_requests_get_503_and_service_resumes_after() {
     assert_eq!(error["error"], "service unavailable", "nothing internal leaks");
     assert_eq!(app.get("/products").await.0, StatusCode::SERVICE_UNAVAILABLE);
 
-    app.redis.start_again();
+    app.redis.single().start_again();
     let mut ready = false;
     for _ in 0..100 {
         if app.get("/readyz").await.0 == StatusCode::OK {
@@ -179,9 +185,8 @@ async fn while_redis_is_away_requests_get_503_and_service_resumes_after() {
     app.wait_for_status(order["id"].as_str().unwrap(), "fulfilled").await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_retries_with_one_idempotency_key_create_one_order() {
-    let app = start().await;
+async fn concurrent_retries_with_one_idempotency_key_create_one_order(backend: Backend) {
+    let app = start_on(backend, |_| {}).await;
     let (_, product) = app.post("/product", json!({"name": "Globe", "price": 12, "quantity": 50})).await;
     let body = json!({"product_id": product["id"], "quantity": 2});
     let answers = app.post_concurrently("/orders", "order-7f3a", &body, 20).await;
@@ -214,9 +219,8 @@ async fn concurrent_retries_with_one_idempotency_key_create_one_order() {
     assert_eq!(spaced.status(), StatusCode::UNPROCESSABLE_ENTITY);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn metrics_report_orders_streams_groups_and_latencies() {
-    let app = start().await;
+async fn metrics_report_orders_streams_groups_and_latencies(backend: Backend) {
+    let app = start_on(backend, |_| {}).await;
     let (_, product) = app.post("/product", json!({"name": "Clock", "price": 40, "quantity": 1})).await;
     let live = app.http.get(format!("{}/api/events", app.base)).send().await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -249,7 +253,7 @@ async fn metrics_report_orders_streams_groups_and_latencies() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_documents_itself() {
-    let app = start().await;
+    let app = start_on(Backend::Single, |_| {}).await;
     let (status, doc) = app.get("/openapi.json").await;
     assert_eq!(status, StatusCode::OK);
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
@@ -286,7 +290,7 @@ async fn the_api_documents_itself() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn answers_are_gzipped_for_clients_that_accept_it_but_never_the_live_feed() {
-    let app = start().await;
+    let app = start_on(Backend::Single, |_| {}).await;
     let gzip = |path: &str| app.http.get(app.url(path)).header("accept-encoding", "gzip").send();
 
     let zipped = gzip("/openapi.json").await.unwrap();

@@ -3,21 +3,28 @@
 //! every request ends with exactly one order, every order that got a 2xx
 //! reaches a terminal state, and no order exists that no request got.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+mod common;
+
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::{config_for, place_orders_retrying, wait_for_answers, wait_until_all_terminal, Placed};
 use serde_json::{json, Value};
-use store::{Config, Shop};
-use testkit::{free_port, Process, RedisServer};
+use store::Shop;
+use testkit::{free_port, on_every_backend, Backend, Process, TestRedis};
 use tokio_util::sync::CancellationToken;
 
 const SERVER_BIN: &str = env!("CARGO_BIN_EXE_server");
 
-fn spawn_server(redis: &RedisServer, port: u16) -> Process {
+on_every_backend!(
+    a_server_killed_while_accepting_orders_loses_none_and_invents_none,
+    sigterm_stops_the_server_cleanly_with_a_live_feed_open,
+);
+
+fn spawn_server(redis: &TestRedis, port: u16) -> Process {
     let env = [
-        ("REDIS_URL", redis.url()),
+        redis.env(),
         ("LEPTOS_OUTPUT_NAME", "stockflow".to_string()),
         ("LEPTOS_SITE_ADDR", format!("127.0.0.1:{port}")),
         ("RUST_LOG", "server=warn".to_string()),
@@ -33,10 +40,9 @@ async fn wait_until_serving(http: &reqwest::Client, base: &str) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_server_killed_while_accepting_orders_loses_none_and_invents_none() {
-    let redis = RedisServer::start();
-    let config = Config::for_redis(redis.url());
+async fn a_server_killed_while_accepting_orders_loses_none_and_invents_none(backend: Backend) {
+    let redis = TestRedis::start(backend);
+    let config = config_for(&redis);
     let shutdown = CancellationToken::new();
     let workers = tokio::spawn(workers::run(config.clone(), &workers::Role::ALL, shutdown.clone()));
     let port = free_port();
@@ -54,65 +60,25 @@ async fn a_server_killed_while_accepting_orders_loses_none_and_invents_none() {
     }
 
     // 8 clients place 150 orders each, retrying any failure with the same key.
-    let answered_so_far = Arc::new(AtomicUsize::new(0));
-    let mut clients = tokio::task::JoinSet::new();
-    for client in 0..8 {
-        let (http, base, products) = (http.clone(), base.clone(), product_ids.clone());
-        let answered_so_far = answered_so_far.clone();
-        clients.spawn(async move {
-            let (mut answers, mut failures) = (HashMap::new(), 0);
-            for i in 0..150 {
-                let key = format!("client{client}-request{i}");
-                let body = json!({"product_id": products[(client + i) % products.len()], "quantity": 1 + i % 2});
-                let deadline = Instant::now() + Duration::from_secs(30);
-                let order: Value = loop {
-                    let sent =
-                        http.post(format!("{base}/orders")).header("Idempotency-Key", &key).json(&body).send().await;
-                    match sent {
-                        Ok(response) if response.status().is_success() => break response.json().await.unwrap(),
-                        Ok(response) if response.status().is_client_error() => panic!("{key}: {}", response.status()),
-                        _ => {
-                            failures += 1;
-                            assert!(Instant::now() < deadline, "{key} never succeeded");
-                            tokio::time::sleep(Duration::from_millis(50)).await;
-                        }
-                    }
-                };
-                answers.insert(key, order["id"].as_str().unwrap().to_string());
-                answered_so_far.fetch_add(1, Ordering::Relaxed);
-            }
-            (answers, failures)
-        });
-    }
+    let answered = Arc::new(AtomicUsize::new(0));
+    let load = {
+        let (http, base, answered) = (http.clone(), base.clone(), answered.clone());
+        tokio::spawn(async move { place_orders_retrying(&http, &base, &product_ids, 8, 150, answered).await })
+    };
 
     // Kill after a number of answers that differs from run to run.
     let kill_at = 100 + (std::process::id() as usize % 500);
-    while answered_so_far.load(Ordering::Relaxed) < kill_at {
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
+    wait_for_answers(&answered, kill_at, Duration::from_secs(30)).await;
     server.kill();
     tokio::time::sleep(Duration::from_millis(300)).await;
     let _server = spawn_server(&redis, port);
 
-    let mut answers = HashMap::new();
-    let mut failures = 0;
-    for (client_answers, client_failures) in clients.join_all().await {
-        answers.extend(client_answers);
-        failures += client_failures;
-    }
+    let Placed { answers, failed_attempts: failures, .. } = load.await.unwrap();
     assert!(failures > 0, "the kill happened while orders were being accepted");
     assert_eq!(answers.len(), 1200);
 
     let shop = Shop::new(&config).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let orders = loop {
-        let orders = shop.newest_orders(usize::MAX).await.unwrap();
-        if orders.iter().all(|o| o.status.is_terminal()) {
-            break orders;
-        }
-        assert!(Instant::now() < deadline, "orders did not all finish");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let orders = wait_until_all_terminal(&shop, Duration::from_secs(30)).await;
     let mut answered: Vec<&String> = answers.values().collect();
     answered.sort();
     answered.dedup();
@@ -130,9 +96,8 @@ async fn a_server_killed_while_accepting_orders_loses_none_and_invents_none() {
 
 /// SIGTERM: the server ends its live streams and exits 0 within seconds,
 /// even with a browser connected to the feed.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigterm_stops_the_server_cleanly_with_a_live_feed_open() {
-    let redis = RedisServer::start();
+async fn sigterm_stops_the_server_cleanly_with_a_live_feed_open(backend: Backend) {
+    let redis = TestRedis::start(backend);
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();

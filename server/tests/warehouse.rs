@@ -5,9 +5,16 @@ mod common;
 
 use std::collections::HashSet;
 
-use common::{start, Running};
+use common::{start_on, Running};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
+use testkit::{on_every_backend, Backend};
+
+on_every_backend!(
+    lists_come_in_pages_that_follow_the_cursor_to_the_end,
+    restocking_keeps_the_stock_arithmetic_exact_while_orders_take_stock,
+    concurrent_retries_with_one_idempotency_key_create_one_product,
+);
 
 /// Every page of `path` with `limit`, following `Next-Cursor`, and checking
 /// that `Link` says the same.
@@ -33,9 +40,8 @@ async fn all_pages(app: &Running, path: &str, limit: usize) -> Vec<Vec<Value>> {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn lists_come_in_pages_that_follow_the_cursor_to_the_end() {
-    let app = start().await;
+async fn lists_come_in_pages_that_follow_the_cursor_to_the_end(backend: Backend) {
+    let app = start_on(backend, |_| {}).await;
     let mut created = Vec::new();
     for n in 0..5 {
         let (status, product) =
@@ -72,9 +78,8 @@ async fn lists_come_in_pages_that_follow_the_cursor_to_the_end() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn restocking_keeps_the_stock_arithmetic_exact_while_orders_take_stock() {
-    let app = start().await;
+async fn restocking_keeps_the_stock_arithmetic_exact_while_orders_take_stock(backend: Backend) {
+    let app = start_on(backend, |_| {}).await;
     let (_, product) = app.post("/product", json!({"name": "Kettle", "price": 25, "quantity": 0})).await;
     let id = product["id"].as_str().unwrap().to_string();
 
@@ -138,9 +143,8 @@ async fn restocking_keeps_the_stock_arithmetic_exact_while_orders_take_stock() {
     assert_eq!(app.get(&format!("/product/{id}")).await.1["quantity"], stock, "refused restocks change nothing");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_retries_with_one_idempotency_key_create_one_product() {
-    let app = start().await;
+async fn concurrent_retries_with_one_idempotency_key_create_one_product(backend: Backend) {
+    let app = start_on(backend, |_| {}).await;
     let body = json!({"name": "Desk lamp", "price": 30.5, "quantity": 4});
     let answers = app.post_concurrently("/product", "lamp-1", &body, 20).await;
     assert!(answers.iter().all(|(status, _, _)| *status == StatusCode::CREATED));

@@ -3,13 +3,13 @@
 -- retry of the same request returns the order the first attempt created,
 -- even when the two race: the check and the creation are one step.
 -- KEYS: product, order, orders index, order-placed, order-status,
---       idempotency key ('' = none), order counts
+--       order counts, [idempotency key] (absent = none)
 -- ARGV: order id, product id, unit price (cents, as priced), quantity, fee,
 --       total, now (ms), order-status max length, idempotency window (s)
 -- Returns {'placed'}, {'replayed', earlier order id}, {'no_product'}, or
 -- {'price_changed'} (priced against a stale price).
-if KEYS[6] ~= '' then
-  local earlier = redis.call('GET', KEYS[6])
+if KEYS[7] then
+  local earlier = redis.call('GET', KEYS[7])
   if earlier then return {'replayed', earlier} end
 end
 local price = redis.call('HGET', KEYS[1], 'price')
@@ -23,8 +23,8 @@ redis.call('ZADD', KEYS[3], 0, ARGV[1])
 redis.call('XADD', KEYS[4], '*', 'order_id', ARGV[1])
 redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[8], '*',
   'order_id', ARGV[1], 'product_id', ARGV[2], 'status', 'pending', 'at', ARGV[7])
-if KEYS[6] ~= '' then
-  redis.call('SET', KEYS[6], ARGV[1], 'EX', ARGV[9])
+if KEYS[7] then
+  redis.call('SET', KEYS[7], ARGV[1], 'EX', ARGV[9])
 end
-redis.call('HINCRBY', KEYS[7], 'pending', 1)
+redis.call('HINCRBY', KEYS[6], 'pending', 1)
 return {'placed'}

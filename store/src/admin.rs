@@ -6,13 +6,13 @@
 use std::fmt;
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
 use redis::AsyncCommands;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::connection::Redis;
 use crate::error::StoreResult;
-use crate::keys;
+use crate::keys::Layout;
 
 /// The cookie holding an admin session id.
 pub const SESSION_COOKIE: &str = "stockflow_admin";
@@ -41,7 +41,8 @@ pub struct AdminGate {
     /// SHA-256 of `ADMIN_TOKEN`: comparing digests in constant time reveals
     /// neither the token's content nor its length.
     token_digest: Option<[u8; 32]>,
-    conn: ConnectionManager,
+    conn: Redis,
+    layout: Layout,
 }
 
 fn digest(text: &str) -> [u8; 32] {
@@ -49,8 +50,8 @@ fn digest(text: &str) -> [u8; 32] {
 }
 
 impl AdminGate {
-    pub fn new(token: Option<&Secret>, conn: ConnectionManager) -> AdminGate {
-        AdminGate { token_digest: token.map(|t| digest(&t.0)), conn }
+    pub fn new(token: Option<&Secret>, conn: Redis, layout: Layout) -> AdminGate {
+        AdminGate { token_digest: token.map(|t| digest(&t.0)), conn, layout }
     }
 
     /// Whether changes need an admin at all (`ADMIN_TOKEN` is set).
@@ -69,7 +70,7 @@ impl AdminGate {
     /// Opens a session for someone who presented the token; returns its id.
     pub async fn open_session(&self) -> StoreResult<String> {
         let id = new_session_id();
-        let () = self.conn.clone().set_ex(keys::admin_session(&id), 1, SESSION_TTL.as_secs()).await?;
+        let () = self.conn.clone().set_ex(self.layout.admin_session(&id), 1, SESSION_TTL.as_secs()).await?;
         Ok(id)
     }
 
@@ -78,13 +79,13 @@ impl AdminGate {
         if !is_session_id(id) {
             return Ok(false);
         }
-        Ok(self.conn.clone().exists(keys::admin_session(id)).await?)
+        Ok(self.conn.clone().exists(self.layout.admin_session(id)).await?)
     }
 
     /// Signs a session out.
     pub async fn close_session(&self, id: &str) -> StoreResult<()> {
         if is_session_id(id) {
-            let () = self.conn.clone().del(keys::admin_session(id)).await?;
+            let () = self.conn.clone().del(self.layout.admin_session(id)).await?;
         }
         Ok(())
     }

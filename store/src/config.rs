@@ -4,12 +4,25 @@
 use std::time::Duration;
 
 use crate::admin::Secret;
+use crate::connection::RedisTarget;
+use crate::keys::{Layout, DEFAULT_NAMESPACE};
+use crate::partition::Partitions;
 
 /// Settings shared by the server and the workers.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// `REDIS_URL`: where all state lives.
-    pub redis_url: String,
+    /// `REDIS_URL`, or `REDIS_CLUSTER_NODES` for a cluster: where all state lives.
+    pub redis: RedisTarget,
+    /// `REDIS_NAMESPACE` and `PARTITIONS`: the key layout.
+    pub layout: Layout,
+    /// `REDIS_MIN_REPLICAS`: replicas a write must reach before an order is
+    /// acknowledged to its client (and a consumer moves on); 0 trusts the master alone.
+    pub min_replicas: u32,
+    /// `REDIS_REPLICA_TIMEOUT_MS`: how long to wait for those replicas.
+    pub replica_timeout: Duration,
+    /// `STARTUP_WAIT_MS`: how long a process waits at start for Redis to
+    /// answer before it gives up with a message.
+    pub startup_wait: Duration,
     /// `PAYMENT_DELAY_MS`: how long the simulated payment takes. About a
     /// second by default so a person can watch an order move; 0 in tests.
     pub payment_delay: Duration,
@@ -43,7 +56,22 @@ impl Config {
     /// Reads the environment, falling back to the defaults documented in the README.
     pub fn from_env() -> Result<Config, String> {
         Ok(Config {
-            redis_url: var("REDIS_URL").unwrap_or_else(|| "redis://127.0.0.1:6379".to_string()),
+            redis: match var("REDIS_CLUSTER_NODES") {
+                Some(seeds) => RedisTarget::cluster(&seeds)?,
+                None => RedisTarget::Single(var("REDIS_URL").unwrap_or_else(|| "redis://127.0.0.1:6379".to_string())),
+            },
+            layout: Layout::new(
+                var("REDIS_NAMESPACE").as_deref().unwrap_or(DEFAULT_NAMESPACE),
+                match var("PARTITIONS") {
+                    Some(text) => Partitions::parse(&text).map_err(|e| e.to_string())?,
+                    None => Partitions::default(),
+                },
+            )
+            .map_err(|e| e.to_string())?,
+            min_replicas: u32::try_from(number("REDIS_MIN_REPLICAS", 0)?)
+                .map_err(|_| "REDIS_MIN_REPLICAS is too large".to_string())?,
+            replica_timeout: Duration::from_millis(number("REDIS_REPLICA_TIMEOUT_MS", 1000)?.max(1)),
+            startup_wait: Duration::from_millis(number("STARTUP_WAIT_MS", 30_000)?),
             payment_delay: Duration::from_millis(number("PAYMENT_DELAY_MS", 1000)?),
             max_deliveries: number("MAX_DELIVERIES", 5)?.max(1),
             claim_idle: Duration::from_millis(number("CLAIM_IDLE_MS", 30_000)?.max(100)),
@@ -59,8 +87,22 @@ impl Config {
 
     /// Defaults with a given Redis, for tests.
     pub fn for_redis(redis_url: impl Into<String>) -> Config {
+        Config::for_target(RedisTarget::Single(redis_url.into()))
+    }
+
+    /// Defaults with a given cluster (comma-separated seed URLs), for tests.
+    pub fn for_cluster(seeds: &str) -> Config {
+        Config::for_target(RedisTarget::cluster(seeds).expect("cluster seed URLs"))
+    }
+
+    /// Defaults with a given Redis or cluster, for tests.
+    pub fn for_target(redis: RedisTarget) -> Config {
         Config {
-            redis_url: redis_url.into(),
+            redis,
+            layout: Layout::new(DEFAULT_NAMESPACE, Partitions::default()).expect("the default namespace is valid"),
+            min_replicas: 0,
+            replica_timeout: Duration::from_secs(1),
+            startup_wait: Duration::from_secs(10),
             payment_delay: Duration::ZERO,
             max_deliveries: 5,
             claim_idle: Duration::from_secs(30),

@@ -1,37 +1,150 @@
-//! Connecting to Redis.
+//! Connecting to Redis: one Redis, or a Redis Cluster, behind one type.
 //!
-//! Every connection is a lazily connecting [`ConnectionManager`]: a process
-//! starts even while Redis is down, and after Redis comes back the next
-//! command reconnects. Commands that fail meanwhile return errors that the
-//! caller turns into a 503 or a retry with backoff.
+//! [`Redis`] is what every other module holds; it speaks to a single server
+//! (`REDIS_URL`) or to a cluster (`REDIS_CLUSTER_NODES`), and nothing else
+//! asks which. Both connect lazily: a process starts even while Redis is
+//! down, and the next command after Redis comes back reconnects. On a
+//! cluster, the client follows MOVED and ASK redirections while slots move
+//! and retries while a failover promotes a replica (TRYAGAIN, CLUSTERDOWN,
+//! refused connections), with backoff; commands that still fail return
+//! errors the caller turns into a 503 or a retry.
+//!
+//! Every pipeline sent through [`Redis`] must stay within one partition (one
+//! hash slot): a cluster cannot run it otherwise.
 
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::RedisResult;
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::{ClusterClient, ClusterConfig};
+use redis::cluster_async::ClusterConnection;
+use redis::{Cmd, Pipeline, RedisFuture, RedisResult, Value};
 
 /// How long an ordinary command may take before it counts as failed.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a command may take on a cluster, retries across a failover included.
+const CLUSTER_OVERALL_TIMEOUT: Duration = Duration::from_secs(10);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
-fn config(response_timeout: Duration) -> ConnectionManagerConfig {
-    ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(Duration::from_secs(2)))
+/// Where Redis is: one server, or the seed nodes of a cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RedisTarget {
+    /// `REDIS_URL`: `redis://[:password@]host:port[/db]` or `rediss://` for TLS.
+    Single(String),
+    /// `REDIS_CLUSTER_NODES`: some or all nodes of the cluster, each a URL as above.
+    Cluster(Vec<String>),
+}
+
+impl RedisTarget {
+    /// A cluster from a comma-separated list of node URLs.
+    pub fn cluster(seeds: &str) -> Result<RedisTarget, String> {
+        let seeds: Vec<String> = seeds.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
+        if seeds.is_empty() {
+            return Err("REDIS_CLUSTER_NODES is empty; give redis://host:port of one or more cluster nodes".into());
+        }
+        for seed in &seeds {
+            redis::IntoConnectionInfo::into_connection_info(seed.as_str())
+                .map_err(|e| format!("REDIS_CLUSTER_NODES: {seed:?} is not a redis:// URL ({e})"))?;
+        }
+        Ok(RedisTarget::Cluster(seeds))
+    }
+
+    pub fn is_cluster(&self) -> bool {
+        matches!(self, RedisTarget::Cluster(_))
+    }
+}
+
+impl std::fmt::Display for RedisTarget {
+    /// Where it is, for logs and messages, without passwords.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        fn redacted(url: &str) -> String {
+            match (url.split_once("://"), url.rsplit_once('@')) {
+                (Some((scheme, _)), Some((_, host))) => format!("{scheme}://…@{host}"),
+                _ => url.to_string(),
+            }
+        }
+        match self {
+            RedisTarget::Single(url) => write!(f, "{}", redacted(url)),
+            RedisTarget::Cluster(seeds) => {
+                let seeds: Vec<String> = seeds.iter().map(|s| redacted(s)).collect();
+                write!(f, "cluster {}", seeds.join(","))
+            }
+        }
+    }
+}
+
+/// A connection to one Redis or to a cluster; cheap to clone (clones share it).
+#[derive(Clone)]
+pub enum Redis {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Redis {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Redis::Single(conn) => conn.req_packed_command(cmd),
+            Redis::Cluster(conn) => conn.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Redis::Single(conn) => conn.req_packed_commands(pipeline, offset, count),
+            Redis::Cluster(conn) => conn.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Redis::Single(conn) => conn.get_db(),
+            Redis::Cluster(conn) => conn.get_db(),
+        }
+    }
+}
+
+fn single(url: &str, response_timeout: Duration) -> RedisResult<Redis> {
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(CONNECT_TIMEOUT))
         .set_response_timeout(Some(response_timeout))
         .set_number_of_retries(2)
         .set_min_delay(Duration::from_millis(50))
-        .set_max_delay(Duration::from_secs(1))
+        .set_max_delay(Duration::from_secs(1));
+    Ok(Redis::Single(redis::Client::open(url)?.get_connection_manager_lazy(config)?))
+}
+
+fn cluster(seeds: &[String], response_timeout: Duration, overall: Option<Duration>) -> RedisResult<Redis> {
+    let client = ClusterClient::builder(seeds.iter().map(String::as_str))
+        // A failover takes a few seconds: retry for about that long, with jittered backoff.
+        .retries(8)
+        .min_retry_wait(20)
+        .max_retry_wait(1000)
+        .overall_response_timeout(overall)
+        .build()?;
+    let config = ClusterConfig::new().set_connection_timeout(CONNECT_TIMEOUT).set_response_timeout(response_timeout);
+    Ok(Redis::Cluster(client.get_pending_async_connection_with_config(config)))
 }
 
 /// A shared connection for ordinary (non-blocking) commands.
-pub fn connect(url: &str) -> RedisResult<ConnectionManager> {
-    redis::Client::open(url)?.get_connection_manager_lazy(config(COMMAND_TIMEOUT))
+pub fn connect(target: &RedisTarget) -> RedisResult<Redis> {
+    match target {
+        RedisTarget::Single(url) => single(url, COMMAND_TIMEOUT),
+        RedisTarget::Cluster(seeds) => cluster(seeds, COMMAND_TIMEOUT, Some(CLUSTER_OVERALL_TIMEOUT)),
+    }
 }
 
 /// A dedicated connection for a loop that blocks in XREAD/XREADGROUP for up to
-/// `block`. Blocking commands hold up everything behind them on a connection,
-/// so each blocking loop gets its own.
-pub fn connect_blocking(url: &str, block: Duration) -> RedisResult<ConnectionManager> {
-    redis::Client::open(url)?.get_connection_manager_lazy(config(block + COMMAND_TIMEOUT))
+/// `block`. A blocking command holds up everything behind it on a connection
+/// (on a cluster: on that node's connection), so each blocking loop gets its own.
+pub fn connect_blocking(target: &RedisTarget, block: Duration) -> RedisResult<Redis> {
+    match target {
+        RedisTarget::Single(url) => single(url, block + COMMAND_TIMEOUT),
+        RedisTarget::Cluster(seeds) => cluster(seeds, block + COMMAND_TIMEOUT, Some(block + CLUSTER_OVERALL_TIMEOUT)),
+    }
 }
 
 /// Exponential backoff for retrying while Redis is unreachable: 100 ms doubling to 5 s.
@@ -57,5 +170,27 @@ impl Backoff {
     /// Back to the shortest delay after a success.
     pub fn reset(&mut self) {
         *self = Backoff::default();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cluster_seeds_are_a_list_of_urls() {
+        assert_eq!(
+            RedisTarget::cluster("redis://a:1, redis://b:2,").unwrap(),
+            RedisTarget::Cluster(vec!["redis://a:1".into(), "redis://b:2".into()])
+        );
+        assert!(RedisTarget::cluster(" , ").is_err());
+        assert!(RedisTarget::cluster("nonsense://x").is_err());
+    }
+
+    #[test]
+    fn targets_print_without_passwords() {
+        let target = RedisTarget::cluster("redis://:secret@a:1,redis://b:2").unwrap();
+        assert_eq!(target.to_string(), "cluster redis://…@a:1,redis://b:2");
+        assert_eq!(RedisTarget::Single("redis://u:pw@h:6379/0".into()).to_string(), "redis://…@h:6379/0");
     }
 }

@@ -14,6 +14,10 @@ pub enum StoreError {
     /// Redis could not be reached or answered with an error.
     #[error("redis: {0}")]
     Redis(#[from] redis::RedisError),
+    /// The write is whole on the master but did not reach `REDIS_MIN_REPLICAS`
+    /// replicas in time; a retry with the same idempotency key is safe.
+    #[error("the write reached {reached} of {wanted} required replicas in time")]
+    NotReplicated { wanted: u32, reached: u32 },
     /// Redis holds something this code did not write (a corrupt or foreign key).
     #[error("corrupt data in {key}: {detail}")]
     Corrupt { key: String, detail: String },

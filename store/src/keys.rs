@@ -1,59 +1,77 @@
 //! Every Redis key, stream and consumer-group name in one place.
 //!
-//! A move to Redis Cluster would put one hash tag into these names so that the
-//! keys a script touches share a slot; that change is contained in this file.
+//! A key is `<namespace>:{pNN}:<name>`: the namespace (`REDIS_NAMESPACE`) lets
+//! Stockflow share a Redis with other applications, and the hash tag `{pNN}`
+//! puts every key of one partition into one hash slot of a cluster, so a Lua
+//! script that touches several of them never spans two slots. The few keys
+//! that belong to no partition (the recorded partition count, admin sessions)
+//! are read and written one at a time.
+//!
+//! | key | type | what |
+//! |---|---|---|
+//! | `<ns>:{pNN}:product:<id>` | hash | `id, name, price` (cents), `quantity` (stock) |
+//! | `<ns>:{pNN}:order:<id>` | hash | ids, prices in cents, `status`, timestamps, `refund_reason` |
+//! | `<ns>:{pNN}:products`, `<ns>:{pNN}:orders` | sorted set | ids, score 0: sorted by id, so by creation time |
+//! | `<ns>:{pNN}:order-counts` | hash | orders by status, kept by the scripts |
+//! | `<ns>:{pNN}:idempotency:order:<key>` | string | the order id an `Idempotency-Key` created |
+//! | `<ns>:{pNN}:idempotency:product:<key>` | string | the product (JSON) an `Idempotency-Key` created |
+//! | `<ns>:{pNN}:<stream>`, `<ns>:{pNN}:<stream>-dead` | stream | the partition's events and dead letters |
+//! | `<ns>:partitions` | string | the partition count, recorded on first start |
+//! | `<ns>:admin-session:<id>` | string | a signed-in admin session |
+//! | `<ns>:legacy-orders` | hash | order id → partition, for orders migrated from before partitions whose id does not name their partition |
 
-/// Hash of one product: `id, name, price` (cents), `quantity` (stock).
-pub fn product(id: &str) -> String {
-    format!("product:{id}")
-}
+use std::sync::Arc;
 
-/// Hash of one order: ids, prices in cents, `status`, timestamps, `refund_reason`.
-pub fn order(id: &str) -> String {
-    format!("order:{id}")
-}
+use crate::partition::{Partition, Partitions};
 
-/// String holding the order id created for a client's idempotency key, for
-/// the idempotency window.
-pub fn order_idempotency(key: &str) -> String {
-    format!("idempotency:order:{key}")
-}
+/// Namespace of a deployment that does not say.
+pub const DEFAULT_NAMESPACE: &str = "stockflow";
 
-/// String holding the product (as JSON) created for a client's idempotency
-/// key, for the idempotency window.
-pub fn product_idempotency(key: &str) -> String {
-    format!("idempotency:product:{key}")
-}
-
-/// String marking a signed-in admin session (value `1`), until it expires.
-pub fn admin_session(session_id: &str) -> String {
-    format!("admin-session:{session_id}")
-}
-
-/// Hash of order counts by status (`pending`, `completed`, ...), kept by the
-/// scripts in the same step as each change, for metrics.
-pub const ORDER_COUNTS: &str = "stats:orders-by-status";
-
-/// Sorted set of all product ids (score 0; ULIDs sort by creation time).
-pub const PRODUCTS: &str = "products";
-/// Sorted set of all order ids (score 0; ULIDs sort by creation time).
-pub const ORDERS: &str = "orders";
-
-/// Stream names.
-pub mod stream {
+/// The streams every partition has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Stream {
     /// Outbox of new orders, written with the order itself.
-    pub const ORDER_PLACED: &str = "order-placed";
+    OrderPlaced,
     /// Paid orders, for the warehouse.
-    pub const ORDER_COMPLETED: &str = "order-completed";
+    OrderCompleted,
     /// Orders the warehouse could not fulfil.
-    pub const REFUND_INITIATED: &str = "refund-initiated";
+    RefundInitiated,
     /// Every status change, for the live feed.
-    pub const ORDER_STATUS: &str = "order-status";
+    OrderStatus,
+}
 
-    /// Where entries of `stream` go when they cannot be processed.
-    pub fn dead_letters(stream: &str) -> String {
-        format!("{stream}-dead")
+impl Stream {
+    pub const ALL: [Stream; 4] =
+        [Stream::OrderPlaced, Stream::OrderCompleted, Stream::RefundInitiated, Stream::OrderStatus];
+
+    /// The stream's name within a partition (and in metrics labels).
+    pub fn name(self) -> &'static str {
+        match self {
+            Stream::OrderPlaced => stream::ORDER_PLACED,
+            Stream::OrderCompleted => stream::ORDER_COMPLETED,
+            Stream::RefundInitiated => stream::REFUND_INITIATED,
+            Stream::OrderStatus => stream::ORDER_STATUS,
+        }
     }
+
+    /// The consumer group that works through the stream (`order-status` has
+    /// none: servers follow it with plain XREAD).
+    pub fn group(self) -> Option<&'static str> {
+        match self {
+            Stream::OrderPlaced => Some(group::PAYMENT),
+            Stream::OrderCompleted => Some(group::WAREHOUSE),
+            Stream::RefundInitiated => Some(group::REFUND),
+            Stream::OrderStatus => None,
+        }
+    }
+}
+
+/// Stream base names.
+pub mod stream {
+    pub const ORDER_PLACED: &str = "order-placed";
+    pub const ORDER_COMPLETED: &str = "order-completed";
+    pub const REFUND_INITIATED: &str = "refund-initiated";
+    pub const ORDER_STATUS: &str = "order-status";
 }
 
 /// Consumer-group names.
@@ -61,4 +79,169 @@ pub mod group {
     pub const PAYMENT: &str = "payment";
     pub const WAREHOUSE: &str = "warehouse";
     pub const REFUND: &str = "refund";
+}
+
+/// The key layout of one deployment: its namespace and partitions. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    namespace: Arc<str>,
+    partitions: Partitions,
+    keys: Arc<[PartitionKeys]>,
+}
+
+/// A namespace that cannot be used, with a message saying why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("REDIS_NAMESPACE must be 1 to 64 letters, digits, '-', '_' or '.', got {0:?}")]
+pub struct BadNamespace(pub String);
+
+impl Layout {
+    pub fn new(namespace: &str, partitions: Partitions) -> Result<Layout, BadNamespace> {
+        let valid = (1..=64).contains(&namespace.len())
+            && namespace.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        if !valid {
+            return Err(BadNamespace(namespace.to_string()));
+        }
+        let keys = partitions
+            .all()
+            .map(|partition| PartitionKeys { partition, prefix: format!("{namespace}:{{{partition}}}:").into() })
+            .collect();
+        Ok(Layout { namespace: namespace.into(), partitions, keys })
+    }
+
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    pub fn partitions(&self) -> Partitions {
+        self.partitions
+    }
+
+    /// The keys of one partition.
+    pub fn keys(&self, partition: Partition) -> &PartitionKeys {
+        &self.keys[partition.index() as usize]
+    }
+
+    /// The keys of every partition, in order.
+    pub fn all(&self) -> impl Iterator<Item = &PartitionKeys> {
+        self.keys.iter()
+    }
+
+    /// The keys of the partition `id` lives in, or `None` when it is not an id.
+    pub fn keys_of_id(&self, id: &str) -> Option<&PartitionKeys> {
+        self.partitions.of_id(id).map(|p| self.keys(p))
+    }
+
+    /// String holding the partition count, recorded on first start.
+    pub fn partition_count(&self) -> String {
+        format!("{}:partitions", self.namespace)
+    }
+
+    /// String marking a signed-in admin session (value `1`), until it expires.
+    pub fn admin_session(&self, session_id: &str) -> String {
+        format!("{}:admin-session:{session_id}", self.namespace)
+    }
+
+    /// Hash of order id → partition, for the orders `workers migrate` moved
+    /// from the layout before partitions into a partition their id does not
+    /// name (the partition of their product). Orders made since name theirs.
+    pub fn legacy_orders(&self) -> String {
+        format!("{}:legacy-orders", self.namespace)
+    }
+}
+
+/// The keys of one partition; every one carries the partition's hash tag.
+#[derive(Debug, Clone)]
+pub struct PartitionKeys {
+    partition: Partition,
+    /// `<namespace>:{pNN}:`
+    prefix: Arc<str>,
+}
+
+impl PartitionKeys {
+    pub fn partition(&self) -> Partition {
+        self.partition
+    }
+
+    fn key(&self, name: &str) -> String {
+        format!("{}{name}", self.prefix)
+    }
+
+    /// Hash of one product.
+    pub fn product(&self, id: &str) -> String {
+        self.key(&format!("product:{id}"))
+    }
+
+    /// Hash of one order.
+    pub fn order(&self, id: &str) -> String {
+        self.key(&format!("order:{id}"))
+    }
+
+    /// Sorted set of the partition's product ids.
+    pub fn products(&self) -> String {
+        self.key("products")
+    }
+
+    /// Sorted set of the partition's order ids.
+    pub fn orders(&self) -> String {
+        self.key("orders")
+    }
+
+    /// Hash of order counts by status (`pending`, `completed`, ...).
+    pub fn order_counts(&self) -> String {
+        self.key("order-counts")
+    }
+
+    /// The order id created for a client's idempotency key.
+    pub fn order_idempotency(&self, key: &str) -> String {
+        self.key(&format!("idempotency:order:{key}"))
+    }
+
+    /// The product (as JSON) created for a client's idempotency key.
+    pub fn product_idempotency(&self, key: &str) -> String {
+        self.key(&format!("idempotency:product:{key}"))
+    }
+
+    /// One of the partition's streams.
+    pub fn stream(&self, stream: Stream) -> String {
+        self.key(stream.name())
+    }
+
+    /// Where entries of `stream` go when they cannot be processed.
+    pub fn dead_letters(&self, stream: Stream) -> String {
+        self.key(&format!("{}-dead", stream.name()))
+    }
+
+    /// Set of the stream entries `workers migrate` copied into this
+    /// partition (removed when the migration finishes).
+    pub fn migrated_entries(&self) -> String {
+        self.key("migrated-entries")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_partition_key_carries_the_namespace_and_the_hash_tag() {
+        let layout = Layout::new("shop-1", Partitions::new(16).unwrap()).unwrap();
+        let keys = layout.keys(Partitions::new(16).unwrap().nth(7));
+        assert_eq!(keys.product("X"), "shop-1:{p07}:product:X");
+        assert_eq!(keys.order("Y"), "shop-1:{p07}:order:Y");
+        assert_eq!(keys.orders(), "shop-1:{p07}:orders");
+        assert_eq!(keys.stream(Stream::OrderPlaced), "shop-1:{p07}:order-placed");
+        assert_eq!(keys.dead_letters(Stream::OrderCompleted), "shop-1:{p07}:order-completed-dead");
+        assert_eq!(keys.order_idempotency("k"), "shop-1:{p07}:idempotency:order:k");
+        assert_eq!(layout.partition_count(), "shop-1:partitions");
+        assert_eq!(layout.all().count(), 16);
+    }
+
+    #[test]
+    fn a_namespace_is_a_plain_word() {
+        let partitions = Partitions::default();
+        assert!(Layout::new("stockflow", partitions).is_ok());
+        for bad in ["", "a b", "{x}", "a:b", &"n".repeat(65)] {
+            assert!(Layout::new(bad, partitions).is_err(), "{bad}");
+        }
+    }
 }

@@ -8,10 +8,15 @@
 //! # Layout
 //! - [`admin`]: the admin gate (`ADMIN_TOKEN`, sessions) for warehouse changes.
 //! - [`config`]: the one `Config`, read from environment variables.
-//! - [`keys`]: every key, stream and consumer-group name.
-//! - [`ids`]: product and order ids (ULIDs that increase within a process).
+//! - [`partition`]: the partitions data is split into, and which one an id is in.
+//! - [`keys`]: every key, stream and consumer-group name (the key layout).
+//! - [`ids`]: product and order ids (ULIDs that carry their partition and
+//!   increase within a process).
+//! - [`deployment`]: the start-up check that Redis holds this deployment's layout.
+//! - [`migrate`]: `workers migrate`, from the layout before partitions.
+//! - [`durability`]: waiting for replicas (`REDIS_MIN_REPLICAS`).
 //! - [`scripts`]: the Lua scripts that make each status change atomic.
-//! - [`connection`]: connecting, with reconnection and sane timeouts.
+//! - [`connection`]: one Redis or a cluster behind one type, with reconnection.
 //! - [`shop`]: the service layer for products and orders, shared by REST and server functions.
 //! - [`streams`]: stream entries as typed events.
 //! - [`observe`]: orders by status and stream backlogs, for metrics.
@@ -21,10 +26,14 @@
 pub mod admin;
 pub mod config;
 pub mod connection;
+pub mod deployment;
+pub mod durability;
 pub mod error;
 pub mod ids;
 pub mod keys;
+pub mod migrate;
 pub mod observe;
+pub mod partition;
 pub mod scripts;
 pub mod shop;
 pub mod shutdown;
@@ -32,7 +41,10 @@ pub mod streams;
 
 pub use admin::AdminGate;
 pub use config::Config;
+pub use connection::{Redis, RedisTarget};
 pub use error::{StoreError, StoreResult};
+pub use keys::{Layout, PartitionKeys, Stream};
+pub use partition::{Partition, Partitions};
 pub use shop::{CreatedProduct, Placed, Shop};
 
 /// Milliseconds since the Unix epoch, the unit of every timestamp we store.

@@ -1,23 +1,15 @@
-//! What an operator wants to see of the shop's state, read in one round trip:
-//! orders by status, and each stream's length with its groups' lag and
-//! pending count.
+//! What an operator wants to see of the shop's state: orders by status, and
+//! each stream's length with its groups' lag and pending count, summed over
+//! the partitions (one round trip per partition, all at once).
 
 use std::collections::HashMap;
 
 use domain::OrderStatus;
-use redis::aio::ConnectionLike;
 use redis::Value;
 
+use crate::connection::Redis;
 use crate::error::StoreResult;
-use crate::keys::{self, group, stream};
-
-/// Every stream, with the consumer groups that read it.
-pub const STREAMS: [(&str, &[&str]); 4] = [
-    (stream::ORDER_PLACED, &[group::PAYMENT]),
-    (stream::ORDER_COMPLETED, &[group::WAREHOUSE]),
-    (stream::REFUND_INITIATED, &[group::REFUND]),
-    (stream::ORDER_STATUS, &[]),
-];
+use crate::keys::{Layout, PartitionKeys, Stream};
 
 /// One consumer group's backlog.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,12 +37,52 @@ pub struct Observed {
     pub streams: Vec<StreamStats>,
 }
 
-/// Reads the snapshot with one pipeline.
-pub async fn observe<C: ConnectionLike>(conn: &mut C) -> StoreResult<Observed> {
+/// Reads the snapshot: one pipeline per partition, all partitions at once.
+pub async fn observe(conn: &Redis, layout: &Layout) -> StoreResult<Observed> {
+    let reads = layout.all().map(|keys| {
+        let mut conn = conn.clone();
+        async move { observe_partition(&mut conn, keys).await }
+    });
+    let partitions = futures::future::try_join_all(reads).await?;
+    let mut counts: HashMap<OrderStatus, u64> = HashMap::new();
+    let mut streams: Vec<StreamStats> = Stream::ALL
+        .iter()
+        .map(|s| StreamStats { stream: s.name(), length: 0, dead_letters: 0, groups: Vec::new() })
+        .collect();
+    for (partition_counts, partition_streams) in partitions {
+        for (status, count) in partition_counts {
+            *counts.entry(status).or_default() += count;
+        }
+        for (total, part) in streams.iter_mut().zip(partition_streams) {
+            total.length += part.length;
+            total.dead_letters += part.dead_letters;
+            for group in part.groups {
+                match total.groups.iter_mut().find(|g| g.group == group.group) {
+                    Some(sum) => {
+                        sum.lag += group.lag;
+                        sum.pending += group.pending;
+                    }
+                    None => total.groups.push(group),
+                }
+            }
+        }
+    }
+    let orders =
+        OrderStatus::ALL.into_iter().map(|status| (status, counts.get(&status).copied().unwrap_or(0))).collect();
+    Ok(Observed { orders, streams })
+}
+
+type PartitionSnapshot = (Vec<(OrderStatus, u64)>, Vec<StreamStats>);
+
+async fn observe_partition(conn: &mut Redis, keys: &PartitionKeys) -> StoreResult<PartitionSnapshot> {
     let mut pipe = redis::pipe();
-    pipe.hgetall(keys::ORDER_COUNTS);
-    for (name, _) in STREAMS {
-        pipe.xlen(name).xlen(stream::dead_letters(name)).cmd("XINFO").arg("GROUPS").arg(name);
+    pipe.hgetall(keys.order_counts());
+    for stream in Stream::ALL {
+        pipe.xlen(keys.stream(stream))
+            .xlen(keys.dead_letters(stream))
+            .cmd("XINFO")
+            .arg("GROUPS")
+            .arg(keys.stream(stream));
     }
     // XINFO GROUPS fails for a stream that does not exist yet: read replies one by one.
     let replies: Vec<Value> = pipe.ignore_errors().query_async(conn).await?;
@@ -61,7 +93,7 @@ pub async fn observe<C: ConnectionLike>(conn: &mut C) -> StoreResult<Observed> {
         .map(|status| (status, counts.get(status.as_str()).copied().unwrap_or(0).max(0) as u64))
         .collect();
     let mut streams = Vec::new();
-    for (name, _) in STREAMS {
+    for stream in Stream::ALL {
         let mut number = || replies.next().and_then(|v| redis::from_redis_value::<u64>(v).ok()).unwrap_or(0);
         let (length, dead_letters) = (number(), number());
         let groups: Vec<HashMap<String, Value>> =
@@ -77,7 +109,7 @@ pub async fn observe<C: ConnectionLike>(conn: &mut C) -> StoreResult<Observed> {
                 }
             })
             .collect();
-        streams.push(StreamStats { stream: name, length, dead_letters, groups });
+        streams.push(StreamStats { stream: stream.name(), length, dead_letters, groups });
     }
-    Ok(Observed { orders, streams })
+    Ok((orders, streams))
 }

@@ -14,7 +14,7 @@ use std::sync::LazyLock;
 use redis::aio::ConnectionLike;
 use redis::{Cmd, FromRedisValue, Pipeline, RedisResult, Script};
 
-use crate::keys::{self, stream};
+use crate::keys::{PartitionKeys, Stream};
 
 /// Why the warehouse refunds an order, as shown to the customer.
 pub use domain::events::refund_reason as reason;
@@ -27,6 +27,7 @@ struct Scripts {
     dead_letter: Script,
     create_product: Script,
     restock: Script,
+    migrate_entry: Script,
 }
 
 const PLACE_ORDER: &str = include_str!("../lua/place_order.lua");
@@ -36,7 +37,9 @@ const REFUND_ORDER: &str = include_str!("../lua/refund_order.lua");
 const DEAD_LETTER: &str = include_str!("../lua/dead_letter.lua");
 const CREATE_PRODUCT: &str = include_str!("../lua/create_product.lua");
 const RESTOCK: &str = include_str!("../lua/restock.lua");
-const ALL: [&str; 7] = [PLACE_ORDER, COMPLETE_ORDER, FULFIL_ORDER, REFUND_ORDER, DEAD_LETTER, CREATE_PRODUCT, RESTOCK];
+const MIGRATE_ENTRY: &str = include_str!("../lua/migrate_entry.lua");
+const ALL: [&str; 8] =
+    [PLACE_ORDER, COMPLETE_ORDER, FULFIL_ORDER, REFUND_ORDER, DEAD_LETTER, CREATE_PRODUCT, RESTOCK, MIGRATE_ENTRY];
 
 static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     place_order: Script::new(PLACE_ORDER),
@@ -46,6 +49,7 @@ static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     dead_letter: Script::new(DEAD_LETTER),
     create_product: Script::new(CREATE_PRODUCT),
     restock: Script::new(RESTOCK),
+    migrate_entry: Script::new(MIGRATE_ENTRY),
 });
 
 /// The stream entry that asked for a change, acknowledged by the script in
@@ -64,9 +68,12 @@ fn ack_args(cmd: &mut Cmd, ack: Option<Ack>) {
     };
 }
 
-fn evalsha(script: &Script, keys: &[&str]) -> Cmd {
+fn evalsha<K: AsRef<str>>(script: &Script, keys: &[K]) -> Cmd {
     let mut cmd = redis::cmd("EVALSHA");
-    cmd.arg(script.get_hash()).arg(keys.len()).arg(keys);
+    cmd.arg(script.get_hash()).arg(keys.len());
+    for key in keys {
+        cmd.arg(key.as_ref());
+    }
     cmd
 }
 
@@ -85,24 +92,23 @@ pub struct PlacedOrder<'a> {
 
 /// Saves a priced order as `pending` with its outbox entry, or finds the
 /// order an earlier attempt with the same idempotency key created (see `place_order.lua`).
-pub fn place_order(order: &PlacedOrder, status_maxlen: u64) -> Cmd {
-    let (product, order_key) = (keys::product(order.product_id), keys::order(order.order_id));
-    let (idempotency_key, window) = match order.idempotency {
-        Some((key, window)) => (keys::order_idempotency(key), window),
-        None => (String::new(), 0),
+pub fn place_order(keys: &PartitionKeys, order: &PlacedOrder, status_maxlen: u64) -> Cmd {
+    let mut touched = vec![
+        keys.product(order.product_id),
+        keys.order(order.order_id),
+        keys.orders(),
+        keys.stream(Stream::OrderPlaced),
+        keys.stream(Stream::OrderStatus),
+        keys.order_counts(),
+    ];
+    let window = match order.idempotency {
+        Some((key, window)) => {
+            touched.push(keys.order_idempotency(key));
+            window
+        }
+        None => 0,
     };
-    let mut cmd = evalsha(
-        &SCRIPTS.place_order,
-        &[
-            &product,
-            &order_key,
-            keys::ORDERS,
-            stream::ORDER_PLACED,
-            stream::ORDER_STATUS,
-            &idempotency_key,
-            keys::ORDER_COUNTS,
-        ],
-    );
+    let mut cmd = evalsha(&SCRIPTS.place_order, &touched);
     cmd.arg(order.order_id)
         .arg(order.product_id)
         .arg(order.unit_price)
@@ -117,11 +123,16 @@ pub fn place_order(order: &PlacedOrder, status_maxlen: u64) -> Cmd {
 
 /// Pending → completed, emitting `order-completed`, acking the
 /// `order-placed` entry (see `complete_order.lua`).
-pub fn complete_order(order_id: &str, now: u64, status_maxlen: u64, ack: Option<Ack>) -> Cmd {
-    let order = keys::order(order_id);
+pub fn complete_order(keys: &PartitionKeys, order_id: &str, now: u64, status_maxlen: u64, ack: Option<Ack>) -> Cmd {
     let mut cmd = evalsha(
         &SCRIPTS.complete_order,
-        &[&order, stream::ORDER_COMPLETED, stream::ORDER_STATUS, stream::ORDER_PLACED, keys::ORDER_COUNTS],
+        &[
+            &keys.order(order_id),
+            &keys.stream(Stream::OrderCompleted),
+            &keys.stream(Stream::OrderStatus),
+            &keys.stream(Stream::OrderPlaced),
+            &keys.order_counts(),
+        ],
     );
     cmd.arg(order_id).arg(now).arg(status_maxlen);
     ack_args(&mut cmd, ack);
@@ -130,17 +141,23 @@ pub fn complete_order(order_id: &str, now: u64, status_maxlen: u64, ack: Option<
 
 /// Completed → fulfilled taking the stock, or a refund initiated, acking the
 /// `order-completed` entry (see `fulfil_order.lua`).
-pub fn fulfil_order(order_id: &str, product_id: &str, now: u64, status_maxlen: u64, ack: Option<Ack>) -> Cmd {
-    let (order, product) = (keys::order(order_id), keys::product(product_id));
+pub fn fulfil_order(
+    keys: &PartitionKeys,
+    order_id: &str,
+    product_id: &str,
+    now: u64,
+    status_maxlen: u64,
+    ack: Option<Ack>,
+) -> Cmd {
     let mut cmd = evalsha(
         &SCRIPTS.fulfil_order,
         &[
-            &order,
-            &product,
-            stream::REFUND_INITIATED,
-            stream::ORDER_STATUS,
-            stream::ORDER_COMPLETED,
-            keys::ORDER_COUNTS,
+            &keys.order(order_id),
+            &keys.product(product_id),
+            &keys.stream(Stream::RefundInitiated),
+            &keys.stream(Stream::OrderStatus),
+            &keys.stream(Stream::OrderCompleted),
+            &keys.order_counts(),
         ],
     );
     cmd.arg(order_id)
@@ -154,10 +171,23 @@ pub fn fulfil_order(order_id: &str, product_id: &str, now: u64, status_maxlen: u
 }
 
 /// Completed → refunded, acking the `refund-initiated` entry (see `refund_order.lua`).
-pub fn refund_order(order_id: &str, reason: &str, now: u64, status_maxlen: u64, ack: Option<Ack>) -> Cmd {
-    let order = keys::order(order_id);
-    let mut cmd =
-        evalsha(&SCRIPTS.refund_order, &[&order, stream::ORDER_STATUS, stream::REFUND_INITIATED, keys::ORDER_COUNTS]);
+pub fn refund_order(
+    keys: &PartitionKeys,
+    order_id: &str,
+    reason: &str,
+    now: u64,
+    status_maxlen: u64,
+    ack: Option<Ack>,
+) -> Cmd {
+    let mut cmd = evalsha(
+        &SCRIPTS.refund_order,
+        &[
+            &keys.order(order_id),
+            &keys.stream(Stream::OrderStatus),
+            &keys.stream(Stream::RefundInitiated),
+            &keys.order_counts(),
+        ],
+    );
     cmd.arg(order_id).arg(now).arg(status_maxlen).arg(reason);
     ack_args(&mut cmd, ack);
     cmd
@@ -165,7 +195,7 @@ pub fn refund_order(order_id: &str, reason: &str, now: u64, status_maxlen: u64, 
 
 /// An entry given up on (see `dead_letter.lua`).
 pub struct DeadLetter<'a> {
-    pub stream: &'a str,
+    pub stream: Stream,
     pub group: &'a str,
     pub entry_id: &'a str,
     pub error: &'a str,
@@ -177,11 +207,15 @@ pub struct DeadLetter<'a> {
 }
 
 /// Dead-letters an entry, acks it and refunds its unfinished order, atomically.
-pub fn dead_letter(letter: &DeadLetter, now: u64, maxlen: u64) -> Cmd {
-    let dead = stream::dead_letters(letter.stream);
-    let order = letter.refund_order_id.map(keys::order).unwrap_or_default();
-    let mut cmd =
-        evalsha(&SCRIPTS.dead_letter, &[letter.stream, &dead, &order, stream::ORDER_STATUS, keys::ORDER_COUNTS]);
+pub fn dead_letter(keys: &PartitionKeys, letter: &DeadLetter, now: u64, maxlen: u64) -> Cmd {
+    let mut touched = vec![
+        keys.stream(letter.stream),
+        keys.dead_letters(letter.stream),
+        keys.stream(Stream::OrderStatus),
+        keys.order_counts(),
+    ];
+    touched.extend(letter.refund_order_id.map(|id| keys.order(id)));
+    let mut cmd = evalsha(&SCRIPTS.dead_letter, &touched);
     cmd.arg(letter.group).arg(letter.entry_id).arg(letter.error).arg(letter.consumer).arg(maxlen).arg(now);
     for (field, value) in letter.fields {
         cmd.arg(field).arg(value);
@@ -192,32 +226,50 @@ pub fn dead_letter(letter: &DeadLetter, now: u64, maxlen: u64) -> Cmd {
 /// Saves a new product, or finds the one an earlier attempt with the same
 /// idempotency key created (see `create_product.lua`). `snapshot` is the
 /// product as JSON, kept with the key for replays.
-pub fn create_product(product: &domain::Product, snapshot: &str, idempotency: Option<(&str, u64)>) -> Cmd {
-    let key = keys::product(&product.id);
-    let (idempotency_key, window) = match idempotency {
-        Some((client_key, window)) => (keys::product_idempotency(client_key), window),
-        None => (String::new(), 0),
+pub fn create_product(
+    keys: &PartitionKeys,
+    product: &domain::Product,
+    snapshot: &str,
+    idempotency: Option<(&str, u64)>,
+) -> Cmd {
+    let mut touched = vec![keys.product(&product.id), keys.products()];
+    let window = match idempotency {
+        Some((client_key, window)) => {
+            touched.push(keys.product_idempotency(client_key));
+            window
+        }
+        None => 0,
     };
-    let mut cmd = evalsha(&SCRIPTS.create_product, &[&key, keys::PRODUCTS, &idempotency_key]);
+    let mut cmd = evalsha(&SCRIPTS.create_product, &touched);
     cmd.arg(&product.id).arg(&product.name).arg(product.price.0).arg(product.quantity).arg(snapshot).arg(window);
     cmd
 }
 
 /// Adds units to a product's stock, up to `ceiling` (see `restock.lua`).
-pub fn restock(product_id: &str, units: u32, ceiling: u32) -> Cmd {
-    let key = keys::product(product_id);
-    let mut cmd = evalsha(&SCRIPTS.restock, &[&key]);
+pub fn restock(keys: &PartitionKeys, product_id: &str, units: u32, ceiling: u32) -> Cmd {
+    let mut cmd = evalsha(&SCRIPTS.restock, &[keys.product(product_id)]);
     cmd.arg(units).arg(ceiling);
     cmd
 }
 
-/// Loads every script into Redis's script cache.
-pub async fn load_all<C: ConnectionLike>(conn: &mut C) -> RedisResult<()> {
-    let mut pipe = redis::pipe();
-    for code in ALL {
-        pipe.cmd("SCRIPT").arg("LOAD").arg(code);
+/// Copies one stream entry of the layout before partitions into `stream`
+/// (a partition's stream, or its dead letters), once (see `migrate_entry.lua`).
+pub fn migrate_entry(keys: &PartitionKeys, stream: &str, legacy_id: &str, fields: &[(String, String)]) -> Cmd {
+    let mut cmd = evalsha(&SCRIPTS.migrate_entry, &[stream.to_string(), keys.migrated_entries()]);
+    cmd.arg(legacy_id);
+    for (field, value) in fields {
+        cmd.arg(field).arg(value);
     }
-    let _: Vec<String> = pipe.query_async(conn).await?;
+    cmd
+}
+
+/// Loads every script into Redis's script cache (on a cluster, every master's).
+pub async fn load_all<C: ConnectionLike>(conn: &mut C) -> RedisResult<()> {
+    // One command each, not a pipeline: a cluster client sends each to every
+    // master, but a pipeline without keys to just one node.
+    for code in ALL {
+        let _: redis::Value = redis::cmd("SCRIPT").arg("LOAD").arg(code).query_async(conn).await?;
+    }
     Ok(())
 }
 

@@ -7,20 +7,35 @@ use std::collections::HashMap;
 
 use domain::page::MAX_LIMIT;
 use domain::product::MAX_STOCK;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
 use domain::{quote, Cents, NewProduct, Order, OrderStatus, Page, PageRequest, Product, Quantity, Restock};
-use redis::aio::ConnectionManager;
 use redis::AsyncCommands;
 
 use crate::admin::AdminGate;
 use crate::config::Config;
+use crate::connection::Redis;
+use crate::durability::Durability;
 use crate::error::{StoreError, StoreResult};
 use crate::ids::{is_id, new_id};
-use crate::{connection, keys, now_ms, scripts};
+use crate::keys::{Layout, PartitionKeys};
+use crate::partition::Partition;
+use crate::{connection, now_ms, scripts};
 
 /// Handle to the shop's state in Redis; cheap to clone.
+///
+/// Products are spread over the partitions; an order lives in its product's
+/// partition. Reads by id go straight to the id's partition; lists merge
+/// every partition's index by id.
 #[derive(Clone)]
 pub struct Shop {
-    conn: ConnectionManager,
+    conn: Redis,
+    layout: Layout,
+    /// Replicas an order must reach before it is acknowledged.
+    durability: Durability,
+    /// Spreads new products without an idempotency key over the partitions.
+    next_partition: Arc<AtomicU64>,
     /// How long the `order-status` feed is kept (approximately), in entries.
     status_maxlen: u64,
     /// How long an idempotency key is remembered, in seconds.
@@ -52,18 +67,26 @@ type Fields = HashMap<String, String>;
 impl Shop {
     /// A shop on the Redis of `config`; connects lazily, so Redis may still be down.
     pub fn new(config: &Config) -> StoreResult<Shop> {
-        let conn = connection::connect(&config.redis_url)?;
+        let conn = connection::connect(&config.redis)?;
         Ok(Shop {
-            admin: AdminGate::new(config.admin_token.as_ref(), conn.clone()),
+            admin: AdminGate::new(config.admin_token.as_ref(), conn.clone(), config.layout.clone()),
             conn,
+            layout: config.layout.clone(),
+            durability: Durability::of(config),
+            next_partition: Arc::new(AtomicU64::new(u64::from(crate::now_ms() as u16))),
             status_maxlen: config.stream_maxlen,
             idempotency_window_secs: config.idempotency_window.as_secs(),
         })
     }
 
     /// The shared connection, for callers that need raw access (health checks, feeds).
-    pub fn connection(&self) -> ConnectionManager {
+    pub fn connection(&self) -> Redis {
         self.conn.clone()
+    }
+
+    /// The key layout (namespace and partitions).
+    pub fn layout(&self) -> &Layout {
+        &self.layout
     }
 
     /// The check warehouse changes pass; the edges (REST, server functions) ask it.
@@ -71,10 +94,10 @@ impl Shop {
         &self.admin
     }
 
-    /// Whether Redis answers.
+    /// Whether Redis answers for every partition (on a cluster: every
+    /// partition's master).
     pub async fn ping(&self) -> StoreResult<()> {
-        let _: String = redis::cmd("PING").query_async(&mut self.conn.clone()).await?;
-        Ok(())
+        Ok(ping_partitions(&self.conn, &self.layout).await?)
     }
 
     /// Adds a product to the warehouse.
@@ -94,14 +117,21 @@ impl Shop {
         if let Some(key) = idempotency_key {
             validate_idempotency_key(key)?;
         }
-        let product = Product { id: new_id(), name: new.name, price: new.price, quantity: new.quantity };
+        // A retry must find the first attempt's record: the key picks the partition.
+        let partition = match idempotency_key {
+            Some(key) => self.layout.partitions().of_text(key),
+            None => self.layout.partitions().nth(self.next_partition.fetch_add(1, Ordering::Relaxed)),
+        };
+        let keys = self.layout.keys(partition);
+        let product = Product { id: new_id(partition), name: new.name, price: new.price, quantity: new.quantity };
         let snapshot = serde_json::to_string(&product)
-            .map_err(|e| StoreError::Corrupt { key: keys::product(&product.id), detail: e.to_string() })?;
+            .map_err(|e| StoreError::Corrupt { key: keys.product(&product.id), detail: e.to_string() })?;
         let idempotency = idempotency_key.map(|key| (key, self.idempotency_window_secs));
         let outcome: Vec<String> =
-            scripts::invoke(&mut self.conn.clone(), &scripts::create_product(&product, &snapshot, idempotency)).await?;
+            scripts::invoke(&mut self.conn.clone(), &scripts::create_product(keys, &product, &snapshot, idempotency))
+                .await?;
         if let (Some("replayed"), Some(earlier)) = (outcome.first().map(String::as_str), outcome.get(1)) {
-            let key = keys::product_idempotency(idempotency_key.unwrap_or_default());
+            let key = keys.product_idempotency(idempotency_key.unwrap_or_default());
             let earlier: Product = serde_json::from_str(earlier)
                 .map_err(|e| StoreError::Corrupt { key: key.clone(), detail: e.to_string() })?;
             if (&earlier.name, earlier.price, earlier.quantity) != (&product.name, product.price, product.quantity) {
@@ -121,11 +151,11 @@ impl Shop {
     /// [`domain::product::MAX_STOCK`]; returns the product as it is now.
     pub async fn restock(&self, id: &str, restock: Restock) -> StoreResult<Product> {
         let not_found = || StoreError::NotFound { kind: "product", id: id.to_string() };
-        if !is_id(id) {
+        let Some(keys) = self.layout.keys_of_id(id) else {
             return Err(not_found());
-        }
+        };
         let outcome: Vec<String> =
-            scripts::invoke(&mut self.conn.clone(), &scripts::restock(id, restock.units(), MAX_STOCK)).await?;
+            scripts::invoke(&mut self.conn.clone(), &scripts::restock(keys, id, restock.units(), MAX_STOCK)).await?;
         match (outcome.first().map(String::as_str), outcome.get(1)) {
             (Some("restocked"), Some(stock)) => {
                 tracing::info!(product_id = %id, units = restock.units(), stock = %stock, "product restocked");
@@ -145,7 +175,7 @@ impl Shop {
 
     /// One product, or [`StoreError::NotFound`].
     pub async fn product(&self, id: &str) -> StoreResult<Product> {
-        let (key, fields) = self.hash("product", id, keys::product).await?;
+        let (key, fields) = self.hash("product", id, PartitionKeys::product).await?;
         parse_product(&key, &fields)
     }
 
@@ -156,24 +186,25 @@ impl Shop {
 
     /// One page of products, oldest first.
     pub async fn products_page(&self, request: &PageRequest) -> StoreResult<Page<Product>> {
-        let ids = self.ids_by_lex(keys::PRODUCTS, request, false).await?;
-        let hashes = self.hashes(ids.iter().map(|id| keys::product(id))).await?;
+        let ids = self.ids_by_lex(PartitionKeys::products, request, false).await?;
+        let hashes = self.hashes(&ids, PartitionKeys::product).await?;
         let products = hashes.iter().map(|(key, fields)| parse_product(key, fields)).collect::<StoreResult<_>>()?;
         Ok(Page::from_fetched(products, request.limit, |p: &Product| &p.id))
     }
 
     /// Removes a product. Orders for it still in flight are refunded by the warehouse.
     pub async fn delete_product(&self, id: &str) -> StoreResult<()> {
-        let key = keys::product(id);
+        let not_found = || StoreError::NotFound { kind: "product", id: id.to_string() };
+        let keys = self.layout.keys_of_id(id).ok_or_else(not_found)?;
         let (deleted,): (u32,) = redis::pipe()
             .atomic()
-            .del(&key)
-            .zrem(keys::PRODUCTS, id)
+            .del(keys.product(id))
+            .zrem(keys.products(), id)
             .ignore()
             .query_async(&mut self.conn.clone())
             .await?;
         if deleted == 0 {
-            return Err(StoreError::NotFound { kind: "product", id: id.to_string() });
+            return Err(not_found());
         }
         tracing::info!(product_id = %id, "product deleted");
         Ok(())
@@ -197,6 +228,11 @@ impl Shop {
         if let Some(key) = idempotency_key {
             validate_idempotency_key(key)?;
         }
+        // The order lives in its product's partition, so that the warehouse
+        // sees both in one atomic step.
+        let Some(keys) = self.layout.keys_of_id(product_id) else {
+            return Err(StoreError::NotFound { kind: "product", id: product_id.to_string() });
+        };
         // The price may change between reading and saving (a product deleted
         // and re-created never reuses an id, but prices may become editable);
         // the script refuses a stale price and we price again.
@@ -205,7 +241,7 @@ impl Shop {
                 Ok(product) => product,
                 // The product may be gone while the order made for this key lives on.
                 Err(StoreError::NotFound { .. }) if idempotency_key.is_some() => {
-                    return match self.earlier_order(idempotency_key.unwrap_or_default()).await? {
+                    return match self.earlier_order(keys, idempotency_key.unwrap_or_default()).await? {
                         Some(order) => self.replayed(order, product_id, quantity),
                         None => Err(StoreError::NotFound { kind: "product", id: product_id.to_string() }),
                     };
@@ -216,7 +252,7 @@ impl Shop {
                 .ok_or_else(|| StoreError::invalid("quantity", "the order's total is too large"))?;
             let now = now_ms();
             let order = Order {
-                id: new_id(),
+                id: new_id(keys.partition()),
                 product_id: product.id.clone(),
                 price: quote.unit_price,
                 fee: quote.fee,
@@ -237,8 +273,10 @@ impl Shop {
                 now,
                 idempotency: idempotency_key.map(|key| (key, self.idempotency_window_secs)),
             };
-            let outcome: Vec<String> =
-                scripts::invoke(&mut self.conn.clone(), &scripts::place_order(&placed, self.status_maxlen)).await?;
+            let outcome: Vec<String> = self
+                .durability
+                .invoke(&mut self.conn.clone(), scripts::place_order(keys, &placed, self.status_maxlen))
+                .await?;
             match outcome.first().map(String::as_str) {
                 Some("placed") => {
                     tracing::info!(order_id = %order.id, product_id = %order.product_id, quantity = quantity.get(), total = %order.total, "order placed");
@@ -255,8 +293,8 @@ impl Shop {
         Err(StoreError::invalid("product_id", "the product's price keeps changing; try again"))
     }
 
-    async fn earlier_order(&self, idempotency_key: &str) -> StoreResult<Option<Order>> {
-        let earlier: Option<String> = self.conn.clone().get(keys::order_idempotency(idempotency_key)).await?;
+    async fn earlier_order(&self, keys: &PartitionKeys, idempotency_key: &str) -> StoreResult<Option<Order>> {
+        let earlier: Option<String> = self.conn.clone().get(keys.order_idempotency(idempotency_key)).await?;
         match earlier {
             Some(id) => Ok(Some(self.order(&id).await?)),
             None => Ok(None),
@@ -277,18 +315,37 @@ impl Shop {
 
     /// One order, or [`StoreError::NotFound`].
     pub async fn order(&self, id: &str) -> StoreResult<Order> {
-        let (key, fields) = self.hash("order", id, keys::order).await?;
-        parse_order(&key, &fields)
+        match self.hash("order", id, PartitionKeys::order).await {
+            Ok((key, fields)) => parse_order(&key, &fields),
+            // An order migrated from before partitions may live where its id does not point.
+            Err(StoreError::NotFound { .. }) if is_id(id) => {
+                let moved: Option<u16> = self.conn.clone().hget(self.layout.legacy_orders(), id).await?;
+                let not_found = StoreError::NotFound { kind: "order", id: id.to_string() };
+                let Some(partition) = moved else { return Err(not_found) };
+                let key = self.layout.keys(self.layout.partitions().nth(partition.into())).order(id);
+                let fields: Fields = self.conn.clone().hgetall(&key).await?;
+                if fields.is_empty() {
+                    return Err(not_found);
+                }
+                parse_order(&key, &fields)
+            }
+            Err(error) => Err(error),
+        }
     }
 
     /// The hash of the `kind` with `id`, or [`StoreError::NotFound`]; an id
     /// that is not one of ours is not looked up at all.
-    async fn hash(&self, kind: &'static str, id: &str, key_of: fn(&str) -> String) -> StoreResult<(String, Fields)> {
+    async fn hash(
+        &self,
+        kind: &'static str,
+        id: &str,
+        key_of: fn(&PartitionKeys, &str) -> String,
+    ) -> StoreResult<(String, Fields)> {
         let not_found = || StoreError::NotFound { kind, id: id.to_string() };
-        if !is_id(id) {
+        let Some(keys) = self.layout.keys_of_id(id).filter(|_| is_id(id)) else {
             return Err(not_found());
-        }
-        let key = key_of(id);
+        };
+        let key = key_of(keys, id);
         let fields: Fields = self.conn.clone().hgetall(&key).await?;
         if fields.is_empty() {
             return Err(not_found());
@@ -303,47 +360,152 @@ impl Shop {
 
     /// The newest `limit` orders, newest first.
     pub async fn newest_orders(&self, limit: usize) -> StoreResult<Vec<Order>> {
-        let stop = isize::try_from(limit).unwrap_or(isize::MAX).saturating_sub(1);
-        let ids: Vec<String> = self.conn.clone().zrevrange(keys::ORDERS, 0, stop).await?;
-        let hashes = self.hashes(ids.iter().map(|id| keys::order(id))).await?;
-        hashes.iter().map(|(key, fields)| parse_order(key, fields)).collect()
+        let mut orders = Vec::new();
+        let mut request = PageRequest::first(limit);
+        while orders.len() < limit {
+            request.limit = (limit - orders.len()).min(MAX_LIMIT);
+            let page = self.orders_page(&request).await?;
+            orders.extend(page.items);
+            match page.next_cursor {
+                Some(cursor) => request.after = Some(cursor),
+                None => break,
+            }
+        }
+        Ok(orders)
     }
 
     /// One page of orders, newest first.
     pub async fn orders_page(&self, request: &PageRequest) -> StoreResult<Page<Order>> {
-        let ids = self.ids_by_lex(keys::ORDERS, request, true).await?;
-        let hashes = self.hashes(ids.iter().map(|id| keys::order(id))).await?;
+        let ids = self.ids_by_lex(PartitionKeys::orders, request, true).await?;
+        let hashes = self.hashes(&ids, PartitionKeys::order).await?;
         let orders = hashes.iter().map(|(key, fields)| parse_order(key, fields)).collect::<StoreResult<_>>()?;
         Ok(Page::from_fetched(orders, request.limit, |o: &Order| &o.id))
     }
 
-    /// The ids of one page of an index, plus one more when there is a next
-    /// page: after `request.after` (exclusive), oldest first or newest first.
-    /// Every member has score 0, so the index sorts by id: by creation time.
-    async fn ids_by_lex(&self, index: &str, request: &PageRequest, newest_first: bool) -> StoreResult<Vec<String>> {
+    /// The ids of one page of the partitions' indexes merged, plus one more
+    /// when there is a next page: after `request.after` (exclusive), oldest
+    /// first or newest first. Every member has score 0, so each index sorts
+    /// by id, and ids sort by creation time across partitions too.
+    ///
+    /// Reading a whole page from every partition would move `partitions ×
+    /// page` ids for one page; instead each partition gives about twice its
+    /// share first, and only a partition whose share all made it into the
+    /// page (so it may hold more of it) is asked for the rest.
+    async fn ids_by_lex(
+        &self,
+        index: fn(&PartitionKeys) -> String,
+        request: &PageRequest,
+        newest_first: bool,
+    ) -> StoreResult<Vec<(String, Partition)>> {
+        let wanted = request.limit + 1;
+        let share = (wanted / usize::from(self.layout.partitions().count()) + 1) * 2;
+        let share = share.min(wanted);
+        let after = request.after.as_deref();
+        let first = futures::future::try_join_all(
+            self.layout.all().map(|keys| self.index_range(index(keys), keys.partition(), after, share, newest_first)),
+        )
+        .await?;
+        let mut ids: Vec<(String, Partition)> = first.iter().flatten().cloned().collect();
+        sort_ids(&mut ids, newest_first);
+        // The last id of the page so far: a partition whose share ends before it is done.
+        let boundary = ids.get(wanted - 1).map(|(id, _)| id.clone());
+        let unfinished = first.iter().filter(|part| part.len() == share).filter_map(|part| {
+            let (last, partition) = part.last()?;
+            let may_hold_more = match &boundary {
+                None => true,
+                Some(boundary) if newest_first => last >= boundary,
+                Some(boundary) => last <= boundary,
+            };
+            may_hold_more.then(|| (last.clone(), *partition))
+        });
+        let rest = futures::future::try_join_all(unfinished.map(|(last, partition)| {
+            self.index_range(index(self.layout.keys(partition)), partition, Some(&last), wanted, newest_first)
+        }))
+        .await?;
+        ids.extend(rest.into_iter().flatten());
+        sort_ids(&mut ids, newest_first);
+        ids.truncate(wanted);
+        Ok(ids)
+    }
+
+    /// Up to `count` ids of one partition's index after `after` (exclusive).
+    fn index_range(
+        &self,
+        index: String,
+        partition: Partition,
+        after: Option<&str>,
+        count: usize,
+        newest_first: bool,
+    ) -> impl std::future::Future<Output = redis::RedisResult<Vec<(String, Partition)>>> + 'static {
         let (beginning, end) = if newest_first { ("+", "-") } else { ("-", "+") };
-        let start = request.after.as_ref().map(|id| format!("({id}")).unwrap_or_else(|| beginning.to_string());
         let mut cmd = redis::cmd("ZRANGE");
-        cmd.arg(index).arg(start).arg(end).arg("BYLEX");
+        cmd.arg(index)
+            .arg(after.map(|id| format!("({id}")).unwrap_or_else(|| beginning.to_string()))
+            .arg(end)
+            .arg("BYLEX");
         if newest_first {
             cmd.arg("REV");
         }
-        Ok(cmd.arg("LIMIT").arg(0).arg(request.limit + 1).query_async(&mut self.conn.clone()).await?)
+        cmd.arg("LIMIT").arg(0).arg(count);
+        let mut conn = self.conn.clone();
+        async move {
+            let ids: Vec<String> = cmd.query_async(&mut conn).await?;
+            Ok(ids.into_iter().map(|id| (id, partition)).collect())
+        }
     }
 
-    /// HGETALL of many keys in one round trip; keys that vanished meanwhile are left out.
-    async fn hashes(&self, keys: impl Iterator<Item = String>) -> StoreResult<Vec<(String, Fields)>> {
-        let keys: Vec<String> = keys.collect();
-        if keys.is_empty() {
-            return Ok(Vec::new());
+    /// HGETALL of the hashes of many ids, each in the partition whose index
+    /// listed it: one round trip per partition, all partitions at once; in the
+    /// order of `ids`, leaving out those that vanished.
+    async fn hashes(
+        &self,
+        ids: &[(String, Partition)],
+        key_of: fn(&PartitionKeys, &str) -> String,
+    ) -> StoreResult<Vec<(String, Fields)>> {
+        let mut by_partition: HashMap<Partition, Vec<String>> = HashMap::new();
+        for (id, partition) in ids {
+            by_partition.entry(*partition).or_default().push(key_of(self.layout.keys(*partition), id));
         }
-        let mut pipe = redis::pipe();
-        for key in &keys {
-            pipe.hgetall(key);
-        }
-        let hashes: Vec<Fields> = pipe.query_async(&mut self.conn.clone()).await?;
-        Ok(keys.into_iter().zip(hashes).filter(|(_, fields)| !fields.is_empty()).collect())
+        let reads = by_partition.into_values().map(|keys| {
+            let mut pipe = redis::pipe();
+            for key in &keys {
+                pipe.hgetall(key);
+            }
+            let mut conn = self.conn.clone();
+            async move {
+                let hashes: Vec<Fields> = pipe.query_async(&mut conn).await?;
+                Ok::<_, redis::RedisError>(keys.into_iter().zip(hashes))
+            }
+        });
+        let mut found: HashMap<String, Fields> =
+            futures::future::try_join_all(reads).await?.into_iter().flatten().filter(|(_, f)| !f.is_empty()).collect();
+        Ok(ids
+            .iter()
+            .map(|(id, partition)| key_of(self.layout.keys(*partition), id))
+            .filter_map(|key| found.remove(&key).map(|fields| (key, fields)))
+            .collect())
     }
+}
+
+/// Sorts merged ids oldest first, or newest first.
+fn sort_ids(ids: &mut [(String, Partition)], newest_first: bool) {
+    if newest_first {
+        ids.sort_unstable_by(|a, b| b.cmp(a));
+    } else {
+        ids.sort_unstable();
+    }
+}
+
+/// Asks each partition's master (a read of a key of the partition) whether it
+/// answers: a cluster missing the master of one partition is not ready.
+pub async fn ping_partitions(conn: &Redis, layout: &Layout) -> redis::RedisResult<()> {
+    let pings = layout.all().map(|keys| {
+        let mut conn = conn.clone();
+        let key = keys.order_counts();
+        async move { redis::cmd("EXISTS").arg(key).query_async::<u32>(&mut conn).await }
+    });
+    futures::future::try_join_all(pings).await?;
+    Ok(())
 }
 
 /// Idempotency keys: 1 to 200 visible ASCII characters (a UUID, a ULID, ...).

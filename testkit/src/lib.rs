@@ -10,6 +10,11 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod backend;
+mod cluster;
+pub use backend::{Backend, TestRedis};
+pub use cluster::{key_slot, NodeInfo, RedisCluster, Role, SLOTS};
+
 /// A `redis-server` child process owned by a test.
 pub struct RedisServer {
     child: Child,

@@ -19,13 +19,13 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 
-use redis::aio::ConnectionManager;
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamPendingCountReply, StreamReadReply};
 use redis::{RedisResult, Value};
 use store::connection::{self, Backoff};
+use store::durability::Durability;
 use store::scripts::{self, Ack};
 use store::streams::{ensure_group, MalformedEntry, NEW_ENTRIES};
-use store::Config;
+use store::{Config, PartitionKeys, Redis, Stream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -58,10 +58,18 @@ impl From<MalformedEntry> for Outcome {
     }
 }
 
+/// Where a batch is applied: the partition its stream belongs to, and the
+/// replicas its effects must reach before the loop moves on.
+#[derive(Debug, Clone)]
+pub struct Scope {
+    pub keys: PartitionKeys,
+    pub durability: Durability,
+}
+
 /// What one consumer group does with the entries of its stream.
 pub trait Handler: Send + Sync + 'static {
-    /// The stream read.
-    const STREAM: &'static str;
+    /// The stream read (in every partition the process consumes).
+    const STREAM: Stream;
     /// The consumer group, shared by every workers process.
     const GROUP: &'static str;
 
@@ -80,18 +88,28 @@ pub trait Handler: Send + Sync + 'static {
     /// after that leaves it pending for reclaim.
     fn handle(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut Redis,
+        scope: &Scope,
         batch: &[StreamId],
     ) -> impl Future<Output = RedisResult<Vec<Outcome>>> + Send;
 }
 
-/// Runs the consumer loop of `handler` until `shutdown` is cancelled and
-/// every batch in flight is acknowledged.
-pub async fn run<H: Handler>(handler: H, config: Config, shutdown: CancellationToken) -> RedisResult<()> {
+/// Runs the consumer loop of `handler` on one partition's stream until
+/// `shutdown` is cancelled and every batch in flight is acknowledged.
+/// `writer` may be shared; the loop opens its own connection for blocking reads.
+pub async fn run<H: Handler>(
+    handler: Arc<H>,
+    keys: PartitionKeys,
+    writer: Redis,
+    config: Config,
+    shutdown: CancellationToken,
+) -> RedisResult<()> {
     let consumer = Consumer {
-        handler: Arc::new(handler),
-        reader: connection::connect_blocking(&config.redis_url, config.read_block)?,
-        writer: connection::connect(&config.redis_url)?,
+        handler,
+        stream_key: keys.stream(H::STREAM),
+        scope: Scope { keys, durability: Durability::of(&config) },
+        reader: connection::connect_blocking(&config.redis, config.read_block)?,
+        writer,
         config,
     };
     consumer.run(shutdown).await;
@@ -100,10 +118,13 @@ pub async fn run<H: Handler>(handler: H, config: Config, shutdown: CancellationT
 
 struct Consumer<H> {
     handler: Arc<H>,
+    /// The partition's stream key.
+    stream_key: String,
+    scope: Scope,
     /// Dedicated to XREADGROUP BLOCK, which would hold up other commands.
-    reader: ConnectionManager,
+    reader: Redis,
     /// For effects, acks, claims and dead letters.
-    writer: ConnectionManager,
+    writer: Redis,
     config: Config,
 }
 
@@ -115,7 +136,8 @@ struct Batch {
 
 impl<H: Handler> Consumer<H> {
     async fn run(self, shutdown: CancellationToken) {
-        let stream = H::STREAM;
+        let stream = H::STREAM.name();
+        let partition = self.scope.keys.partition().index();
         let in_flight = Arc::new(Semaphore::new(self.handler.max_in_flight()));
         let tasks = TaskTracker::new();
         let mut backoff = Backoff::default();
@@ -123,7 +145,7 @@ impl<H: Handler> Consumer<H> {
         let mut group_ready = false;
         let mut next_reclaim = Instant::now();
         let mut reclaim_cursor = "0-0".to_string();
-        tracing::info!(stream, group = H::GROUP, consumer = %self.config.consumer_name, "consumer started");
+        tracing::debug!(stream, partition, group = H::GROUP, consumer = %self.config.consumer_name, "consumer started");
 
         while !shutdown.is_cancelled() {
             let permit = tokio::select! {
@@ -132,7 +154,7 @@ impl<H: Handler> Consumer<H> {
             };
             let read = async {
                 if !group_ready {
-                    ensure_group(&mut self.writer.clone(), stream, H::GROUP).await.map_err(to_redis_error)?;
+                    ensure_group(&mut self.writer.clone(), &self.stream_key, H::GROUP).await.map_err(to_redis_error)?;
                     group_ready = true;
                 }
                 if Instant::now() >= next_reclaim {
@@ -151,13 +173,20 @@ impl<H: Handler> Consumer<H> {
             match read.await {
                 Ok(batch) => {
                     if std::mem::take(&mut failing) {
-                        tracing::info!(stream, "redis reachable again; consuming");
+                        tracing::info!(stream, partition, "redis reachable again; consuming");
                         backoff.reset();
                     }
                     if batch.entries.is_empty() {
                         continue;
                     }
-                    tasks.spawn(process(self.handler.clone(), self.writer.clone(), self.config.clone(), batch, permit));
+                    tasks.spawn(process(
+                        self.handler.clone(),
+                        self.writer.clone(),
+                        self.scope.clone(),
+                        self.config.clone(),
+                        batch,
+                        permit,
+                    ));
                 }
                 Err(error) => {
                     drop(permit);
@@ -167,7 +196,7 @@ impl<H: Handler> Consumer<H> {
                         group_ready = false;
                     }
                     let delay = backoff.next_delay();
-                    tracing::warn!(stream, %error, retry_in_ms = delay.as_millis() as u64, "reading the stream failed");
+                    tracing::warn!(stream, partition, %error, retry_in_ms = delay.as_millis() as u64, "reading the stream failed");
                     tokio::select! {
                         () = tokio::time::sleep(delay) => {}
                         () = shutdown.cancelled() => break,
@@ -176,9 +205,16 @@ impl<H: Handler> Consumer<H> {
             }
         }
         tasks.close();
-        tracing::info!(stream, in_flight = tasks.len(), "consumer stopping; finishing batches in flight");
+        if !tasks.is_empty() {
+            tracing::info!(
+                stream,
+                partition,
+                in_flight = tasks.len(),
+                "consumer stopping; finishing batches in flight"
+            );
+        }
         tasks.wait().await;
-        tracing::info!(stream, "consumer stopped");
+        tracing::debug!(stream, partition, "consumer stopped");
     }
 
     /// New entries for this group, waiting up to `READ_BLOCK_MS` for some.
@@ -192,7 +228,7 @@ impl<H: Handler> Consumer<H> {
             .arg("BLOCK")
             .arg(self.config.read_block.as_millis() as u64)
             .arg("STREAMS")
-            .arg(H::STREAM)
+            .arg(&self.stream_key)
             .arg(NEW_ENTRIES)
             .query_async(&mut self.reader.clone())
             .await?;
@@ -205,7 +241,7 @@ impl<H: Handler> Consumer<H> {
     async fn reclaim(&self, cursor: &str) -> RedisResult<(Batch, String)> {
         let mut conn = self.writer.clone();
         let claimed: StreamAutoClaimReply = redis::cmd("XAUTOCLAIM")
-            .arg(H::STREAM)
+            .arg(&self.stream_key)
             .arg(H::GROUP)
             .arg(&self.config.consumer_name)
             .arg(self.config.claim_idle.as_millis() as u64)
@@ -218,7 +254,7 @@ impl<H: Handler> Consumer<H> {
         if let (Some(first), Some(last)) = (claimed.claimed.first(), claimed.claimed.last()) {
             // XAUTOCLAIM does not say how often an entry was delivered; XPENDING does.
             let pending: StreamPendingCountReply = redis::cmd("XPENDING")
-                .arg(H::STREAM)
+                .arg(&self.stream_key)
                 .arg(H::GROUP)
                 .arg(&first.id)
                 .arg(&last.id)
@@ -232,7 +268,8 @@ impl<H: Handler> Consumer<H> {
                 }
             }
             tracing::info!(
-                stream = H::STREAM,
+                stream = H::STREAM.name(),
+                partition = self.scope.keys.partition().index(),
                 claimed = claimed.claimed.len(),
                 poison = poison.len(),
                 "reclaimed idle entries"
@@ -252,12 +289,13 @@ fn to_redis_error(error: store::StoreError) -> redis::RedisError {
 /// Applies one batch; the permit bounds batches in flight.
 async fn process<H: Handler>(
     handler: Arc<H>,
-    mut conn: ConnectionManager,
+    mut conn: Redis,
+    scope: Scope,
     config: Config,
     batch: Batch,
     _permit: OwnedSemaphorePermit,
 ) {
-    let stream = H::STREAM;
+    let stream = H::STREAM.name();
     let (over_delivered, healthy): (Vec<StreamId>, Vec<StreamId>) =
         batch.entries.into_iter().partition(|entry| batch.poison.contains_key(&entry.id));
     let mut dead: Vec<(StreamId, Outcome)> = over_delivered
@@ -273,7 +311,7 @@ async fn process<H: Handler>(
         let mut attempts = 0;
         let outcomes = loop {
             attempts += 1;
-            match handler.handle(&mut conn, &healthy).await {
+            match handler.handle(&mut conn, &scope, &healthy).await {
                 Ok(outcomes) => break outcomes,
                 Err(error) if attempts < 5 => {
                     let delay = backoff.next_delay();
@@ -295,7 +333,7 @@ async fn process<H: Handler>(
 
     let mut backoff = Backoff::default();
     for attempt in 1..=5 {
-        match dead_letter::<H>(&mut conn, &config, &dead).await {
+        match dead_letter::<H>(&mut conn, &scope, &config, &dead).await {
             Ok(()) => return,
             Err(error) => {
                 let delay = backoff.next_delay();
@@ -310,7 +348,8 @@ async fn process<H: Handler>(
 /// Dead-letters poison entries, one atomic script each (dead letter, ack,
 /// refund of the order), pipelined.
 async fn dead_letter<H: Handler>(
-    conn: &mut ConnectionManager,
+    conn: &mut Redis,
+    scope: &Scope,
     config: &Config,
     dead: &[(StreamId, Outcome)],
 ) -> RedisResult<()> {
@@ -320,7 +359,7 @@ async fn dead_letter<H: Handler>(
         let Outcome::Poison { reason, refund_order } = outcome else {
             continue;
         };
-        tracing::warn!(stream = H::STREAM, entry_id = %entry.id, %reason, "dead-lettering entry");
+        tracing::warn!(stream = H::STREAM.name(), entry_id = %entry.id, %reason, "dead-lettering entry");
         let fields: Vec<(String, String)> = entry.map.iter().map(|(k, v)| (k.clone(), value_text(v))).collect();
         let order_id = if *refund_order { store::streams::order_id_of(entry) } else { None };
         let letter = scripts::DeadLetter {
@@ -332,12 +371,27 @@ async fn dead_letter<H: Handler>(
             fields: &fields,
             refund_order_id: order_id.as_deref(),
         };
-        pipe.add_command(scripts::dead_letter(&letter, now, config.stream_maxlen));
+        pipe.add_command(scripts::dead_letter(&scope.keys, &letter, now, config.stream_maxlen));
     }
-    let replies: Vec<String> = scripts::query(conn, &pipe).await?;
+    let count = pipe.len();
+    scope.durability.append_wait(&mut pipe);
+    let mut replies: Vec<Value> = scripts::query(conn, &pipe).await?;
+    check_replicated(&scope.durability, &mut replies, count)?;
+    let replies: Vec<String> = replies.into_iter().filter_map(|v| redis::from_redis_value(v).ok()).collect();
     let refunded = replies.iter().filter(|r| *r == "refunded").count();
     if refunded > 0 {
-        tracing::warn!(stream = H::STREAM, refunded, "refunded orders whose entries were dead-lettered");
+        tracing::warn!(stream = H::STREAM.name(), refunded, "refunded orders whose entries were dead-lettered");
+    }
+    Ok(())
+}
+
+/// Takes the `WAIT` reply off the end of `replies` (when replicas are
+/// required) and fails when too few replicas have the effects: the batch is
+/// then retried, which changes nothing already applied.
+fn check_replicated(durability: &Durability, replies: &mut Vec<Value>, count: usize) -> RedisResult<()> {
+    if replies.len() > count {
+        let reached: u32 = replies.pop().and_then(|v| redis::from_redis_value(v).ok()).unwrap_or(0);
+        durability.check(reached).map_err(to_redis_error)?;
     }
     Ok(())
 }
@@ -350,7 +404,8 @@ fn value_text(value: &Value) -> String {
 /// calls (each acknowledging its own entry), sends them in one pipelined
 /// round trip, and judges each reply.
 pub async fn apply_each<E>(
-    conn: &mut ConnectionManager,
+    conn: &mut Redis,
+    scope: &Scope,
     batch: &[StreamId],
     group: &str,
     parse: impl Fn(&StreamId) -> Result<E, MalformedEntry>,
@@ -367,7 +422,11 @@ pub async fn apply_each<E>(
     let mut replies = if pipe.is_empty() {
         Vec::new().into_iter()
     } else {
-        scripts::query::<_, Vec<Value>>(conn, &pipe).await?.into_iter()
+        let count = pipe.len();
+        scope.durability.append_wait(&mut pipe);
+        let mut replies = scripts::query::<_, Vec<Value>>(conn, &pipe).await?;
+        check_replicated(&scope.durability, &mut replies, count)?;
+        replies.into_iter()
     };
     Ok(parsed
         .into_iter()

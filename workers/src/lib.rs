@@ -18,8 +18,9 @@ pub mod trimmer;
 pub mod warehouse;
 
 use std::str::FromStr;
+use std::sync::Arc;
 
-use store::Config;
+use store::{Config, Partition, PartitionKeys};
 use tokio_util::sync::CancellationToken;
 
 /// One of the consumer loops; a process runs all of them unless told otherwise.
@@ -46,26 +47,41 @@ impl FromStr for Role {
     }
 }
 
-/// Runs the given loops until `shutdown` is cancelled and all of them have
-/// finished their work in flight.
+/// Runs the given loops on every partition until `shutdown` is cancelled and
+/// all of them have finished their work in flight.
 pub async fn run(config: Config, roles: &[Role], shutdown: CancellationToken) -> redis::RedisResult<()> {
+    let partitions: Vec<Partition> = config.layout.partitions().all().collect();
+    run_partitions(config, roles, &partitions, shutdown).await
+}
+
+/// Runs the given loops on the given partitions: one consumer loop per role
+/// and partition, each with its own blocking reader, sharing one connection
+/// for everything else.
+pub async fn run_partitions(
+    config: Config,
+    roles: &[Role],
+    partitions: &[Partition],
+    shutdown: CancellationToken,
+) -> redis::RedisResult<()> {
     let maxlen = config.stream_maxlen;
+    let writer = store::connection::connect(&config.redis)?;
+    let payment = Arc::new(payment::Payment { delay: config.payment_delay, status_maxlen: maxlen });
+    let warehouse = Arc::new(warehouse::Warehouse { status_maxlen: maxlen });
+    let refunds = Arc::new(refunds::Refunds { status_maxlen: maxlen });
     let mut loops = tokio::task::JoinSet::new();
-    for role in roles {
-        let (config, shutdown) = (config.clone(), shutdown.clone());
-        match role {
-            Role::Payment => loops.spawn(consumer::run(
-                payment::Payment { delay: config.payment_delay, status_maxlen: maxlen },
-                config,
-                shutdown,
-            )),
-            Role::Warehouse => {
-                loops.spawn(consumer::run(warehouse::Warehouse { status_maxlen: maxlen }, config, shutdown))
-            }
-            Role::Refunds => loops.spawn(consumer::run(refunds::Refunds { status_maxlen: maxlen }, config, shutdown)),
-        };
+    for &partition in partitions {
+        let keys = config.layout.keys(partition).clone();
+        for role in roles {
+            let (keys, writer, config, shutdown) = (keys.clone(), writer.clone(), config.clone(), shutdown.clone());
+            match role {
+                Role::Payment => loops.spawn(consumer::run(payment.clone(), keys, writer, config, shutdown)),
+                Role::Warehouse => loops.spawn(consumer::run(warehouse.clone(), keys, writer, config, shutdown)),
+                Role::Refunds => loops.spawn(consumer::run(refunds.clone(), keys, writer, config, shutdown)),
+            };
+        }
     }
-    loops.spawn(trimmer::run(config.clone(), shutdown.clone()));
+    let trimmed: Vec<PartitionKeys> = partitions.iter().map(|&p| config.layout.keys(p).clone()).collect();
+    loops.spawn(trimmer::run(writer, trimmed, config.clone(), shutdown.clone()));
     let mut result = Ok(());
     while let Some(finished) = loops.join_next().await {
         match finished {

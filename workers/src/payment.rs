@@ -8,13 +8,12 @@
 
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
 use redis::streams::StreamId;
 use redis::RedisResult;
 use store::streams::OrderPlaced;
-use store::{keys, now_ms, scripts};
+use store::{keys, now_ms, scripts, Redis, Stream};
 
-use crate::consumer::{apply_each, Handler, Outcome};
+use crate::consumer::{apply_each, Handler, Outcome, Scope};
 
 pub struct Payment {
     pub delay: Duration,
@@ -22,7 +21,7 @@ pub struct Payment {
 }
 
 impl Handler for Payment {
-    const STREAM: &'static str = keys::stream::ORDER_PLACED;
+    const STREAM: Stream = Stream::OrderPlaced;
     const GROUP: &'static str = keys::group::PAYMENT;
 
     /// Payments are independent and mostly waiting: let many batches wait at once.
@@ -30,7 +29,7 @@ impl Handler for Payment {
         1024
     }
 
-    async fn handle(&self, conn: &mut ConnectionManager, batch: &[StreamId]) -> RedisResult<Vec<Outcome>> {
+    async fn handle(&self, conn: &mut Redis, scope: &Scope, batch: &[StreamId]) -> RedisResult<Vec<Outcome>> {
         let placed_at = batch.iter().filter_map(|entry| entry_ms(&entry.id)).max().unwrap_or(0);
         let due = placed_at + self.delay.as_millis() as u64;
         let now = now_ms();
@@ -40,10 +39,11 @@ impl Handler for Payment {
         let now = now_ms();
         apply_each(
             conn,
+            scope,
             batch,
             Self::GROUP,
             OrderPlaced::parse,
-            |placed, ack| scripts::complete_order(&placed.order_id, now, self.status_maxlen, Some(ack)),
+            |placed, ack| scripts::complete_order(&scope.keys, &placed.order_id, now, self.status_maxlen, Some(ack)),
             |placed, reply| match redis::from_redis_value::<String>(reply).as_deref() {
                 Ok("applied") => {
                     tracing::info!(order_id = %placed.order_id, "order completed");

@@ -3,30 +3,32 @@
 //! Reads `refund-initiated`; each order moves completed → refunded with its
 //! status event in one script (see `refund_order.lua`).
 
-use redis::aio::ConnectionManager;
 use redis::streams::StreamId;
 use redis::RedisResult;
 use store::streams::RefundInitiated;
-use store::{keys, now_ms, scripts};
+use store::{keys, now_ms, scripts, Redis, Stream};
 
-use crate::consumer::{apply_each, Handler, Outcome};
+use crate::consumer::{apply_each, Handler, Outcome, Scope};
 
 pub struct Refunds {
     pub status_maxlen: u64,
 }
 
 impl Handler for Refunds {
-    const STREAM: &'static str = keys::stream::REFUND_INITIATED;
+    const STREAM: Stream = Stream::RefundInitiated;
     const GROUP: &'static str = keys::group::REFUND;
 
-    async fn handle(&self, conn: &mut ConnectionManager, batch: &[StreamId]) -> RedisResult<Vec<Outcome>> {
+    async fn handle(&self, conn: &mut Redis, scope: &Scope, batch: &[StreamId]) -> RedisResult<Vec<Outcome>> {
         let now = now_ms();
         apply_each(
             conn,
+            scope,
             batch,
             Self::GROUP,
             RefundInitiated::parse,
-            |refund, ack| scripts::refund_order(&refund.order_id, &refund.reason, now, self.status_maxlen, Some(ack)),
+            |refund, ack| {
+                scripts::refund_order(&scope.keys, &refund.order_id, &refund.reason, now, self.status_maxlen, Some(ack))
+            },
             |refund, reply| match redis::from_redis_value::<String>(reply).as_deref() {
                 Ok("applied") => {
                     tracing::info!(order_id = %refund.order_id, reason = %refund.reason, "order refunded");

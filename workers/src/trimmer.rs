@@ -10,40 +10,43 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
 use redis::{RedisResult, Value};
-use store::keys::{group, stream};
-use store::Config;
+use store::{Config, PartitionKeys, Redis, Stream};
 use tokio_util::sync::CancellationToken;
 
 /// How often the streams are looked at.
 pub const TRIM_INTERVAL: Duration = Duration::from_secs(5);
 
-/// Each work stream with the groups that must have finished with an entry before it goes.
-pub const WORK_STREAMS: [(&str, &[&str]); 3] = [
-    (stream::ORDER_PLACED, &[group::PAYMENT]),
-    (stream::ORDER_COMPLETED, &[group::WAREHOUSE]),
-    (stream::REFUND_INITIATED, &[group::REFUND]),
-];
+/// The work streams: each has one group that must have finished with an entry before it goes.
+pub const WORK_STREAMS: [Stream; 3] = [Stream::OrderPlaced, Stream::OrderCompleted, Stream::RefundInitiated];
 
-/// Trims every [`TRIM_INTERVAL`] until `shutdown`.
-pub async fn run(config: Config, shutdown: CancellationToken) -> RedisResult<()> {
-    let mut conn = store::connection::connect(&config.redis_url)?;
+/// Trims the work streams of `partitions` every [`TRIM_INTERVAL`] until `shutdown`.
+pub async fn run(
+    conn: Redis,
+    partitions: Vec<PartitionKeys>,
+    config: Config,
+    shutdown: CancellationToken,
+) -> RedisResult<()> {
+    let mut conn = conn;
     loop {
         tokio::select! {
             () = tokio::time::sleep(TRIM_INTERVAL) => {}
             () = shutdown.cancelled() => return Ok(()),
         }
-        if let Err(error) = trim_all(&mut conn, config.stream_maxlen).await {
-            tracing::warn!(%error, "trimming the streams failed; will try again");
+        for keys in &partitions {
+            if let Err(error) = trim_all(&mut conn, keys, config.stream_maxlen).await {
+                tracing::warn!(%error, partition = keys.partition().index(), "trimming the streams failed; will try again");
+            }
         }
     }
 }
 
-/// One pass over the work streams; returns how many entries were removed.
-pub async fn trim_all(conn: &mut ConnectionManager, maxlen: u64) -> RedisResult<u64> {
+/// One pass over one partition's work streams; returns how many entries were removed.
+pub async fn trim_all(conn: &mut Redis, keys: &PartitionKeys, maxlen: u64) -> RedisResult<u64> {
     let mut removed = 0;
-    for (name, groups) in WORK_STREAMS {
+    for stream in WORK_STREAMS {
+        let name = &keys.stream(stream);
+        let groups: &[&str] = &[stream.group().unwrap_or_default()];
         let len: u64 = redis::cmd("XLEN").arg(name).query_async(conn).await?;
         if len <= maxlen {
             continue;
@@ -54,7 +57,7 @@ pub async fn trim_all(conn: &mut ConnectionManager, maxlen: u64) -> RedisResult<
         let trimmed: u64 =
             redis::cmd("XTRIM").arg(name).arg("MINID").arg("~").arg(&keep_from).query_async(conn).await?;
         if trimmed > 0 {
-            tracing::debug!(stream = name, trimmed, keep_from, "trimmed stream");
+            tracing::debug!(stream = %name, trimmed, keep_from, "trimmed stream");
         }
         removed += trimmed;
     }
@@ -63,7 +66,7 @@ pub async fn trim_all(conn: &mut ConnectionManager, maxlen: u64) -> RedisResult<
 
 /// The oldest entry of `name` that one of `groups` still needs, or `None`
 /// when a group is missing (nothing may be trimmed before it exists).
-async fn oldest_needed(conn: &mut ConnectionManager, name: &str, groups: &[&str]) -> RedisResult<Option<String>> {
+async fn oldest_needed(conn: &mut Redis, name: &str, groups: &[&str]) -> RedisResult<Option<String>> {
     let info: Vec<HashMap<String, Value>> = redis::cmd("XINFO").arg("GROUPS").arg(name).query_async(conn).await?;
     let mut oldest: Option<(u64, u64)> = None;
     for wanted in groups {

@@ -5,31 +5,38 @@
 //! per order (see `fulfil_order.lua`), pipelined per batch: stock can never go
 //! below zero, however many workers processes run.
 
-use redis::aio::ConnectionManager;
 use redis::streams::StreamId;
 use redis::{RedisResult, Value};
 use store::streams::OrderCompleted;
-use store::{keys, now_ms, scripts};
+use store::{keys, now_ms, scripts, Redis, Stream};
 
-use crate::consumer::{apply_each, Handler, Outcome};
+use crate::consumer::{apply_each, Handler, Outcome, Scope};
 
 pub struct Warehouse {
     pub status_maxlen: u64,
 }
 
 impl Handler for Warehouse {
-    const STREAM: &'static str = keys::stream::ORDER_COMPLETED;
+    const STREAM: Stream = Stream::OrderCompleted;
     const GROUP: &'static str = keys::group::WAREHOUSE;
 
-    async fn handle(&self, conn: &mut ConnectionManager, batch: &[StreamId]) -> RedisResult<Vec<Outcome>> {
+    async fn handle(&self, conn: &mut Redis, scope: &Scope, batch: &[StreamId]) -> RedisResult<Vec<Outcome>> {
         let now = now_ms();
         apply_each(
             conn,
+            scope,
             batch,
             Self::GROUP,
             OrderCompleted::parse,
             |completed, ack| {
-                scripts::fulfil_order(&completed.order_id, &completed.product_id, now, self.status_maxlen, Some(ack))
+                scripts::fulfil_order(
+                    &scope.keys,
+                    &completed.order_id,
+                    &completed.product_id,
+                    now,
+                    self.status_maxlen,
+                    Some(ack),
+                )
             },
             judge,
         )

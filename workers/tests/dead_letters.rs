@@ -1,6 +1,9 @@
 //! Poison entries go to the dead-letter stream with their error, are
 //! acknowledged, and never stop the loop: the good entries around them are
-//! processed normally.
+//! processed normally. Every test runs on one redis-server and on a cluster.
+//!
+//! An order and every stream entry about it live in its product's partition,
+//! so entries written or claimed by hand here go to that partition's streams.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -8,21 +11,43 @@ use std::time::Duration;
 use domain::{NewProduct, OrderStatus, Quantity};
 use redis::streams::StreamRangeReply;
 use redis::AsyncCommands;
-use store::keys::stream;
-use store::{Config, Shop};
-use testkit::RedisServer;
+use store::keys::group;
+use store::{Layout, PartitionKeys, Redis, Shop, Stream};
+use testkit::{on_every_backend, Backend, TestRedis};
 
 mod common;
-use common::spawn_workers;
+use common::{config_for, spawn_workers};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn poison_entries_are_dead_lettered_while_the_rest_flows() {
-    let redis = RedisServer::start();
-    let shop = Shop::new(&Config::for_redis(redis.url())).unwrap();
+on_every_backend!(
+    poison_entries_are_dead_lettered_while_the_rest_flows,
+    entries_of_a_dead_consumer_are_reclaimed_and_over_delivered_ones_refunded,
+    trimming_bounds_the_streams_but_never_drops_unprocessed_entries,
+);
+
+/// The keys of the partition `id` (a product's) lives in: its orders' too.
+fn keys_of(shop: &Shop, id: &str) -> PartitionKeys {
+    shop.layout().keys_of_id(id).unwrap().clone()
+}
+
+/// The dead letters of `stream` summed over every partition.
+async fn dead_letters_everywhere(conn: &mut Redis, layout: &Layout, stream: Stream) -> u64 {
+    let mut total = 0;
+    for keys in layout.all() {
+        total += conn.xlen::<_, u64>(keys.dead_letters(stream)).await.unwrap();
+    }
+    total
+}
+
+async fn poison_entries_are_dead_lettered_while_the_rest_flows(backend: Backend) {
+    let redis = TestRedis::start(backend);
+    let shop = Shop::new(&config_for(&redis)).unwrap();
     let mut conn = shop.connection();
+    let layout = shop.layout().clone();
     let product = shop.create_product(NewProduct::parse("Mug", "4", "10").unwrap()).await.unwrap();
+    let keys = keys_of(&shop, &product.id);
 
-    // Poison written before the workers start, between good orders.
+    // Poison written before the workers start, between good orders, in the
+    // partition the good orders' entries go to.
     let first = shop.place_order(&product.id, Quantity::new(1).unwrap()).await.unwrap();
     let poison: [&[(&str, &str)]; 4] = [
         &[("unexpected", "field")],
@@ -31,45 +56,59 @@ async fn poison_entries_are_dead_lettered_while_the_rest_flows() {
         &[("order_id", ""), ("product_id", product.id.as_str())],
     ];
     for fields in poison {
-        let _: String = conn.xadd(stream::ORDER_COMPLETED, "*", fields).await.unwrap();
+        let _: String = conn.xadd(keys.stream(Stream::OrderCompleted), "*", fields).await.unwrap();
     }
-    let _: String = conn.xadd(stream::ORDER_PLACED, "*", &[("order_id", "garbage")]).await.unwrap();
+    let _: String = conn.xadd(keys.stream(Stream::OrderPlaced), "*", &[("order_id", "garbage")]).await.unwrap();
     let second = shop.place_order(&product.id, Quantity::new(2).unwrap()).await.unwrap();
+    assert_eq!(keys_of(&shop, &second.id).partition(), keys.partition(), "an order lives in its product's partition");
 
     let mut workers = spawn_workers(&redis, "poison-test", &[]);
 
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
         let statuses: Vec<OrderStatus> = shop.orders().await.unwrap().iter().map(|o| o.status).collect();
-        let dead: u64 = conn.xlen(stream::dead_letters(stream::ORDER_COMPLETED)).await.unwrap();
-        if statuses.iter().all(|s| *s == OrderStatus::Fulfilled) && dead == 4 {
+        let completed_dead: u64 = conn.xlen(keys.dead_letters(Stream::OrderCompleted)).await.unwrap();
+        let placed_dead: u64 = conn.xlen(keys.dead_letters(Stream::OrderPlaced)).await.unwrap();
+        if statuses.iter().all(|s| *s == OrderStatus::Fulfilled) && (completed_dead, placed_dead) == (4, 1) {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "statuses {statuses:?}, dead letters {dead}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "waited 20 s for both orders to be fulfilled and 4 + 1 dead letters: \
+             statuses {statuses:?}, order-completed dead letters {completed_dead}, order-placed dead letters {placed_dead}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(shop.product(&product.id).await.unwrap().quantity, 7);
     for order in [&first, &second] {
         assert_eq!(shop.order(&order.id).await.unwrap().status, OrderStatus::Fulfilled);
     }
+    // No other partition saw any of it.
+    assert_eq!(dead_letters_everywhere(&mut conn, &layout, Stream::OrderCompleted).await, 4);
+    assert_eq!(dead_letters_everywhere(&mut conn, &layout, Stream::OrderPlaced).await, 1);
 
     // Each dead letter keeps the original fields and says what was wrong.
-    let dead: StreamRangeReply = conn.xrange_all(stream::dead_letters(stream::ORDER_COMPLETED)).await.unwrap();
+    let dead: StreamRangeReply = conn.xrange_all(keys.dead_letters(Stream::OrderCompleted)).await.unwrap();
     let errors: Vec<String> = dead.ids.iter().map(|e| e.get::<String>("error").unwrap()).collect();
     assert!(errors[0].contains("missing field \"order_id\""), "{errors:?}");
     assert!(errors[1].contains("is not an id"), "{errors:?}");
     assert!(errors[2].contains("does not exist"), "{errors:?}");
     assert_eq!(dead.ids[0].get::<String>("field:unexpected").as_deref(), Some("field"));
     assert!(dead.ids.iter().all(|e| e.get::<String>("source_id").is_some()));
-    let placed_dead: u64 = conn.xlen(stream::dead_letters(stream::ORDER_PLACED)).await.unwrap();
-    assert_eq!(placed_dead, 1);
 
-    // Everything acknowledged: nothing left pending in any group.
-    for (name, group) in [(stream::ORDER_PLACED, "payment"), (stream::ORDER_COMPLETED, "warehouse")] {
-        let info: Vec<HashMap<String, redis::Value>> =
-            redis::cmd("XINFO").arg("GROUPS").arg(name).query_async(&mut conn).await.unwrap();
-        let group = info.iter().find(|g| redis::from_redis_value_ref::<String>(&g["name"]).unwrap() == group).unwrap();
-        assert_eq!(redis::from_redis_value_ref::<u64>(&group["pending"]).unwrap(), 0, "{name}");
+    // Everything acknowledged: nothing left pending in any group of any partition.
+    for keys in layout.all() {
+        for stream in [Stream::OrderPlaced, Stream::OrderCompleted, Stream::RefundInitiated] {
+            let name = keys.stream(stream);
+            let info: Vec<HashMap<String, redis::Value>> =
+                redis::cmd("XINFO").arg("GROUPS").arg(&name).query_async(&mut conn).await.unwrap();
+            let wanted = stream.group().unwrap();
+            let group = info
+                .iter()
+                .find(|g| redis::from_redis_value_ref::<String>(&g["name"]).unwrap() == wanted)
+                .unwrap_or_else(|| panic!("{name} has no group {wanted}"));
+            assert_eq!(redis::from_redis_value_ref::<u64>(&group["pending"]).unwrap(), 0, "{name}");
+        }
     }
 
     assert_eq!(workers.terminate(Duration::from_secs(5)), Some(0));
@@ -78,24 +117,24 @@ async fn poison_entries_are_dead_lettered_while_the_rest_flows() {
 /// Entries a dead consumer left pending are claimed after `CLAIM_IDLE_MS`
 /// and processed; one delivered more than `MAX_DELIVERIES` times is
 /// dead-lettered and its order refunded rather than left pending forever.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn entries_of_a_dead_consumer_are_reclaimed_and_over_delivered_ones_refunded() {
-    let redis = RedisServer::start();
-    let shop = Shop::new(&Config::for_redis(redis.url())).unwrap();
+async fn entries_of_a_dead_consumer_are_reclaimed_and_over_delivered_ones_refunded(backend: Backend) {
+    let redis = TestRedis::start(backend);
+    let shop = Shop::new(&config_for(&redis)).unwrap();
     let mut conn = shop.connection();
     let product = shop.create_product(NewProduct::parse("Vase", "30", "5").unwrap()).await.unwrap();
-    store::streams::ensure_group(&mut conn, stream::ORDER_PLACED, "payment").await.unwrap();
+    let keys = keys_of(&shop, &product.id);
+    store::streams::ensure_group(&mut conn, &keys.stream(Stream::OrderPlaced), group::PAYMENT).await.unwrap();
 
     // A consumer takes both orders' entries and dies; the second entry was
     // claimed twice more (delivered 3 times, the reclaim makes it 4 > 2).
     let reclaimed = shop.place_order(&product.id, Quantity::new(1).unwrap()).await.unwrap();
     let doomed = shop.place_order(&product.id, Quantity::new(1).unwrap()).await.unwrap();
-    let ids = take_as_ghost(&mut conn, 10).await;
+    let ids = take_as_ghost(&mut conn, &keys, 10).await;
     assert_eq!(ids.len(), 2);
     for _ in 0..2 {
         let _: redis::Value = redis::cmd("XCLAIM")
-            .arg(stream::ORDER_PLACED)
-            .arg("payment")
+            .arg(keys.stream(Stream::OrderPlaced))
+            .arg(group::PAYMENT)
             .arg("ghost")
             .arg(0)
             .arg(&ids[1])
@@ -114,14 +153,19 @@ async fn entries_of_a_dead_consumer_are_reclaimed_and_over_delivered_ones_refund
             assert_eq!(second, OrderStatus::Refunded);
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "{first} / {second}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "waited 20 s for the ghost's two orders to be reclaimed and finish: {first} / {second}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let refunded = shop.order(&doomed.id).await.unwrap();
-    assert!(refunded.refund_reason.unwrap().starts_with("processing failed: delivered 4 times"));
-    let dead: StreamRangeReply = conn.xrange_all(stream::dead_letters(stream::ORDER_PLACED)).await.unwrap();
+    let reason = refunded.refund_reason.unwrap();
+    assert!(reason.starts_with("processing failed: delivered 4 times"), "{reason}");
+    let dead: StreamRangeReply = conn.xrange_all(keys.dead_letters(Stream::OrderPlaced)).await.unwrap();
     assert_eq!(dead.ids.len(), 1);
     assert_eq!(dead.ids[0].get::<String>("field:order_id"), Some(doomed.id.clone()));
+    assert_eq!(dead_letters_everywhere(&mut conn, shop.layout(), Stream::OrderPlaced).await, 1);
     assert_eq!(shop.product(&product.id).await.unwrap().quantity, 4, "only the reclaimed order took stock");
 
     assert_eq!(workers.terminate(Duration::from_secs(5)), Some(0));
@@ -129,60 +173,84 @@ async fn entries_of_a_dead_consumer_are_reclaimed_and_over_delivered_ones_refund
 
 /// Under sustained load the work streams stay near `STREAM_MAXLEN`, yet an
 /// entry a group has not processed is never trimmed.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn trimming_bounds_the_streams_but_never_drops_unprocessed_entries() {
-    let redis = RedisServer::start();
-    let shop = Shop::new(&Config::for_redis(redis.url())).unwrap();
+async fn trimming_bounds_the_streams_but_never_drops_unprocessed_entries(backend: Backend) {
+    let redis = TestRedis::start(backend);
+    let shop = Shop::new(&config_for(&redis)).unwrap();
     let mut conn = shop.connection();
+    let layout = shop.layout().clone();
     let product = shop.create_product(NewProduct::parse("Nail", "0.05", "100000").unwrap()).await.unwrap();
+    // Every order, and so every entry, goes to the product's partition.
+    let keys = keys_of(&shop, &product.id);
     let maxlen = 100;
 
     // No consumer has read anything yet: nothing may go, however long the stream.
-    store::streams::ensure_group(&mut conn, stream::ORDER_PLACED, "payment").await.unwrap();
+    store::streams::ensure_group(&mut conn, &keys.stream(Stream::OrderPlaced), group::PAYMENT).await.unwrap();
     for _ in 0..600 {
         shop.place_order(&product.id, Quantity::new(1).unwrap()).await.unwrap();
     }
-    assert_eq!(workers::trimmer::trim_all(&mut conn, maxlen).await.unwrap(), 0);
-    assert_eq!(conn.xlen::<_, u64>(stream::ORDER_PLACED).await.unwrap(), 600);
+    assert_eq!(trim_every_partition(&mut conn, &layout, maxlen).await, 0);
+    assert_eq!(conn.xlen::<_, u64>(keys.stream(Stream::OrderPlaced)).await.unwrap(), 600);
 
     // Once processed, the streams are trimmed down to about STREAM_MAXLEN.
     let mut workers = spawn_workers(&redis, "trim-test", &[]);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while !shop.newest_orders(600).await.unwrap().iter().all(|o| o.status.is_terminal()) {
-        assert!(tokio::time::Instant::now() < deadline, "orders did not finish");
+    loop {
+        let orders = shop.newest_orders(600).await.unwrap();
+        let unfinished = orders.iter().filter(|o| !o.status.is_terminal()).count();
+        if orders.len() == 600 && unfinished == 0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "waited 20 s for 600 orders to finish: {} listed, {unfinished} unfinished",
+            orders.len()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(workers.terminate(Duration::from_secs(5)), Some(0));
     // Stand in for a consumer that died holding entries: they must survive trimming.
-    assert!(take_as_ghost(&mut conn, 5).await.is_empty(), "everything was already processed");
+    assert!(take_as_ghost(&mut conn, &keys, 5).await.is_empty(), "everything was already processed");
     for _ in 0..300 {
         shop.place_order(&product.id, Quantity::new(1).unwrap()).await.unwrap();
     }
-    let held_ids = take_as_ghost(&mut conn, 5).await;
+    let held_ids = take_as_ghost(&mut conn, &keys, 5).await;
+    assert_eq!(held_ids.len(), 5);
 
-    let removed = workers::trimmer::trim_all(&mut conn, maxlen).await.unwrap();
+    let removed = trim_every_partition(&mut conn, &layout, maxlen).await;
     assert!(removed >= 500, "processed entries were trimmed ({removed})");
-    for name in [stream::ORDER_PLACED, stream::ORDER_COMPLETED] {
-        let len: u64 = conn.xlen(name).await.unwrap();
+    for stream in [Stream::OrderPlaced, Stream::OrderCompleted] {
+        let name = keys.stream(stream);
+        let len: u64 = conn.xlen(&name).await.unwrap();
         assert!(len <= 300 + maxlen, "{name} has {len} entries");
     }
     // The held entries and everything after them are still there.
-    let kept: StreamRangeReply = conn.xrange(stream::ORDER_PLACED, &held_ids[0], "+").await.unwrap();
+    let kept: StreamRangeReply = conn.xrange(keys.stream(Stream::OrderPlaced), &held_ids[0], "+").await.unwrap();
     assert_eq!(kept.ids.len(), 300, "nothing from the oldest pending entry on was dropped");
 }
 
-/// Reads up to `count` new `order-placed` entries as a consumer "ghost" of the
-/// payment group that then never acknowledges them, like a crashed process.
-async fn take_as_ghost(conn: &mut redis::aio::ConnectionManager, count: usize) -> Vec<String> {
+/// One trimming pass over every partition, as the workers' trimmer makes;
+/// returns how many entries were removed.
+async fn trim_every_partition(conn: &mut Redis, layout: &Layout, maxlen: u64) -> u64 {
+    let mut removed = 0;
+    for keys in layout.all() {
+        removed += workers::trimmer::trim_all(conn, keys, maxlen).await.unwrap();
+    }
+    removed
+}
+
+/// Reads up to `count` new `order-placed` entries of one partition as a
+/// consumer "ghost" of the payment group that then never acknowledges them,
+/// like a crashed process.
+async fn take_as_ghost(conn: &mut Redis, keys: &PartitionKeys, count: usize) -> Vec<String> {
     let read: Option<redis::streams::StreamReadReply> = redis::cmd("XREADGROUP")
         .arg("GROUP")
-        .arg("payment")
+        .arg(group::PAYMENT)
         .arg("ghost")
         .arg("COUNT")
         .arg(count)
         .arg("STREAMS")
-        .arg(stream::ORDER_PLACED)
-        .arg(">")
+        .arg(keys.stream(Stream::OrderPlaced))
+        .arg(store::streams::NEW_ENTRIES)
         .query_async(conn)
         .await
         .unwrap();

@@ -3,16 +3,21 @@
 //! terminal state per order, one status event per transition, and harmless
 //! redelivery.
 
+mod common;
+
 use std::collections::HashMap;
 use std::time::Duration;
 
+use common::{config_for, status_events, wait_until_idle};
 use domain::{NewProduct, Order, OrderStatus, Quantity};
 use redis::streams::StreamRangeReply;
 use redis::AsyncCommands;
-use store::{keys::stream, Config, Shop};
-use testkit::RedisServer;
+use store::{Shop, Stream};
+use testkit::{on_every_backend, Backend, TestRedis};
 use tokio_util::sync::CancellationToken;
 use workers::Role;
+
+on_every_backend!(contested_stock_is_allocated_exactly_and_redelivery_changes_nothing, payment_delays_run_concurrently);
 
 async fn wait_until_terminal(shop: &Shop, count: usize) -> Vec<Order> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
@@ -26,42 +31,9 @@ async fn wait_until_terminal(shop: &Shop, count: usize) -> Vec<Order> {
     }
 }
 
-/// Waits until every group has read its whole stream and acknowledged everything
-/// (XINFO GROUPS: `lag` and `pending` both zero).
-async fn wait_until_idle(conn: &mut redis::aio::ConnectionManager) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let mut busy = false;
-        for name in [stream::ORDER_PLACED, stream::ORDER_COMPLETED, stream::REFUND_INITIATED] {
-            let groups: Vec<HashMap<String, redis::Value>> =
-                redis::cmd("XINFO").arg("GROUPS").arg(name).query_async(conn).await.unwrap();
-            for group in groups {
-                let count = |field: &str| redis::from_redis_value_ref::<u64>(&group[field]).unwrap_or(u64::MAX);
-                busy |= count("pending") > 0 || count("lag") > 0;
-            }
-        }
-        if !busy {
-            return;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "consumers did not go idle");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-async fn status_events(conn: &mut redis::aio::ConnectionManager) -> HashMap<String, Vec<OrderStatus>> {
-    let entries: StreamRangeReply = conn.xrange_all(stream::ORDER_STATUS).await.unwrap();
-    let mut events: HashMap<String, Vec<OrderStatus>> = HashMap::new();
-    for entry in &entries.ids {
-        let change = store::streams::status_change(entry).unwrap();
-        events.entry(change.order_id).or_default().push(change.status);
-    }
-    events
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn contested_stock_is_allocated_exactly_and_redelivery_changes_nothing() {
-    let redis = RedisServer::start();
-    let mut config = Config::for_redis(redis.url());
+async fn contested_stock_is_allocated_exactly_and_redelivery_changes_nothing(backend: Backend) {
+    let redis = TestRedis::start(backend);
+    let mut config = config_for(&redis);
     config.consumer_name = "test-worker".into();
     let shutdown = CancellationToken::new();
     let workers = tokio::spawn(workers::run(config.clone(), &Role::ALL, shutdown.clone()));
@@ -109,8 +81,9 @@ async fn contested_stock_is_allocated_exactly_and_redelivery_changes_nothing() {
     assert!(orders.iter().any(|o| o.status == OrderStatus::Refunded), "demand exceeded stock");
     assert!(orders.iter().any(|o| o.status == OrderStatus::Fulfilled));
 
-    wait_until_idle(&mut conn).await;
-    let events = status_events(&mut conn).await;
+    let layout = shop.layout().clone();
+    wait_until_idle(&mut conn, &layout).await;
+    let events = status_events(&mut conn, &layout).await;
     assert_eq!(events.len(), 50);
     for order in &orders {
         assert_eq!(events[&order.id], vec![OrderStatus::Pending, OrderStatus::Completed, order.status], "{}", order.id);
@@ -118,25 +91,35 @@ async fn contested_stock_is_allocated_exactly_and_redelivery_changes_nothing() {
 
     // Deliver every event of the finished run again: nothing may change.
     let stock_before: Vec<_> = shop.products().await.unwrap();
-    let status_len: u64 = conn.xlen(stream::ORDER_STATUS).await.unwrap();
-    for name in [stream::ORDER_PLACED, stream::ORDER_COMPLETED, stream::REFUND_INITIATED] {
-        let entries: StreamRangeReply = conn.xrange_all(name).await.unwrap();
-        assert!(!entries.ids.is_empty());
-        for entry in entries.ids {
-            let fields: Vec<(String, String)> =
-                entry.map.iter().map(|(k, v)| (k.clone(), redis::from_redis_value_ref::<String>(v).unwrap())).collect();
-            let _: String = conn.xadd(name, "*", &fields).await.unwrap();
+    let status_len = total_len(&mut conn, &layout, Stream::OrderStatus).await;
+    for stream in [Stream::OrderPlaced, Stream::OrderCompleted, Stream::RefundInitiated] {
+        let mut redelivered = 0;
+        for keys in layout.all() {
+            let entries: StreamRangeReply = conn.xrange_all(keys.stream(stream)).await.unwrap();
+            for entry in entries.ids {
+                let fields: Vec<(String, String)> = entry
+                    .map
+                    .iter()
+                    .map(|(k, v)| (k.clone(), redis::from_redis_value_ref::<String>(v).unwrap()))
+                    .collect();
+                let _: String = conn.xadd(keys.stream(stream), "*", &fields).await.unwrap();
+                redelivered += 1;
+            }
         }
+        assert!(redelivered > 0, "{stream:?} had entries");
     }
-    wait_until_idle(&mut conn).await;
+    wait_until_idle(&mut conn, &layout).await;
     assert_eq!(shop.products().await.unwrap(), stock_before);
     let after = shop.orders().await.unwrap();
     assert_eq!(
         after.iter().map(|o| (&o.id, o.status)).collect::<Vec<_>>(),
         orders.iter().map(|o| (&o.id, o.status)).collect::<Vec<_>>()
     );
-    assert_eq!(conn.xlen::<_, u64>(stream::ORDER_STATUS).await.unwrap(), status_len, "no new status events");
-    let dead: u64 = conn.xlen(stream::dead_letters(stream::ORDER_COMPLETED)).await.unwrap();
+    assert_eq!(total_len(&mut conn, &layout, Stream::OrderStatus).await, status_len, "no new status events");
+    let mut dead = 0;
+    for keys in layout.all() {
+        dead += conn.xlen::<_, u64>(keys.dead_letters(Stream::OrderCompleted)).await.unwrap();
+    }
     assert_eq!(dead, 0);
 
     shutdown.cancel();
@@ -148,12 +131,20 @@ fn initial_price(products: &[domain::Product], id: &str) -> domain::Cents {
     products.iter().find(|p| p.id == id).unwrap().price
 }
 
+/// The length of `stream` summed over every partition.
+async fn total_len(conn: &mut store::Redis, layout: &store::Layout, stream: Stream) -> u64 {
+    let mut total = 0;
+    for keys in layout.all() {
+        total += conn.xlen::<_, u64>(keys.stream(stream)).await.unwrap();
+    }
+    total
+}
+
 /// Payment delays run concurrently: 1,000 orders with a one-second payment
 /// all complete in about one second, not a thousand.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn payment_delays_run_concurrently() {
-    let redis = RedisServer::start();
-    let mut config = Config::for_redis(redis.url());
+async fn payment_delays_run_concurrently(backend: Backend) {
+    let redis = TestRedis::start(backend);
+    let mut config = config_for(&redis);
     config.consumer_name = "delay-test".into();
     config.payment_delay = Duration::from_secs(1);
     let shop = Shop::new(&config).unwrap();

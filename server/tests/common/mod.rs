@@ -1,5 +1,5 @@
 //! The server under test: the real router on a free port, the real consumer
-//! loops, and a private redis-server.
+//! loops, and a private redis-server or Redis Cluster.
 
 #![allow(dead_code)] // each test file uses its own part of the harness
 
@@ -8,14 +8,14 @@ use std::time::Duration;
 use leptos::prelude::LeptosOptions;
 use reqwest::StatusCode;
 use serde_json::Value;
-use store::Config;
-use testkit::RedisServer;
+use store::{Config, RedisTarget};
+use testkit::{Backend, TestRedis};
 use tokio_util::sync::CancellationToken;
 
 pub struct Running {
     pub base: String,
     pub http: reqwest::Client,
-    pub redis: RedisServer,
+    pub redis: TestRedis,
     shutdown: CancellationToken,
 }
 
@@ -25,15 +25,28 @@ impl Drop for Running {
     }
 }
 
-/// The server with the default configuration.
+/// The test defaults, pointed at `redis` (one server or a cluster).
+pub fn config_for(redis: &TestRedis) -> Config {
+    match redis.env() {
+        ("REDIS_CLUSTER_NODES", seeds) => Config::for_target(RedisTarget::cluster(&seeds).unwrap()),
+        (_, url) => Config::for_redis(url),
+    }
+}
+
+/// The server with the default configuration, on a single redis-server.
 pub async fn start() -> Running {
-    start_with(|_| {}).await
+    start_on(Backend::Single, |_| {}).await
 }
 
 /// The server with a configuration `configure` adjusts (admin token, CORS, ...).
 pub async fn start_with(configure: impl FnOnce(&mut Config)) -> Running {
-    let redis = RedisServer::start();
-    let mut config = Config::for_redis(redis.url());
+    start_on(Backend::Single, configure).await
+}
+
+/// The server on the given backend, with a configuration `configure` adjusts.
+pub async fn start_on(backend: Backend, configure: impl FnOnce(&mut Config)) -> Running {
+    let redis = TestRedis::start(backend);
+    let mut config = config_for(&redis);
     config.consumer_name = "api-test".into();
     configure(&mut config);
     let shutdown = CancellationToken::new();
@@ -97,4 +110,118 @@ impl Running {
         }
         panic!("order {order_id} never became {wanted}");
     }
+}
+
+/// What a crowd of careful clients got: each request's order id by its
+/// idempotency key, how many attempts failed and were retried, and each
+/// successful request's latency.
+#[derive(Debug, Default)]
+pub struct Placed {
+    pub answers: std::collections::HashMap<String, String>,
+    pub failed_attempts: usize,
+    pub latencies: Vec<Duration>,
+}
+
+/// `clients` clients each place `per_client` orders at `base` (quantity 1 or
+/// 2, products in turn), retrying a failed request with the same
+/// `Idempotency-Key` for up to 30 s, as a careful client does; `answered`
+/// counts the requests answered so far. A 4xx fails the test.
+pub async fn place_orders_retrying(
+    http: &reqwest::Client,
+    base: &str,
+    products: &[String],
+    clients: usize,
+    per_client: usize,
+    answered: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) -> Placed {
+    let run = std::process::id();
+    let mut tasks = tokio::task::JoinSet::new();
+    for client in 0..clients {
+        let (http, base, products, answered) = (http.clone(), base.to_string(), products.to_vec(), answered.clone());
+        tasks.spawn(async move {
+            let mut placed = Placed::default();
+            for i in 0..per_client {
+                let key = format!("run{run}-client{client}-request{i}");
+                let body =
+                    serde_json::json!({"product_id": products[(client + i) % products.len()], "quantity": 1 + i % 2});
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+                let started = tokio::time::Instant::now();
+                let order: Value = loop {
+                    let sent =
+                        http.post(format!("{base}/orders")).header("Idempotency-Key", &key).json(&body).send().await;
+                    match sent {
+                        Ok(response) if response.status().is_success() => break response.json().await.unwrap(),
+                        Ok(response) if response.status().is_client_error() => panic!("{key}: {}", response.status()),
+                        _ => {
+                            placed.failed_attempts += 1;
+                            assert!(tokio::time::Instant::now() < deadline, "{key} never succeeded within 30 s");
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                    }
+                };
+                placed.latencies.push(started.elapsed());
+                placed.answers.insert(key, order["id"].as_str().unwrap().to_string());
+                answered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            placed
+        });
+    }
+    let mut all = Placed::default();
+    for placed in tasks.join_all().await {
+        all.answers.extend(placed.answers);
+        all.failed_attempts += placed.failed_attempts;
+        all.latencies.extend(placed.latencies);
+    }
+    all
+}
+
+/// Waits (up to `within`) until `count` answered requests have been counted.
+pub async fn wait_for_answers(answered: &std::sync::atomic::AtomicUsize, count: usize, within: Duration) {
+    let deadline = tokio::time::Instant::now() + within;
+    while answered.load(std::sync::atomic::Ordering::Relaxed) < count {
+        assert!(tokio::time::Instant::now() < deadline, "clients did not get {count} answers within {within:?}");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// Waits (up to `within`) until every order is terminal, and returns them all.
+pub async fn wait_until_all_terminal(shop: &store::Shop, within: Duration) -> Vec<domain::Order> {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let orders = shop.newest_orders(usize::MAX).await.unwrap();
+        let open = orders.iter().filter(|o| !o.status.is_terminal()).count();
+        if open == 0 {
+            return orders;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{open} of {} orders did not finish within {within:?}",
+            orders.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Checks stock arithmetic for every product: initial stock minus the
+/// quantities of fulfilled orders is the stock now (nothing lost, nothing taken twice).
+pub async fn assert_stock_adds_up(
+    shop: &store::Shop,
+    initial: &std::collections::HashMap<String, u32>,
+    orders: &[domain::Order],
+) {
+    for (id, start) in initial {
+        let sold: u32 = orders
+            .iter()
+            .filter(|o| &o.product_id == id && o.status == domain::OrderStatus::Fulfilled)
+            .map(|o| o.quantity.get())
+            .sum();
+        let now = shop.product(id).await.unwrap().quantity;
+        assert_eq!(start - sold, now, "stock of {id}: {start} at start, {sold} fulfilled");
+    }
+}
+
+/// The `q`-quantile of some durations (0.5 for the median).
+pub fn quantile(durations: &mut [Duration], q: f64) -> Duration {
+    durations.sort();
+    durations.get(((durations.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or_default()
 }

@@ -1,14 +1,32 @@
 //! Shared by the workers' integration tests: the real workers binary as a
-//! separate process.
+//! separate process, and reads across every partition.
 
-use testkit::{Process, RedisServer};
+#![allow(dead_code)] // each test file uses its own part of the harness
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use domain::OrderStatus;
+use redis::streams::StreamRangeReply;
+use redis::AsyncCommands;
+use store::{Config, Layout, Redis, RedisTarget, Stream};
+use testkit::{Process, TestRedis};
 
 pub const WORKERS_BIN: &str = env!("CARGO_BIN_EXE_workers");
 
+/// The test defaults, pointed at `redis` (one server or a cluster).
+pub fn config_for(redis: &TestRedis) -> Config {
+    match redis.env() {
+        ("REDIS_CLUSTER_NODES", seeds) => Config::for_target(RedisTarget::cluster(&seeds).unwrap()),
+        (_, url) => Config::for_redis(url),
+    }
+}
+
 /// Starts `workers` against `redis` with quick reclaim and shutdown, plus `extra` settings.
-pub fn spawn_workers(redis: &RedisServer, name: &str, extra: &[(&str, &str)]) -> Process {
+pub fn spawn_workers(redis: &TestRedis, name: &str, extra: &[(&str, &str)]) -> Process {
+    let (variable, value) = redis.env();
     let mut env = vec![
-        ("REDIS_URL", redis.url()),
+        (variable, value),
         ("CONSUMER_NAME", name.to_string()),
         ("PAYMENT_DELAY_MS", "0".to_string()),
         ("CLAIM_IDLE_MS", "500".to_string()),
@@ -20,4 +38,47 @@ pub fn spawn_workers(redis: &RedisServer, name: &str, extra: &[(&str, &str)]) ->
         env.push((key, value.to_string()));
     }
     Process::spawn(name, WORKERS_BIN, &[], &env)
+}
+
+/// Waits until every group of every partition has read its whole stream and
+/// acknowledged everything (XINFO GROUPS: `lag` and `pending` both zero).
+pub async fn wait_until_idle(conn: &mut Redis, layout: &Layout) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut busy = Vec::new();
+        for keys in layout.all() {
+            for stream in [Stream::OrderPlaced, Stream::OrderCompleted, Stream::RefundInitiated] {
+                let groups: Vec<HashMap<String, redis::Value>> = redis::cmd("XINFO")
+                    .arg("GROUPS")
+                    .arg(keys.stream(stream))
+                    .query_async(conn)
+                    .await
+                    .unwrap_or_default();
+                for group in groups {
+                    let count = |field: &str| redis::from_redis_value_ref::<u64>(&group[field]).unwrap_or(u64::MAX);
+                    if count("pending") > 0 || count("lag") > 0 {
+                        busy.push(keys.stream(stream));
+                    }
+                }
+            }
+        }
+        if busy.is_empty() {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "consumers did not go idle: {busy:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Every order's status events, in stream order, from every partition.
+pub async fn status_events(conn: &mut Redis, layout: &Layout) -> HashMap<String, Vec<OrderStatus>> {
+    let mut events: HashMap<String, Vec<OrderStatus>> = HashMap::new();
+    for keys in layout.all() {
+        let entries: StreamRangeReply = conn.xrange_all(keys.stream(Stream::OrderStatus)).await.unwrap();
+        for entry in &entries.ids {
+            let change = store::streams::status_change(entry).unwrap();
+            events.entry(change.order_id).or_default().push(change.status);
+        }
+    }
+    events
 }

@@ -1,0 +1,153 @@
+//! The live feed's event ids: where a browser stands in every partition.
+//!
+//! Each partition has its own `order-status` stream, so "what has this
+//! browser seen" is one stream entry id per partition. The SSE event id
+//! carries all of them, so a browser that reconnects (sending the last id it
+//! saw as `Last-Event-ID`) is replayed exactly what it missed in every
+//! partition, once, in each order's own order.
+//!
+//! Format: `<base>:<p0>,<p1>,…` with one field per partition, numbers in
+//! base 36. `base` is the smallest millisecond time among the positions; each
+//! field is that partition's entry id `<ms>-<seq>` written as `ms - base`,
+//! followed by `.<seq>` when `seq` is not 0, or empty when the browser has
+//! seen nothing of the partition yet (the entry id `0-0`). For example
+//! `lq8ftwq0:0,1k.2,,37` is four partitions at `T-0`, `T+56-2`, `0-0` and `T+115-0`
+//! where `T` is `lq8ftwq0` in base 36. An id that does not parse, or has
+//! another number of partitions, is ignored: the browser then follows live
+//! from now, and its page reloads its lists.
+
+use std::fmt::Write as _;
+
+/// A stream entry id, `<ms>-<seq>`, ordered as Redis orders them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct EntryId {
+    pub ms: u64,
+    pub seq: u64,
+}
+
+impl EntryId {
+    /// Before every entry.
+    pub const START: EntryId = EntryId { ms: 0, seq: 0 };
+
+    /// Parses `<ms>-<seq>` as Redis writes it.
+    pub fn parse(id: &str) -> Option<EntryId> {
+        let (ms, seq) = id.split_once('-')?;
+        Some(EntryId { ms: ms.parse().ok()?, seq: seq.parse().ok()? })
+    }
+}
+
+impl std::fmt::Display for EntryId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.ms, self.seq)
+    }
+}
+
+/// The last entry seen in each partition's status stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor(pub Vec<EntryId>);
+
+impl Cursor {
+    /// The event id that stands for this cursor.
+    pub fn encode(&self) -> String {
+        let base = self.0.iter().filter(|id| **id != EntryId::START).map(|id| id.ms).min().unwrap_or(0);
+        let mut text = base36(base);
+        text.push(':');
+        for (i, id) in self.0.iter().enumerate() {
+            if i > 0 {
+                text.push(',');
+            }
+            if *id == EntryId::START {
+                continue;
+            }
+            text.push_str(&base36(id.ms - base));
+            if id.seq != 0 {
+                let _ = write!(text, ".{}", base36(id.seq));
+            }
+        }
+        text
+    }
+
+    /// The cursor an event id stands for, if it is one for `partitions` partitions.
+    pub fn decode(text: &str, partitions: usize) -> Option<Cursor> {
+        let (base, fields) = text.trim().split_once(':')?;
+        let base = from_base36(base)?;
+        let ids = fields
+            .split(',')
+            .map(|field| {
+                if field.is_empty() {
+                    return Some(EntryId::START);
+                }
+                let (delta, seq) = match field.split_once('.') {
+                    Some((delta, seq)) => (from_base36(delta)?, from_base36(seq)?),
+                    None => (from_base36(field)?, 0),
+                };
+                Some(EntryId { ms: base.checked_add(delta)?, seq })
+            })
+            .collect::<Option<Vec<_>>>()?;
+        (ids.len() == partitions).then_some(Cursor(ids))
+    }
+}
+
+fn base36(mut n: u64) -> String {
+    const DIGITS: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut digits = Vec::new();
+    loop {
+        digits.push(DIGITS[(n % 36) as usize]);
+        n /= 36;
+        if n == 0 {
+            break;
+        }
+    }
+    digits.reverse();
+    String::from_utf8(digits).unwrap_or_default()
+}
+
+fn from_base36(text: &str) -> Option<u64> {
+    if text.is_empty() || text.len() > 13 {
+        return None;
+    }
+    u64::from_str_radix(text, 36).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(ms: u64, seq: u64) -> EntryId {
+        EntryId { ms, seq }
+    }
+
+    #[test]
+    fn a_cursor_survives_its_event_id() {
+        let cursor =
+            Cursor(vec![id(1_700_000_000_000, 0), id(1_700_000_000_056, 2), EntryId::START, id(1_700_000_000_115, 0)]);
+        let text = cursor.encode();
+        assert_eq!(text, format!("{}:0,1k.2,,37", base36(1_700_000_000_000)));
+        assert_eq!(Cursor::decode(&text, 4), Some(cursor));
+    }
+
+    #[test]
+    fn a_cursor_that_has_seen_nothing_is_short() {
+        let cursor = Cursor(vec![EntryId::START; 3]);
+        assert_eq!(cursor.encode(), "0:,,");
+        assert_eq!(Cursor::decode("0:,,", 3), Some(cursor));
+    }
+
+    #[test]
+    fn foreign_or_broken_ids_are_refused() {
+        let good = Cursor(vec![id(5, 1), id(7, 0)]).encode();
+        assert!(Cursor::decode(&good, 2).is_some());
+        assert_eq!(Cursor::decode(&good, 3), None, "another partition count");
+        for bad in ["", "1700000000000-0", "x:1", "0:1,-1", "0:zzzzzzzzzzzzzz", ":1,2", "0:1.,2"] {
+            assert_eq!(Cursor::decode(bad, 2), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn entry_ids_order_as_redis_orders_them() {
+        assert!(EntryId::parse("10-2").unwrap() < EntryId::parse("10-10").unwrap());
+        assert!(EntryId::parse("9-99").unwrap() < EntryId::parse("10-0").unwrap());
+        assert_eq!(EntryId::parse("nope"), None);
+        assert_eq!(id(3, 4).to_string(), "3-4");
+    }
+}

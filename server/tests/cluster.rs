@@ -1,0 +1,275 @@
+//! Stockflow on a real Redis Cluster (3 masters, a replica each) under the
+//! faults a cluster exists for: a master SIGKILLed under load (its replica
+//! takes over), a partition's slot moved to another master under load, and
+//! writes that must reach a replica before they are acknowledged.
+//!
+//! Clients are careful: they retry a failed request with the same
+//! `Idempotency-Key`. Every request must end with exactly one order, every
+//! order that got a 201 must reach a terminal state, and the stock
+//! arithmetic must hold for every product.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{
+    assert_stock_adds_up, config_for, place_orders_retrying, quantile, start_on, wait_for_answers,
+    wait_until_all_terminal, Placed, Running,
+};
+use domain::{NewProduct, Quantity};
+use serde_json::{json, Value};
+use store::Shop;
+use testkit::{key_slot, Backend};
+
+/// Creates `count` products with `stock` each; returns their ids and stock.
+async fn stock_up(app: &Running, count: usize, stock: u32) -> (Vec<String>, HashMap<String, u32>) {
+    let mut ids = Vec::new();
+    for i in 0..count {
+        let (status, product) =
+            app.post("/product", json!({"name": format!("Item {i}"), "price": 2.5, "quantity": stock})).await;
+        assert_eq!(status, reqwest::StatusCode::CREATED, "{product}");
+        ids.push(product["id"].as_str().unwrap().to_string());
+    }
+    let initial = ids.iter().map(|id| (id.clone(), stock)).collect();
+    (ids, initial)
+}
+
+/// Every request got its own order, and no order exists that no request got.
+fn assert_one_order_per_request(answers: &HashMap<String, String>, orders: &[domain::Order]) {
+    let mut answered: Vec<&String> = answers.values().collect();
+    answered.sort();
+    answered.dedup();
+    assert_eq!(answered.len(), answers.len(), "each request got its own order");
+    let mut existing: Vec<&String> = orders.iter().map(|o| &o.id).collect();
+    existing.sort();
+    assert_eq!(existing, answered, "every order belongs to a request that got it, and no other exists");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_master_killed_under_load_loses_no_acknowledged_order() {
+    let mut app = start_on(Backend::Cluster, |config| {
+        config.min_replicas = 1;
+        config.replica_timeout = Duration::from_millis(500);
+        config.claim_idle = Duration::from_secs(1);
+    })
+    .await;
+    let shop = Shop::new(&config_for(&app.redis)).unwrap();
+    // 20 products with 100 each against about 3,000 units of demand: contested.
+    let (products, initial) = stock_up(&app, 20, 100).await;
+
+    let answered = Arc::new(AtomicUsize::new(0));
+    let load = {
+        let (http, base, products, answered) = (app.http.clone(), app.base.clone(), products.clone(), answered.clone());
+        tokio::spawn(async move { place_orders_retrying(&http, &base, &products, 8, 250, answered).await })
+    };
+    wait_for_answers(&answered, 300, Duration::from_secs(30)).await;
+
+    // Kill the master holding the first product's partition; its replica takes over.
+    let slot = key_slot(&shop.layout().keys_of_id(&products[0]).unwrap().product(&products[0]));
+    let cluster = app.redis.cluster();
+    let (killed, failover) = tokio::task::block_in_place(|| {
+        let killed = cluster.kill_master_of_slot(slot);
+        (killed, cluster.wait_for_failover(slot, Duration::from_secs(30)))
+    });
+    let answered_at_kill = answered.load(std::sync::atomic::Ordering::Relaxed);
+    // The old master comes back as a replica, so writes can reach a replica again.
+    tokio::task::block_in_place(|| cluster.restart_node(killed));
+
+    let Placed { answers, failed_attempts, mut latencies } = load.await.unwrap();
+    assert_eq!(answers.len(), 2000);
+    let orders = wait_until_all_terminal(&shop, Duration::from_secs(60)).await;
+    assert_one_order_per_request(&answers, &orders);
+    assert_stock_adds_up(&shop, &initial, &orders).await;
+    let fulfilled = orders.iter().filter(|o| o.status == domain::OrderStatus::Fulfilled).count();
+    println!(
+        "master :{killed} SIGKILLed after {answered_at_kill} of 2000 orders (REDIS_MIN_REPLICAS=1): failover took \
+         {:.1} s, {failed_attempts} attempts retried; all 2000 terminal ({fulfilled} fulfilled), stock adds up; \
+         POST p50 {:?}, p99 {:?} (retries included)",
+        failover.as_secs_f64(),
+        quantile(&mut latencies, 0.5),
+        quantile(&mut latencies, 0.99),
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_moved_to_another_master_under_load_shows_clients_no_error() {
+    let app = start_on(Backend::Cluster, |_| {}).await;
+    let shop = Shop::new(&config_for(&app.redis)).unwrap();
+    let (products, initial) = stock_up(&app, 16, 1000).await;
+    let moved = &products[0];
+    let keys = shop.layout().keys_of_id(moved).unwrap().clone();
+    let slot = key_slot(&keys.product(moved));
+
+    // Clients that do not retry: any error would reach them.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut clients = tokio::task::JoinSet::new();
+    for client in 0..4 {
+        let (http, base, product, stop) = (app.http.clone(), app.base.clone(), moved.clone(), stop.clone());
+        clients.spawn(async move {
+            let mut placed = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let response = http
+                    .post(format!("{base}/orders"))
+                    .json(&json!({"product_id": product, "quantity": 1}))
+                    .send()
+                    .await;
+                let response = response.unwrap_or_else(|e| panic!("client {client}: {e}"));
+                let status = response.status();
+                let body: Value = response.json().await.unwrap_or(Value::Null);
+                assert_eq!(status, reqwest::StatusCode::CREATED, "client {client} got {body}");
+                placed.push(body["id"].as_str().unwrap().to_string());
+            }
+            placed
+        });
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let cluster = match &app.redis {
+        testkit::TestRedis::Cluster(cluster) => cluster,
+        testkit::TestRedis::Single(_) => unreachable!(),
+    };
+    let from = cluster.master_of_slot(slot);
+    let to = cluster
+        .nodes()
+        .into_iter()
+        .find(|n| n.role == testkit::Role::Master && n.port != from)
+        .map(|n| n.port)
+        .unwrap();
+    let started = Instant::now();
+    tokio::task::block_in_place(|| cluster.migrate_slot_slowly(slot, to, Duration::from_millis(20)));
+    let took = started.elapsed();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let placed: Vec<String> = clients.join_all().await.into_iter().flatten().collect();
+    assert_eq!(cluster.master_of_slot(slot), to, "the partition now lives on :{to}");
+
+    let orders = wait_until_all_terminal(&shop, Duration::from_secs(60)).await;
+    assert_eq!(orders.len(), placed.len(), "every order placed exists, once");
+    assert_stock_adds_up(&shop, &initial, &orders).await;
+    let moved_keys = cluster.cli_at(to, &["CLUSTER", "COUNTKEYSINSLOT", &slot.to_string()]);
+    println!(
+        "partition {} (slot {slot}) moved :{from} -> :{to} in {:.1} s under load: {} orders placed, no client error, \
+         {moved_keys} keys now on :{to}",
+        keys.partition(),
+        took.as_secs_f64(),
+        placed.len(),
+    );
+}
+
+/// What `REDIS_MIN_REPLICAS=1` costs an order, measured on the cluster: the
+/// same sequential orders placed without and with waiting for a replica.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_for_a_replica_costs_little_and_a_missing_replica_is_a_503() {
+    // The app asks for more replicas than the cluster has (one per master).
+    let app = start_on(Backend::Cluster, |config| {
+        config.min_replicas = 2;
+        config.replica_timeout = Duration::from_millis(100);
+    })
+    .await;
+    let mut config = config_for(&app.redis);
+    let product =
+        Shop::new(&config).unwrap().create_product(NewProduct::parse("Pin", "0.10", "1000000").unwrap()).await.unwrap();
+    let mut figures = Vec::new();
+    for replicas in [0, 1] {
+        config.min_replicas = replicas;
+        let shop = Shop::new(&config).unwrap();
+        shop.place_order(&product.id, Quantity::new(1).unwrap()).await.unwrap(); // warm up
+        let mut latencies = Vec::new();
+        for _ in 0..300 {
+            let started = Instant::now();
+            shop.place_order(&product.id, Quantity::new(1).unwrap()).await.unwrap();
+            latencies.push(started.elapsed());
+        }
+        figures.push((replicas, quantile(&mut latencies, 0.5), quantile(&mut latencies, 0.99)));
+    }
+    for (replicas, p50, p99) in &figures {
+        println!("placing an order with REDIS_MIN_REPLICAS={replicas}: p50 {p50:?}, p99 {p99:?} (300 sequential orders, cluster)");
+    }
+
+    // The order is whole on the master, the client is told it is not durable
+    // yet (503, saying what to do), and a retry with the same key never makes
+    // a second one.
+    config.min_replicas = 0;
+    let shop = Shop::new(&config).unwrap();
+    let before = shop.newest_orders(usize::MAX).await.unwrap().len();
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let response = app
+            .http
+            .post(app.url("/orders"))
+            .header("Idempotency-Key", "durable-1")
+            .json(&json!({"product_id": product.id, "quantity": 1}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), reqwest::StatusCode::SERVICE_UNAVAILABLE);
+        let body: Value = response.json().await.unwrap();
+        assert!(body["error"].as_str().unwrap().contains("Idempotency-Key"), "{body}");
+        let placed = shop.place_order_once(&product.id, Quantity::new(1).unwrap(), Some("durable-1")).await.unwrap();
+        assert!(placed.replayed);
+        ids.push(placed.order.id);
+    }
+    assert_eq!(ids[0], ids[1]);
+    assert_eq!(shop.newest_orders(usize::MAX).await.unwrap().len(), before + 1, "one order for the key, whole");
+}
+
+/// `GET /orders` merges the newest page of every partition: with 100,000
+/// orders on the cluster its first page still comes back in milliseconds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_page_of_100_000_orders_is_quick_on_a_cluster() {
+    let app = start_on(Backend::Cluster, |_| {}).await;
+    let shop = Shop::new(&config_for(&app.redis)).unwrap();
+    let product = shop.create_product(NewProduct::parse("Nail", "0.05", "1000000").unwrap()).await.unwrap();
+    // Orders written straight into the layout (placing 100,000 one by one would
+    // take minutes): spread over every partition, as many products' orders are.
+    let layout = shop.layout().clone();
+    let started = Instant::now();
+    let writes = (0..100usize).map(|batch| {
+        let (layout, product_id, mut conn) = (layout.clone(), product.id.clone(), shop.connection());
+        async move {
+            let partition = layout.partitions().nth(batch as u64);
+            let keys = layout.keys(partition);
+            let mut pipe = redis::pipe();
+            for _ in 0..1000 {
+                let id = store::ids::new_id(partition);
+                pipe.hset_multiple(
+                    keys.order(&id),
+                    &[
+                        ("id", id.as_str()),
+                        ("product_id", &product_id),
+                        ("price", "5"),
+                        ("quantity", "1"),
+                        ("fee", "1"),
+                        ("total", "6"),
+                        ("status", "fulfilled"),
+                        ("created_at", "1"),
+                        ("updated_at", "1"),
+                    ],
+                )
+                .ignore()
+                .zadd(keys.orders(), &id, 0)
+                .ignore();
+            }
+            let () = pipe.query_async(&mut conn).await.unwrap();
+        }
+    });
+    futures::future::join_all(writes).await;
+    println!("wrote 100,000 orders in {:.1} s", started.elapsed().as_secs_f64());
+
+    let mut latencies = Vec::new();
+    for _ in 0..60 {
+        let started = Instant::now();
+        let response = app.http.get(app.url("/orders")).send().await.unwrap();
+        assert_eq!(response.status(), reqwest::StatusCode::OK);
+        let page: Vec<Value> = response.json().await.unwrap();
+        latencies.push(started.elapsed());
+        assert_eq!(page.len(), 100);
+    }
+    let (median, p99) = (quantile(&mut latencies, 0.5), quantile(&mut latencies, 0.99));
+    println!(
+        "GET /orders first page (100 of 100,000 orders, 3-master cluster, debug build): median {median:?}, p99 {p99:?}"
+    );
+    assert!(median <= Duration::from_millis(10), "median {median:?}");
+}

@@ -1,0 +1,76 @@
+//! Settings that cannot work stop the server at start with a message that
+//! says what to do and a non-zero exit code, never a panic: a bad or changed
+//! `PARTITIONS`, a bad namespace, and a cluster nobody answers at.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use testkit::{free_port, Backend, TestRedis};
+
+const SERVER_BIN: &str = env!("CARGO_BIN_EXE_server");
+
+/// Runs the server with `env` until it exits (at most 20 s); returns its exit code and stderr.
+fn run_server(env: &[(&str, String)]) -> (Option<i32>, String) {
+    let mut command = Command::new(SERVER_BIN);
+    command
+        .env("LEPTOS_OUTPUT_NAME", "stockflow")
+        .env("LEPTOS_SITE_ADDR", format!("127.0.0.1:{}", free_port()))
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let mut child = command.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the server kept running with {env:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(!stderr.contains("panicked"), "no panic: {stderr}");
+    (status.code(), stderr)
+}
+
+#[test]
+fn bad_partition_settings_and_an_unreachable_cluster_stop_the_server_with_a_message() {
+    let redis = TestRedis::start(Backend::Single);
+    let target = redis.env();
+    let with = |extra: &[(&str, &str)]| {
+        let mut env = vec![(target.0, target.1.clone()), ("STARTUP_WAIT_MS", "500".to_string())];
+        env.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
+        run_server(&env)
+    };
+
+    for bad in ["0", "abc", "2000"] {
+        let (code, message) = with(&[("PARTITIONS", bad)]);
+        assert_eq!(code, Some(2), "PARTITIONS={bad}: {message}");
+        assert!(message.contains("PARTITIONS must be"), "PARTITIONS={bad}: {message}");
+    }
+    let (code, message) = with(&[("REDIS_NAMESPACE", "a b")]);
+    assert_eq!(code, Some(2), "{message}");
+    assert!(message.contains("REDIS_NAMESPACE"), "{message}");
+
+    // A deployment made with 16 partitions (as the first process records it) refuses to start with 8.
+    let recorded =
+        Command::new("redis-cli").args(["-u", &target.1, "SET", "stockflow:partitions", "16"]).output().unwrap();
+    assert!(recorded.status.success());
+    let (code, message) = with(&[("PARTITIONS", "8")]);
+    assert_eq!(code, Some(1), "{message}");
+    assert!(message.contains("PARTITIONS is 8") && message.contains("created with 16"), "{message}");
+
+    let dead = format!("redis://127.0.0.1:{},redis://127.0.0.1:{}", free_port(), free_port());
+    let (code, message) = run_server(&[("REDIS_CLUSTER_NODES", dead.clone()), ("STARTUP_WAIT_MS", "500".to_string())]);
+    assert_eq!(code, Some(1), "{message}");
+    assert!(message.contains("cannot reach Redis") && message.contains("cluster redis://127.0.0.1:"), "{message}");
+    let (code, message) = run_server(&[("REDIS_CLUSTER_NODES", "nonsense".to_string())]);
+    assert_eq!(code, Some(2), "{message}");
+    assert!(message.contains("REDIS_CLUSTER_NODES"), "{message}");
+}

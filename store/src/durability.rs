@@ -1,0 +1,68 @@
+//! "Acknowledged means durable": with `REDIS_MIN_REPLICAS` ≥ 1, a write
+//! counts as done only once that many replicas have it.
+//!
+//! Redis replicates asynchronously: a master that dies right after answering
+//! can take its last writes with it when a replica takes over. `WAIT n
+//! timeout`, sent right after the write in the same pipeline (so a cluster
+//! client sends it to the same master), blocks until `n` replicas have
+//! acknowledged everything written before it on that connection. When they
+//! do not answer in time the caller learns it ([`StoreError::NotReplicated`]):
+//! the write itself is whole (each script is atomic and is replicated whole,
+//! or not at all), so a retry with the same idempotency key is always safe.
+
+use std::time::Duration;
+
+use redis::aio::ConnectionLike;
+use redis::{Cmd, FromRedisValue};
+
+use crate::config::Config;
+use crate::error::{StoreError, StoreResult};
+use crate::scripts;
+
+/// How many replicas a write must reach, and how long to wait for them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Durability {
+    pub min_replicas: u32,
+    pub timeout: Duration,
+}
+
+impl Durability {
+    pub fn of(config: &Config) -> Durability {
+        Durability { min_replicas: config.min_replicas, timeout: config.replica_timeout }
+    }
+
+    /// Whether writes wait for replicas at all.
+    pub fn waits(&self) -> bool {
+        self.min_replicas > 0
+    }
+
+    /// Runs a script call and, when replicas are required, waits for them.
+    pub async fn invoke<C: ConnectionLike, T: FromRedisValue>(&self, conn: &mut C, call: Cmd) -> StoreResult<T> {
+        if !self.waits() {
+            return Ok(scripts::invoke(conn, &call).await?);
+        }
+        let mut pipe = redis::pipe();
+        pipe.add_command(call);
+        self.append_wait(&mut pipe);
+        let (reply, reached): (T, u32) = scripts::query(conn, &pipe).await?;
+        self.check(reached)?;
+        Ok(reply)
+    }
+
+    /// Appends the `WAIT` to a pipeline of writes to one partition; its reply
+    /// comes last. Does nothing when no replicas are required.
+    pub fn append_wait(&self, pipe: &mut redis::Pipeline) {
+        if self.waits() {
+            pipe.cmd("WAIT").arg(self.min_replicas).arg(self.timeout.as_millis() as u64);
+        }
+    }
+
+    /// Whether `reached` replicas are enough.
+    pub fn check(&self, reached: u32) -> StoreResult<()> {
+        if reached >= self.min_replicas {
+            Ok(())
+        } else {
+            Err(StoreError::NotReplicated { wanted: self.min_replicas, reached })
+        }
+    }
+}
