@@ -143,16 +143,39 @@ pub async fn admin_status() -> Result<AdminAccess, ServerFnError> {
 }
 
 /// Opens an admin session for whoever knows `ADMIN_TOKEN`, kept in an
-/// HttpOnly, SameSite=Strict cookie.
+/// HttpOnly, SameSite=Strict cookie. Wrong tokens are limited per client
+/// address, together with those sent over REST: past the limit, 429 with
+/// `Retry-After` and a message saying how long to wait.
 #[server(endpoint = "sign_in")]
 pub async fn sign_in(token: String) -> Result<(), ServerFnError> {
+    use store::admin::{ClientAddr, GuessLimiter};
     let gate = ssr::shop()?.admin().clone();
     if !gate.required() {
         return Ok(());
     }
-    if !gate.token_matches(token.trim()) {
-        tracing::warn!("admin sign-in with a wrong token");
-        return Err(ssr::unauthorized("That admin token is wrong."));
+    let guesses =
+        use_context::<GuessLimiter>().ok_or_else(|| ServerFnError::new("the admin guess limit is not configured"))?;
+    // The server records the connection's peer address in every request.
+    let client = use_context::<http::request::Parts>()
+        .and_then(|parts| parts.extensions.get::<ClientAddr>().copied())
+        .unwrap_or(ClientAddr::UNKNOWN);
+    match guesses.attempt(client, || gate.token_matches(token.trim())) {
+        Ok(true) => {}
+        Ok(false) => {
+            tracing::warn!(client = %client.0, "admin sign-in with a wrong token");
+            return Err(ssr::unauthorized("That admin token is wrong."));
+        }
+        Err(wait) => {
+            let seconds = store::admin::retry_after_secs(wait);
+            tracing::warn!(client = %client.0, "admin sign-in refused: too many wrong tokens");
+            if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+                response.set_status(http::StatusCode::TOO_MANY_REQUESTS);
+            }
+            ssr::set_header(http::header::RETRY_AFTER, &seconds.to_string());
+            return Err(ServerFnError::new(format!(
+                "Too many wrong admin tokens from this address. Try again in {seconds} s."
+            )));
+        }
     }
     let session = gate.open_session().await.map_err(ssr::to_message)?;
     ssr::set_header(http::header::SET_COOKIE, &store::admin::session_cookie(&session));

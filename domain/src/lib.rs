@@ -6,6 +6,7 @@
 //!
 //! # Layout
 //! - [`money`]: integer cents, decimal parsing and formatting.
+//! - [`number`]: number fields of JSON bodies (a number, or a string holding one).
 //! - [`pricing`]: subtotal, the 20% fee and the total of an order.
 //! - [`order`]: order status, its state machine and the order record.
 //! - [`product`]: the product record and validation of new products.
@@ -13,7 +14,9 @@
 //! - [`page`]: pagination of lists (`limit`, `cursor`).
 
 pub mod events;
+pub mod id;
 pub mod money;
+pub mod number;
 pub mod order;
 pub mod page;
 pub mod pricing;
@@ -21,7 +24,8 @@ pub mod product;
 
 pub use events::StatusChange;
 pub use money::{Cents, MoneyError};
-pub use order::{Order, OrderStatus, Quantity, TransitionError};
+pub use number::NumberInput;
+pub use order::{Order, OrderEvent, OrderStatus, Quantity, Step, TransitionError};
 pub use page::{Page, PageRequest};
 pub use pricing::{quote, Quote};
 pub use product::{NewProduct, Product, ProductError, Restock};

@@ -9,6 +9,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::number::NumberInput;
+
 /// The largest amount the shop accepts for one price: 1,000,000.00.
 pub const MAX_PRICE: Cents = Cents(100_000_000);
 
@@ -131,28 +133,10 @@ impl Serialize for Cents {
 }
 
 impl<'de> Deserialize<'de> for Cents {
-    /// Accepts a JSON number (`12.5`) or a numeric string (`"12.50"`).
+    /// Accepts a JSON number (`12.5`) or a string holding exactly one
+    /// (`"12.50"`; see [`NumberInput`]).
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Visitor;
-        impl serde::de::Visitor<'_> for Visitor {
-            type Value = Cents;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a decimal amount with at most 2 decimal places")
-            }
-            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Cents, E> {
-                Cents::parse(&v.to_string()).map_err(E::custom)
-            }
-            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Cents, E> {
-                Cents::parse(&v.to_string()).map_err(E::custom)
-            }
-            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Cents, E> {
-                Cents::from_f64(v).map_err(E::custom)
-            }
-            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Cents, E> {
-                Cents::parse(v).map_err(E::custom)
-            }
-        }
-        deserializer.deserialize_any(Visitor)
+        Cents::try_from(&NumberInput::deserialize(deserializer)?).map_err(serde::de::Error::custom)
     }
 }
 
@@ -205,6 +189,7 @@ mod tests {
         assert_eq!(serde_json::to_string(&Cents(1250)).unwrap(), "12.5");
         assert_eq!(serde_json::from_str::<Cents>("19.99").unwrap(), Cents(1999));
         assert_eq!(serde_json::from_str::<Cents>("\"19.99\"").unwrap(), Cents(1999));
+        assert!(serde_json::from_str::<Cents>("\" 19.99\"").is_err(), "a string holds exactly a number");
         assert_eq!(serde_json::from_str::<Cents>("20").unwrap(), Cents(2000));
         assert!(serde_json::from_str::<Cents>("0.001").is_err());
         assert!(serde_json::from_str::<Cents>("-5").is_err());

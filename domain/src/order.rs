@@ -35,7 +35,10 @@ impl OrderStatus {
     pub const ALL: [OrderStatus; 4] =
         [OrderStatus::Pending, OrderStatus::Completed, OrderStatus::Fulfilled, OrderStatus::Refunded];
 
-    /// Checks the move `self → next`.
+    /// The status an order is saved with.
+    pub const INITIAL: OrderStatus = OrderStatus::Pending;
+
+    /// Checks the move `self → next`: allowed when some [`OrderEvent`] makes it.
     ///
     /// The store's scripts apply each change only from its allowed previous
     /// status, which makes redelivered events harmless:
@@ -44,10 +47,11 @@ impl OrderStatus {
     /// - pending → refunded (the order's processing failed for good and it
     ///   was dead-lettered: refunded rather than left hanging).
     pub fn transition(self, next: OrderStatus) -> Result<OrderStatus, TransitionError> {
-        use OrderStatus::*;
-        match (self, next) {
-            (Pending, Completed) | (Completed, Fulfilled) | (Completed, Refunded) | (Pending, Refunded) => Ok(next),
-            _ => Err(TransitionError { from: self, to: next }),
+        let allowed = OrderEvent::ALL.iter().any(|event| event.apply(self) == Some(next));
+        if allowed {
+            Ok(next)
+        } else {
+            Err(TransitionError { from: self, to: next })
         }
     }
 
@@ -69,6 +73,55 @@ impl OrderStatus {
 impl fmt::Display for OrderStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// What happens to an order, each applied by one script of the store.
+///
+/// This is the one statement of the order rules: the scripts are given, for
+/// their event, the statuses it applies from ([`OrderEvent::applies_from`]) and
+/// the status it leads to, and a test walks every (status, event) pair
+/// through the real scripts against this table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OrderEvent {
+    /// Payment went through: pending → completed.
+    PaymentCompleted,
+    /// The warehouse took the stock: completed → fulfilled.
+    StockTaken,
+    /// The refund the warehouse initiated was applied: completed → refunded.
+    RefundApplied,
+    /// Processing failed for good (the entry was dead-lettered): an order
+    /// that has not finished is refunded rather than left hanging.
+    GivenUp,
+}
+
+impl OrderEvent {
+    pub const ALL: [OrderEvent; 4] =
+        [OrderEvent::PaymentCompleted, OrderEvent::StockTaken, OrderEvent::RefundApplied, OrderEvent::GivenUp];
+
+    /// The statuses the event applies from; from any other it changes
+    /// nothing (a redelivered or late event is harmless).
+    pub fn applies_from(self) -> &'static [OrderStatus] {
+        use OrderStatus::*;
+        match self {
+            OrderEvent::PaymentCompleted => &[Pending],
+            OrderEvent::StockTaken | OrderEvent::RefundApplied => &[Completed],
+            OrderEvent::GivenUp => &[Pending, Completed],
+        }
+    }
+
+    /// The status the event leads to.
+    pub fn leads_to(self) -> OrderStatus {
+        match self {
+            OrderEvent::PaymentCompleted => OrderStatus::Completed,
+            OrderEvent::StockTaken => OrderStatus::Fulfilled,
+            OrderEvent::RefundApplied | OrderEvent::GivenUp => OrderStatus::Refunded,
+        }
+    }
+
+    /// The status after the event, or `None` when it does not apply from `from`.
+    pub fn apply(self, from: OrderStatus) -> Option<OrderStatus> {
+        self.applies_from().contains(&from).then(|| self.leads_to())
     }
 }
 
@@ -154,7 +207,26 @@ pub struct Order {
     pub created_at: u64,
     /// Time of the last status change, milliseconds since the Unix epoch.
     pub updated_at: u64,
+    /// Every step of the order's life so far, oldest first: its statuses, and
+    /// `refund_initiated` when the warehouse decided to refund it.
+    #[serde(default)]
+    pub timeline: Vec<Step>,
 }
+
+/// One step of an order's life and when it happened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Step {
+    /// `pending`, `completed`, `refund_initiated`, `fulfilled` or `refunded`.
+    #[cfg_attr(feature = "openapi", schema(example = "completed"))]
+    pub step: String,
+    /// When, in milliseconds since the Unix epoch.
+    pub at: u64,
+}
+
+/// The step the warehouse takes when it decides to refund: not a status of
+/// its own, but a moment in the order's life.
+pub const REFUND_INITIATED: &str = "refund_initiated";
 
 #[cfg(test)]
 mod tests {
@@ -176,6 +248,21 @@ mod tests {
                 );
                 assert_eq!(from.transition(to).is_ok(), allowed, "{from} -> {to}");
             }
+        }
+    }
+
+    #[test]
+    fn each_event_applies_from_its_statuses_only() {
+        assert_eq!(OrderEvent::PaymentCompleted.apply(Pending), Some(Completed));
+        assert_eq!(OrderEvent::PaymentCompleted.apply(Completed), None, "a second payment changes nothing");
+        assert_eq!(OrderEvent::StockTaken.apply(Completed), Some(Fulfilled));
+        assert_eq!(OrderEvent::StockTaken.apply(Pending), None, "stock is only taken from paid orders");
+        assert_eq!(OrderEvent::RefundApplied.apply(Completed), Some(Refunded));
+        assert_eq!(OrderEvent::GivenUp.apply(Pending), Some(Refunded));
+        assert_eq!(OrderEvent::GivenUp.apply(Completed), Some(Refunded));
+        for event in OrderEvent::ALL {
+            assert_eq!(event.apply(Fulfilled), None, "{event:?} after the end");
+            assert_eq!(event.apply(Refunded), None, "{event:?} after the end");
         }
     }
 

@@ -47,7 +47,7 @@ impl PageRequest {
         };
         let after = match cursor {
             None => None,
-            Some(text) if is_cursor(text) => Some(text.to_ascii_uppercase()),
+            Some(text) if crate::id::is_id(text) => Some(text.to_ascii_uppercase()),
             Some(_) => {
                 return Err(PageError {
                     field: "cursor",
@@ -57,13 +57,6 @@ impl PageRequest {
         };
         Ok(PageRequest { limit, after })
     }
-}
-
-/// 26 characters of Crockford base32, the shape of our ids.
-fn is_cursor(text: &str) -> bool {
-    text.len() == 26
-        && text.bytes().all(|b| b.is_ascii_digit() || (b.is_ascii_alphabetic() && !b"iloIlLoOuU".contains(&b)))
-        && text.as_bytes()[0] <= b'7'
 }
 
 /// One page of a list.

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::money::{Cents, MoneyError, MAX_PRICE};
+use crate::number::NumberInput;
 
 /// The most units of one product the warehouse keeps track of.
 pub const MAX_STOCK: u32 = 1_000_000;
@@ -63,22 +64,29 @@ impl NewProduct {
         if price > MAX_PRICE {
             return Err(ProductError::new("price", MoneyError::TooLarge.to_string()));
         }
-        let quantity = u32::try_from(quantity)
-            .ok()
-            .filter(|q| *q <= MAX_STOCK)
-            .ok_or_else(|| ProductError::new("quantity", format!("must be a whole number from 0 to {MAX_STOCK}")))?;
+        let quantity = u32::try_from(quantity).ok().filter(|q| *q <= MAX_STOCK).ok_or_else(stock_out_of_range)?;
         Ok(NewProduct { name: name.to_string(), price, quantity })
+    }
+
+    /// Validates the fields of a JSON body (the REST API's path), each a
+    /// number or a string holding exactly one, with the same rules.
+    pub fn from_json(name: &str, price: &NumberInput, quantity: &NumberInput) -> Result<NewProduct, ProductError> {
+        let price = Cents::try_from(price).map_err(|e| ProductError::new("price", e.to_string()))?;
+        let quantity = quantity.units().ok_or_else(stock_out_of_range)?;
+        NewProduct::new(name, price, quantity)
     }
 
     /// Validates the text of a form (the UI's path), with the same rules.
     pub fn parse(name: &str, price: &str, quantity: &str) -> Result<NewProduct, ProductError> {
         let price = Cents::parse(price).map_err(|e| ProductError::new("price", e.to_string()))?;
-        let quantity = quantity
-            .trim()
-            .parse::<u64>()
-            .map_err(|_| ProductError::new("quantity", format!("must be a whole number from 0 to {MAX_STOCK}")))?;
+        let quantity = quantity.trim().parse::<u64>().map_err(|_| stock_out_of_range())?;
         NewProduct::new(name, price, quantity)
     }
+}
+
+/// The stock of a new product is out of range (or not a whole number).
+fn stock_out_of_range() -> ProductError {
+    ProductError::new("quantity", format!("must be a whole number from 0 to {MAX_STOCK}"))
 }
 
 /// Units added to a product's stock by a restock, validated: 1 to [`MAX_STOCK`].
@@ -155,6 +163,35 @@ mod tests {
             NewProduct::parse("Chair", "1000000.01", "1").unwrap_err().to_string(),
             "price: must be at most 1000000.00"
         );
+    }
+
+    #[test]
+    fn json_bodies_take_numbers_or_strings_holding_exactly_one() {
+        let text = NumberInput::text;
+        let chair = NewProduct::from_json("Chair", &text("19.99"), &text("5")).unwrap();
+        assert_eq!(chair, NewProduct { name: "Chair".into(), price: Cents(1999), quantity: 5 });
+        assert_eq!(NewProduct::from_json("Chair", &text("19.99"), &NumberInput::from(5)), Ok(chair));
+        for (price, quantity, field) in [
+            ("1e3", "1", "price"),
+            (" 5", "1", "price"),
+            ("", "1", "price"),
+            ("abc", "1", "price"),
+            ("-1", "1", "price"),
+            ("1.234", "1", "price"),
+            ("1000000.01", "1", "price"),
+            ("99999999999999999999999", "1", "price"),
+            ("1", "2.5", "quantity"),
+            ("1", "1e3", "quantity"),
+            ("1", " 5", "quantity"),
+            ("1", "", "quantity"),
+            ("1", "abc", "quantity"),
+            ("1", "-1", "quantity"),
+            ("1", "1000001", "quantity"),
+            ("1", "99999999999999999999999", "quantity"),
+        ] {
+            let error = NewProduct::from_json("Chair", &text(price), &text(quantity)).unwrap_err();
+            assert_eq!(error.field, field, "{price:?} {quantity:?}");
+        }
     }
 
     #[test]

@@ -1,16 +1,24 @@
 //! The admin check of the REST API: with `ADMIN_TOKEN` set, warehouse
 //! changes need `Authorization: Bearer <ADMIN_TOKEN>`.
+//!
+//! Wrong tokens are rate limited per client address (`AppState::admin_guesses`,
+//! shared with the UI's sign-in): a client that sent too many gets 429 with
+//! `Retry-After`, whatever token it sends, until it has waited.
 
-use axum::extract::FromRequestParts;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use store::admin::bearer_token;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use store::admin::{bearer_token, ClientAddr};
 
 use crate::error::ApiError;
 use crate::AppState;
 
 /// Proof that the request may change the warehouse; a handler that takes it
-/// answers 401 to anyone else.
+/// answers 401 to anyone else, and 429 to a client that sent too many wrong tokens.
 pub struct Admin;
 
 impl FromRequestParts<AppState> for Admin {
@@ -22,10 +30,55 @@ impl FromRequestParts<AppState> for Admin {
             return Ok(Admin);
         }
         let presented = parts.headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(bearer_token);
-        match presented {
-            Some(token) if gate.token_matches(token) => Ok(Admin),
-            Some(_) => Err(ApiError::Unauthorized("the admin token is wrong".to_string())),
-            None => Err(ApiError::Unauthorized("this needs Authorization: Bearer <ADMIN_TOKEN>".to_string())),
+        let Some(token) = presented else {
+            return Err(ApiError::Unauthorized("this needs Authorization: Bearer <ADMIN_TOKEN>".to_string()));
+        };
+        let client = parts.extensions.get::<ClientAddr>().copied().unwrap_or(ClientAddr::UNKNOWN);
+        match state.admin_guesses.attempt(client, || gate.token_matches(token)) {
+            Ok(true) => Ok(Admin),
+            Ok(false) => {
+                tracing::warn!(client = %client.0, "wrong admin bearer token");
+                Err(ApiError::Unauthorized("the admin token is wrong".to_string()))
+            }
+            Err(wait) => Err(ApiError::TooManyRequests(wait)),
         }
     }
+}
+
+/// Middleware: records the client's address ([`ClientAddr`], the TCP peer)
+/// in the request, for the admin checks of REST and of the UI's server
+/// functions. Without connection info (a server not made with
+/// `into_make_service_with_connect_info`) every client is
+/// [`ClientAddr::UNKNOWN`] and shares one allowance of wrong tokens.
+///
+/// `X-Forwarded-For` is not trusted: any client can write it. Behind a
+/// reverse proxy every client therefore counts as the proxy.
+pub async fn client_addr(mut request: Request, next: Next) -> Response {
+    let client = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(peer)| ClientAddr(peer.ip()))
+        .unwrap_or(ClientAddr::UNKNOWN);
+    request.extensions_mut().insert(client);
+    next.run(request).await
+}
+
+/// Middleware: a bearer token sent to the UI's server functions (`/api/...`;
+/// they take one too, for scripts) counts against the same limit as over
+/// REST, so that they are no way around it. Throttled: 429 before the
+/// function runs. (The function itself then checks the token as before.)
+pub async fn limit_server_fn_tokens(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let gate = state.shop.admin();
+    if gate.required() && request.uri().path().starts_with("/api/") {
+        let presented = request.headers().get(AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(bearer_token);
+        if let Some(token) = presented {
+            let client = request.extensions().get::<ClientAddr>().copied().unwrap_or(ClientAddr::UNKNOWN);
+            match state.admin_guesses.attempt(client, || gate.token_matches(token)) {
+                Ok(true) => {}
+                Ok(false) => tracing::warn!(client = %client.0, "wrong admin bearer token to a server function"),
+                Err(wait) => return ApiError::TooManyRequests(wait).into_response(),
+            }
+        }
+    }
+    next.run(request).await
 }

@@ -2,6 +2,8 @@
 //!
 //! Clients get a status code and `{"error": "..."}`; nothing internal leaks.
 
+use std::time::Duration;
+
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -23,6 +25,9 @@ pub enum ApiError {
     /// A warehouse change without the admin token (only when `ADMIN_TOKEN` is set).
     #[error("{0}")]
     Unauthorized(String),
+    /// Too many wrong admin tokens from this client: it must wait this long.
+    #[error("too many wrong admin tokens from this address; retry in {} s", store::admin::retry_after_secs(*.0))]
+    TooManyRequests(Duration),
     /// A body that parsed but breaks a rule; the message names the field.
     #[error("{0}")]
     Unprocessable(String),
@@ -64,6 +69,11 @@ impl IntoResponse for ApiError {
             ApiError::Unauthorized(_) => {
                 let body = Json(ErrorBody { error: self.to_string() });
                 return (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer")], body).into_response();
+            }
+            ApiError::TooManyRequests(wait) => {
+                let body = Json(ErrorBody { error: self.to_string() });
+                let retry_after = store::admin::retry_after_secs(*wait).to_string();
+                return (StatusCode::TOO_MANY_REQUESTS, [(header::RETRY_AFTER, retry_after)], body).into_response();
             }
         };
         (status, Json(ErrorBody { error: self.to_string() })).into_response()

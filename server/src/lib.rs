@@ -6,8 +6,9 @@
 //! - [`feed`]: `GET /api/events`, server-sent events relayed from `order-status`.
 //! - [`health`]: `/healthz` and `/readyz`.
 //! - [`metrics`]: `/metrics` for Prometheus.
-//! - [`openapi`]: `/openapi.json` and the `/docs` page.
-//! - [`auth`]: the admin check (`ADMIN_TOKEN`) of warehouse changes.
+//! - [`openapi`]: `/openapi.json` and Swagger UI at `/docs`.
+//! - [`auth`]: the admin check (`ADMIN_TOKEN`) of warehouse changes, and the
+//!   client address its rate limit of wrong tokens counts by.
 //! - [`cors`]: which other origins may call the API (`CORS_ORIGINS`).
 //! - [`error`]: the REST error type and its HTTP mapping.
 
@@ -27,6 +28,7 @@ use axum::routing::get;
 use axum::Router;
 use leptos::prelude::*;
 use leptos_axum::{generate_route_list, LeptosRoutes};
+use store::admin::GuessLimiter;
 use store::{Config, Shop};
 use tokio_util::sync::CancellationToken;
 use tower_http::compression::CompressionLayer;
@@ -45,6 +47,9 @@ pub struct AppState {
     pub cors_origins: Vec<String>,
     pub feed: feed::StatusFeed,
     pub leptos_options: LeptosOptions,
+    /// Wrong admin tokens per client address, over REST and the UI's sign-in
+    /// (10 in a row, then one per 30 s, by default).
+    pub admin_guesses: GuessLimiter,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -65,27 +70,38 @@ pub fn state(
         other => redis::RedisError::from((redis::ErrorKind::Client, "config", other.to_string())),
     })?;
     let feed = feed::StatusFeed::start(&config.redis, &config.layout, config.read_block, shutdown)?;
-    Ok(AppState { shop, feed, leptos_options, cors_origins: config.cors_origins.clone() })
+    Ok(AppState {
+        shop,
+        feed,
+        leptos_options,
+        cors_origins: config.cors_origins.clone(),
+        admin_guesses: GuessLimiter::new(config.admin_guesses),
+    })
 }
 
 /// The whole router: REST, SSE, health, server functions and pages.
+///
+/// Serve it with `into_make_service_with_connect_info::<SocketAddr>()`: the
+/// rate limit of wrong admin tokens counts by the client's address.
 pub fn app(state: AppState) -> Router {
     let routes = generate_route_list(app::App);
     let shop = state.shop.clone();
+    let guesses = state.admin_guesses.clone();
     let leptos_options = state.leptos_options.clone();
     let cors = cors::layer(&state.cors_origins);
+    let (documented, doc) = openapi::documented().split_for_parts();
     Router::new()
-        .merge(rest::routes())
+        .merge(documented)
+        .merge(openapi::routes(&doc))
         .route("/api/events", get(feed::events))
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::metrics))
-        .route("/openapi.json", get(openapi::openapi_json))
-        .route("/docs", get(openapi::docs))
         .leptos_routes_with_context(
             &state,
             routes,
-            move || provide_context(shop.clone()),
+            move || {
+                provide_context(shop.clone());
+                provide_context(guesses.clone());
+            },
             move || app::shell(leptos_options.clone()),
         )
         .route_layer(axum::middleware::from_fn(metrics::track_requests))
@@ -94,6 +110,8 @@ pub fn app(state: AppState) -> Router {
         // gzip for whoever accepts it: the WASM bundle shrinks to about 40%.
         // Server-sent events and tiny answers go out as they are.
         .layer(CompressionLayer::new())
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::limit_server_fn_tokens))
+        .layer(axum::middleware::from_fn(auth::client_addr))
         .layer(cors)
         .layer(TraceLayer::new_for_http())
         .with_state(state)

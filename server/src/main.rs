@@ -2,8 +2,22 @@
 
 use std::process::ExitCode;
 
+use clap::Parser;
 use leptos::prelude::get_configuration;
 use tokio_util::sync::CancellationToken;
+
+/// Stockflow's web server: the shop's pages, the REST API and the live feed.
+///
+/// Every setting is also an environment variable (shown in brackets).
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(flatten)]
+    settings: store::config::Settings,
+    /// Address the web server listens on.
+    #[arg(long, env = "LEPTOS_SITE_ADDR", default_value = "127.0.0.1:3000", help_heading = "Server")]
+    site_addr: std::net::SocketAddr,
+}
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -14,20 +28,22 @@ async fn main() -> ExitCode {
         )
         .init();
 
-    let config = match store::Config::from_env() {
+    let cli = Cli::parse();
+    let config = match cli.settings.check() {
         Ok(config) => config,
         Err(message) => {
             eprintln!("server: {message}");
             return ExitCode::from(2);
         }
     };
-    let leptos_options = match get_configuration(None) {
+    let mut leptos_options = match get_configuration(None) {
         Ok(conf) => conf.leptos_options,
         Err(error) => {
             eprintln!("server: leptos configuration: {error}");
             return ExitCode::from(2);
         }
     };
+    leptos_options.site_addr = cli.site_addr;
     let addr = leptos_options.site_addr;
     if let Err(error) = store::deployment::prepare(&config, false).await {
         eprintln!("server: {error}");
@@ -54,9 +70,10 @@ async fn main() -> ExitCode {
         partitions = config.layout.partitions().count(),
         "listening on http://{addr}"
     );
-    let served = axum::serve(listener, server::app(state))
-        .with_graceful_shutdown(store::shutdown::cancel_on_signal(shutdown.clone()))
-        .await;
+    // The peer address of each connection: wrong admin tokens are limited per client.
+    let app = server::app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let served =
+        axum::serve(listener, app).with_graceful_shutdown(store::shutdown::cancel_on_signal(shutdown.clone())).await;
     shutdown.cancel();
     match served {
         Ok(()) => ExitCode::SUCCESS,

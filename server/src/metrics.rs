@@ -13,7 +13,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use metrics::{gauge, histogram};
+use metrics::{counter, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::AppState;
@@ -73,6 +73,8 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             for stream in observed.streams {
                 gauge!("stockflow_stream_length", "stream" => stream.stream).set(stream.length as f64);
                 gauge!("stockflow_dead_letters", "stream" => stream.stream).set(stream.dead_letters as f64);
+                counter!("stockflow_dead_letters_dropped_total", "stream" => stream.stream)
+                    .absolute(stream.dead_letters_dropped);
                 for group in stream.groups {
                     let labels = [("stream", stream.stream.to_string()), ("group", group.group)];
                     gauge!("stockflow_group_lag", &labels).set(group.lag as f64);

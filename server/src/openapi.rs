@@ -1,14 +1,24 @@
 //! The REST API's OpenAPI 3 document, generated from the handlers and types
-//! (`GET /openapi.json`), and a docs page rendered from it on the server
-//! (`GET /docs`): plain HTML and CSS served by the app, so it works offline.
+//! (`GET /openapi.json`), and Swagger UI on it (`GET /docs`), from which a
+//! person can send any request. Swagger UI's files are built into the
+//! binary (`utoipa-swagger-ui`, vendored): the page loads nothing from
+//! another host and works offline.
 
-use axum::response::Html;
-use axum::Json;
-use serde_json::Value;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::Path;
+use axum::http::{header, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::Router;
 use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use utoipa_swagger_ui::Config;
 
 use crate::error::ErrorBody;
-use crate::rest;
+use crate::{health, rest, AppState};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -18,19 +28,18 @@ use crate::rest;
                        watch them live at GET /api/events (server-sent events). Prices are decimal numbers; \
                        every error is {\"error\": \"...\"}."
     ),
-    paths(
-        rest::create_product,
-        rest::get_product,
-        rest::list_products,
-        rest::delete_product,
-        rest::restock_product,
-        rest::place_order,
-        rest::list_orders,
-        rest::get_order,
-        crate::health::healthz,
-        crate::health::readyz,
-    ),
-    components(schemas(domain::Product, domain::Order, domain::OrderStatus, rest::NewProductBody, rest::RestockBody, rest::NewOrderBody, ErrorBody)),
+    components(schemas(
+        domain::Product,
+        domain::Order,
+        domain::Step,
+        domain::OrderStatus,
+        rest::NewProductBody,
+        rest::RestockBody,
+        rest::NewOrderBody,
+        rest::ProductWithPk,
+        rest::OrderWithPk,
+        ErrorBody
+    )),
     modifiers(&AdminToken),
     tags(
         (name = "warehouse", description = "Products and their stock"),
@@ -39,6 +48,15 @@ use crate::rest;
     )
 )]
 pub struct ApiDoc;
+
+/// The documented routes, REST and health, with their document: one list
+/// makes both (see [`rest::routes`]).
+pub fn documented() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(rest::routes())
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
+}
 
 /// The bearer scheme of warehouse changes (enforced when `ADMIN_TOKEN` is set).
 struct AdminToken;
@@ -57,143 +75,62 @@ impl utoipa::Modify for AdminToken {
     }
 }
 
-/// `GET /openapi.json`.
-pub async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
-}
-
-/// `GET /docs`: every operation with its parameters, body and answers, and every schema.
-pub async fn docs() -> Html<String> {
-    let doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or(Value::Null);
-    Html(render(&doc))
-}
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
-}
-
-fn text<'a>(value: &'a Value, key: &str) -> &'a str {
-    value.get(key).and_then(Value::as_str).unwrap_or("")
-}
-
-/// The name of a `$ref`ed schema, or a short description of an inline one.
-fn schema_name(schema: &Value) -> String {
-    if let Some(reference) = schema.get("$ref").and_then(Value::as_str) {
-        let name = reference.rsplit('/').next().unwrap_or(reference);
-        return format!("<a href=\"#schema-{name}\">{name}</a>", name = escape(name));
-    }
-    match text(schema, "type") {
-        "array" => format!("array of {}", schema.get("items").map(schema_name).unwrap_or_default()),
-        "" => "value".to_string(),
-        other => escape(other),
-    }
-}
-
-fn body_schema(content: Option<&Value>) -> Option<String> {
-    let media = content?.as_object()?.values().next()?;
-    Some(schema_name(media.get("schema")?))
-}
-
-fn render(doc: &Value) -> String {
-    let info = &doc["info"];
-    let mut html = String::from(
-        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">",
+/// `GET /openapi.json` with `doc`, and Swagger UI on it at `/docs`.
+pub fn routes(doc: &utoipa::openapi::OpenApi) -> Router<AppState> {
+    // The document never changes while the process runs: serialize it once.
+    let json = Bytes::from(serde_json::to_vec(doc).expect("the OpenAPI document serializes"));
+    let config = Arc::new(
+        Config::new([OPENAPI_JSON])
+            // The default validator is a badge loaded from another host.
+            .validator_url("none")
+            .display_request_duration(true),
     );
-    html += &format!("<title>{} API</title><style>{STYLE}</style></head><body>", escape(text(info, "title")));
-    html += &format!(
-        "<header><h1>{} API</h1><p>{}</p><p><a href=\"/openapi.json\">openapi.json</a> · <a href=\"/\">the shop</a></p></header><main>",
-        escape(text(info, "title")),
-        escape(text(info, "description"))
-    );
-    html += "<h2>Operations</h2>";
-    if let Some(paths) = doc["paths"].as_object() {
-        for (path, operations) in paths {
-            let Some(operations) = operations.as_object() else { continue };
-            for (method, operation) in operations {
-                html += &format!(
-                    "<section class=\"operation\" id=\"{method}-{anchor}\"><h3><span class=\"method {method}\">{upper}</span> <code>{path}</code></h3>",
-                    anchor = escape(&path.replace(['/', '{', '}'], "-")),
-                    upper = method.to_uppercase(),
-                    path = escape(path)
-                );
-                for key in ["summary", "description"] {
-                    if !text(operation, key).is_empty() {
-                        html += &format!("<p>{}</p>", escape(text(operation, key)));
-                    }
-                }
-                if let Some(parameters) = operation["parameters"].as_array() {
-                    html += "<h4>Parameters</h4><ul>";
-                    for parameter in parameters {
-                        html += &format!(
-                            "<li><code>{}</code> ({}{}) {}</li>",
-                            escape(text(parameter, "name")),
-                            escape(text(parameter, "in")),
-                            if parameter["required"].as_bool() == Some(true) { ", required" } else { "" },
-                            escape(text(parameter, "description"))
-                        );
-                    }
-                    html += "</ul>";
-                }
-                if let Some(schema) = body_schema(operation["requestBody"].get("content")) {
-                    html += &format!("<h4>Request body</h4><p>JSON: {schema}</p>");
-                }
-                if let Some(responses) = operation["responses"].as_object() {
-                    html += "<h4>Responses</h4><table><tbody>";
-                    for (status, response) in responses {
-                        let schema = body_schema(response.get("content")).unwrap_or_default();
-                        html += &format!(
-                            "<tr><td class=\"status\">{}</td><td>{}</td><td>{schema}</td></tr>",
-                            escape(status),
-                            escape(text(response, "description"))
-                        );
-                    }
-                    html += "</tbody></table>";
-                }
-                html += "</section>";
-            }
+    Router::new()
+        .route(OPENAPI_JSON, get(move || async move { ([(header::CONTENT_TYPE, "application/json")], json) }))
+        .route("/docs", get(docs_page))
+        .route("/docs/", get(|| async { Redirect::permanent("/docs") }))
+        .route("/docs/{*file}", get(move |Path(file): Path<String>| async move { docs_file(&file, config) }))
+}
+
+const OPENAPI_JSON: &str = "/openapi.json";
+
+/// `GET /docs`: Swagger UI's page, with its files under `/docs/`.
+async fn docs_page() -> Html<&'static str> {
+    Html(DOCS_PAGE)
+}
+
+/// Swagger UI's page (its own `index.html`, with the files' paths made
+/// absolute so that it is served at `/docs` itself).
+const DOCS_PAGE: &str = r#"<!DOCTYPE html>
+<html lang="en">
+  <head>
+    <meta charset="utf-8">
+    <meta name="viewport" content="width=device-width, initial-scale=1">
+    <title>Stockflow API</title>
+    <link rel="stylesheet" type="text/css" href="/docs/swagger-ui.css">
+    <link rel="stylesheet" type="text/css" href="/docs/index.css">
+    <link rel="icon" type="image/png" href="/docs/favicon-32x32.png" sizes="32x32">
+  </head>
+  <body>
+    <div id="swagger-ui"></div>
+    <script src="/docs/swagger-ui-bundle.js" charset="utf-8"></script>
+    <script src="/docs/swagger-ui-standalone-preset.js" charset="utf-8"></script>
+    <script src="/docs/swagger-initializer.js" charset="utf-8"></script>
+  </body>
+</html>
+"#;
+
+/// `GET /docs/{file}`: one of Swagger UI's files; `swagger-initializer.js`
+/// carries `config` (where the document is, and the page's settings).
+fn docs_file(file: &str, config: Arc<Config<'static>>) -> Response {
+    match utoipa_swagger_ui::serve(file, config) {
+        Ok(Some(found)) if file != "index.html" => {
+            ([(header::CONTENT_TYPE, found.content_type)], found.bytes.into_owned()).into_response()
+        }
+        Ok(_) => StatusCode::NOT_FOUND.into_response(),
+        Err(error) => {
+            tracing::error!(%error, file, "cannot serve a Swagger UI file");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
         }
     }
-    html += "<h2>Schemas</h2>";
-    if let Some(schemas) = doc["components"]["schemas"].as_object() {
-        for (name, schema) in schemas {
-            html += &format!("<section class=\"schema\" id=\"schema-{name}\"><h3>{name}</h3>", name = escape(name));
-            if !text(schema, "description").is_empty() {
-                html += &format!("<p>{}</p>", escape(text(schema, "description")));
-            }
-            if let Some(values) = schema["enum"].as_array() {
-                let values: Vec<String> =
-                    values.iter().map(|v| format!("<code>{}</code>", escape(v.as_str().unwrap_or("")))).collect();
-                html += &format!("<p>One of {}</p>", values.join(", "));
-            }
-            if let Some(properties) = schema["properties"].as_object() {
-                let required: Vec<&str> = schema["required"]
-                    .as_array()
-                    .map(|r| r.iter().filter_map(Value::as_str).collect())
-                    .unwrap_or_default();
-                html += "<table><tbody>";
-                for (field, property) in properties {
-                    html += &format!(
-                        "<tr><td><code>{}</code>{}</td><td>{}</td><td>{}</td></tr>",
-                        escape(field),
-                        if required.contains(&field.as_str()) { "" } else { " <small>optional</small>" },
-                        schema_name(property),
-                        escape(text(property, "description"))
-                    );
-                }
-                html += "</tbody></table>";
-            }
-            html += "</section>";
-        }
-    }
-    html + "</main></body></html>"
 }
-
-const STYLE: &str = "body{margin:0;font-family:system-ui,sans-serif;color:#1d2330;background:#f5f6f8}\
-header{background:#1d2330;color:#fff;padding:1.25rem 2rem}header a{color:#9ec1ff}\
-main{max-width:60rem;margin:0 auto;padding:1rem 2rem 3rem}\
-section{background:#fff;border:1px solid #e2e5eb;border-radius:10px;padding:0.75rem 1.25rem;margin:1rem 0}\
-h3{margin:0.25rem 0 0.5rem;font-size:1.05rem}h4{margin:0.75rem 0 0.25rem;font-size:0.9rem;color:#6b7385}\
-table{border-collapse:collapse;width:100%;font-size:0.9rem}td{border-top:1px solid #e2e5eb;padding:0.3rem 0.5rem;vertical-align:top}\
-.status{font-weight:600;width:4rem}.method{display:inline-block;min-width:4.5rem;text-align:center;border-radius:5px;\
-padding:0.1rem 0.4rem;color:#fff;font-size:0.8rem}.get{background:#2f6fed}.post{background:#1f8a4c}.delete{background:#c53030}";

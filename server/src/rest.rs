@@ -1,30 +1,37 @@
 //! The REST API, compatible with the original: same paths, same JSON field
 //! names, prices as decimal numbers. Every handler calls the shop's service
 //! layer, as the UI's server functions do.
+//!
+//! The original's clients keep working unchanged: number fields also take a
+//! string holding exactly the number (as FastAPI coerced them), and the
+//! objects the original answered with `pk` carry `pk` beside `id`.
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{FromRequest, Path, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use domain::{Cents, NewProduct, Order, Page, PageRequest, Product, Quantity, Restock};
+use axum::Json;
+use domain::{NewProduct, NumberInput, Order, Page, PageRequest, Product, Quantity, Restock};
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth::Admin;
 use crate::error::{ApiError, ErrorBody};
 use crate::AppState;
 
-/// The REST routes.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/product", post(create_product))
-        .route("/product/{id}", get(get_product).delete(delete_product))
-        .route("/product/{id}/restock", post(restock_product))
-        .route("/products", get(list_products))
-        .route("/orders", post(place_order).get(list_orders))
-        .route("/orders/{id}", get(get_order))
+/// The REST routes, each with its OpenAPI operation: this one list makes
+/// both the router and `/openapi.json` (paths in this order).
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::default()
+        .routes(routes!(create_product))
+        .routes(routes!(get_product, delete_product))
+        .routes(routes!(list_products))
+        .routes(routes!(restock_product))
+        .routes(routes!(place_order, list_orders))
+        .routes(routes!(get_order))
 }
 
 /// A JSON body whose rejections are answered as `{"error": ...}` with the
@@ -63,25 +70,99 @@ pub(crate) struct NewProductBody {
     /// 1 to 200 characters after trimming.
     #[schema(example = "Oak chair", min_length = 1, max_length = 200)]
     name: String,
-    /// A decimal number from 0 to 1000000 with at most 2 decimals (a numeric string is accepted too).
-    #[schema(value_type = f64, example = 19.99, minimum = 0, maximum = 1000000, multiple_of = 0.01)]
-    price: Cents,
-    /// Units in stock, 0 to 1000000.
-    #[schema(example = 10, minimum = 0, maximum = 1000000)]
-    quantity: u64,
+    #[schema(schema_with = price_schema)]
+    price: NumberInput,
+    #[schema(schema_with = stock_schema)]
+    quantity: NumberInput,
 }
 
-/// Adds a product to the warehouse. With an `Idempotency-Key`, a retry
-/// within the window returns the product the first attempt created instead
-/// of creating another.
+/// A number field that also takes a JSON string holding exactly the number
+/// (`"19.99"`), as the original's clients send it.
+fn number_or_string(description: &str, number: ObjectBuilder, pattern: &str) -> Schema {
+    OneOfBuilder::new()
+        .item(number)
+        .item(ObjectBuilder::new().schema_type(Type::String).pattern(Some(pattern)))
+        .description(Some(description))
+        .into()
+}
+
+fn price_schema() -> Schema {
+    number_or_string(
+        "A decimal number from 0 to 1000000 with at most 2 decimals, or a string holding exactly one (`\"19.99\"`).",
+        ObjectBuilder::new()
+            .schema_type(Type::Number)
+            .minimum(Some(0))
+            .maximum(Some(1_000_000))
+            .multiple_of(Some(0.01))
+            .examples([19.99]),
+        r"^(0|[1-9][0-9]*)(\.[0-9]{1,2}0*)?$",
+    )
+}
+
+fn stock_schema() -> Schema {
+    number_or_string(
+        "Units in stock, a whole number from 0 to 1000000, or a string holding exactly one (`\"10\"`).",
+        ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(0)).maximum(Some(1_000_000)).examples([10]),
+        "^(0|[1-9][0-9]*)$",
+    )
+}
+
+fn order_quantity_schema() -> Schema {
+    number_or_string(
+        "Units to order, a whole number from 1 to 10000, or a string holding exactly one (`\"2\"`).",
+        ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(1)).maximum(Some(10_000)).examples([2]),
+        "^[1-9][0-9]*$",
+    )
+}
+
+/// A product as `POST /product` and `GET /product/{id}` answer it: with
+/// `pk`, the original's name for the id, beside `id`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct ProductWithPk {
+    #[serde(flatten)]
+    product: Product,
+    /// The same as `id`, under the original's name.
+    #[schema(example = "01JD3V6Q8ZK0M9X4W2T7Y5B1CE")]
+    pk: String,
+}
+
+impl From<Product> for ProductWithPk {
+    fn from(product: Product) -> ProductWithPk {
+        ProductWithPk { pk: product.id.clone(), product }
+    }
+}
+
+/// An order as `POST /orders` answers it: with `pk`, the original's name
+/// for the id, beside `id`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct OrderWithPk {
+    #[serde(flatten)]
+    order: Order,
+    /// The same as `id`, under the original's name.
+    #[schema(example = "01JD3V7A2M5N8P0Q3R6S9T1V4W")]
+    pk: String,
+}
+
+impl From<Order> for OrderWithPk {
+    fn from(order: Order) -> OrderWithPk {
+        OrderWithPk { pk: order.id.clone(), order }
+    }
+}
+
+/// Adds a product to the warehouse.
+///
+/// With an `Idempotency-Key`, a retry within the window returns the product
+/// the first attempt created instead of creating another.
 #[utoipa::path(post, path = "/product", tag = "warehouse", request_body = NewProductBody,
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe: 1 to 200 visible ASCII characters")),
     security((), ("admin_token" = [])),
     responses(
-        (status = 201, description = "Created, or found again by its Idempotency-Key", body = Product,
+        (status = 201, description = "Created, or found again by its Idempotency-Key", body = ProductWithPk,
             headers(("Idempotency-Replayed" = String, description = "true when an earlier request with this key created it"))),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 401, description = "ADMIN_TOKEN is set and the bearer token is missing or wrong", body = ErrorBody),
+        (status = 429, description = "Too many wrong admin tokens from this client address; retry after the wait", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before trying a token again"))),
         (status = 413, description = "Body over 64 KiB", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
         (status = 422, description = "A field breaks a rule (the message names it), or a key reused for a different product", body = ErrorBody),
@@ -93,9 +174,9 @@ pub(crate) async fn create_product(
     headers: HeaderMap,
     JsonBody(body): JsonBody<NewProductBody>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let new = NewProduct::new(&body.name, body.price, body.quantity).map_err(store::StoreError::from)?;
+    let new = NewProduct::from_json(&body.name, &body.price, &body.quantity).map_err(store::StoreError::from)?;
     let created = state.shop.create_product_once(new, idempotency_key(&headers)?).await?;
-    Ok((StatusCode::CREATED, replayed_header(created.replayed), Json(created.product)))
+    Ok((StatusCode::CREATED, replayed_header(created.replayed), Json(ProductWithPk::from(created.product))))
 }
 
 /// `POST /product/{id}/restock` body.
@@ -114,6 +195,8 @@ pub(crate) struct RestockBody {
         (status = 200, description = "Restocked; the product with its new stock", body = Product),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 401, description = "ADMIN_TOKEN is set and the bearer token is missing or wrong", body = ErrorBody),
+        (status = 429, description = "Too many wrong admin tokens from this client address; retry after the wait", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before trying a token again"))),
         (status = 404, description = "No such product", body = ErrorBody),
         (status = 413, description = "Body over 64 KiB", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
@@ -132,19 +215,21 @@ pub(crate) async fn restock_product(
 
 /// One product.
 #[utoipa::path(get, path = "/product/{id}", tag = "warehouse", params(("id" = String, Path, description = "Product id (ULID)")), responses(
-    (status = 200, description = "The product", body = Product),
+    (status = 200, description = "The product", body = ProductWithPk),
     (status = 404, description = "No such product", body = ErrorBody),
     (status = 503, description = "Redis unreachable", body = ErrorBody),
 ))]
 pub(crate) async fn get_product(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<Product>, ApiError> {
-    Ok(Json(state.shop.product(&id).await?))
+) -> Result<Json<ProductWithPk>, ApiError> {
+    Ok(Json(state.shop.product(&id).await?.into()))
 }
 
-/// Products, oldest first, a page at a time: a JSON array as the original
-/// returned, with `Next-Cursor` and a `Link` to the next page when there is one.
+/// Products, oldest first, a page at a time.
+///
+/// A JSON array as the original returned, with `Next-Cursor` and a `Link` to
+/// the next page when there is one.
 #[utoipa::path(get, path = "/products", tag = "warehouse", params(ListQuery), responses(
     (status = 200, description = "One page of products", body = [Product], headers(
         ("Next-Cursor" = String, description = "Pass as `cursor` for the next page; absent on the last page"),
@@ -168,6 +253,8 @@ pub(crate) async fn list_products(
     responses(
         (status = 204, description = "Deleted"),
         (status = 401, description = "ADMIN_TOKEN is set and the bearer token is missing or wrong", body = ErrorBody),
+        (status = 429, description = "Too many wrong admin tokens from this client address; retry after the wait", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before trying a token again"))),
         (status = 404, description = "No such product", body = ErrorBody),
         (status = 503, description = "Redis unreachable", body = ErrorBody),
     ))]
@@ -184,8 +271,8 @@ pub(crate) async fn delete_product(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub(crate) struct NewOrderBody {
     product_id: String,
-    #[schema(value_type = u32, minimum = 1, maximum = 10000, example = 2)]
-    quantity: Quantity,
+    #[schema(schema_with = order_quantity_schema)]
+    quantity: NumberInput,
 }
 
 /// Header that makes `POST /orders` and `POST /product` safe to retry.
@@ -206,14 +293,17 @@ fn replayed_header(replayed: bool) -> [(&'static str, &'static str); 1] {
     [("idempotency-replayed", if replayed { "true" } else { "false" })]
 }
 
-/// Places an order: prices it (the 20% fee on the whole order) and saves it
-/// `pending`; payment, stock and refunds follow asynchronously. With an
-/// `Idempotency-Key`, a retry within the window returns the order the first
-/// attempt created instead of creating another.
+/// Places an order: prices it and saves it pending.
+///
+/// The price includes the 20% fee on the whole order; payment, stock and
+/// refunds follow asynchronously (the order moves `pending → completed →
+/// fulfilled | refunded`). With an `Idempotency-Key`, a retry within the
+/// window returns the order the first attempt created instead of creating
+/// another.
 #[utoipa::path(post, path = "/orders", tag = "store", request_body = NewOrderBody,
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe: 1 to 200 visible ASCII characters")),
     responses(
-        (status = 201, description = "Placed (status pending), or found again by its Idempotency-Key", body = Order,
+        (status = 201, description = "Placed (status pending), or found again by its Idempotency-Key", body = OrderWithPk,
             headers(("Idempotency-Replayed" = String, description = "true when an earlier request with this key created it"))),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 404, description = "No such product", body = ErrorBody),
@@ -227,12 +317,17 @@ pub(crate) async fn place_order(
     headers: HeaderMap,
     JsonBody(body): JsonBody<NewOrderBody>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let placed = state.shop.place_order_once(&body.product_id, body.quantity, idempotency_key(&headers)?).await?;
-    Ok((StatusCode::CREATED, replayed_header(placed.replayed), Json(placed.order)))
+    let quantity = Quantity::try_from(&body.quantity).map_err(|_| {
+        ApiError::Unprocessable(format!("quantity: must be a whole number from 1 to {}", Quantity::MAX.get()))
+    })?;
+    let placed = state.shop.place_order_once(&body.product_id, quantity, idempotency_key(&headers)?).await?;
+    Ok((StatusCode::CREATED, replayed_header(placed.replayed), Json(OrderWithPk::from(placed.order))))
 }
 
-/// Orders, newest first, a page at a time: a JSON array as the original
-/// returned, with `Next-Cursor` and a `Link` to the next page when there is one.
+/// Orders, newest first, a page at a time.
+///
+/// A JSON array as the original returned, with `Next-Cursor` and a `Link` to
+/// the next page when there is one.
 #[utoipa::path(get, path = "/orders", tag = "store", params(ListQuery), responses(
     (status = 200, description = "One page of orders", body = [Order], headers(
         ("Next-Cursor" = String, description = "Pass as `cursor` for the next page; absent on the last page"),

@@ -3,11 +3,14 @@
 
 mod common;
 
-use common::{start, start_with, Running};
-use reqwest::header::{AUTHORIZATION, COOKIE, SET_COOKIE, WWW_AUTHENTICATE};
+use std::time::Duration;
+
+use common::{start, start_tuned, start_with, Running};
+use reqwest::header::{AUTHORIZATION, COOKIE, RETRY_AFTER, SET_COOKIE, WWW_AUTHENTICATE};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use store::admin::Secret;
+use store::admin::{GuessLimit, GuessLimiter, Secret};
+use testkit::Backend;
 
 const TOKEN: &str = "s3cret-admin-token";
 
@@ -200,4 +203,93 @@ async fn cross_origin_calls_are_allowed_only_from_configured_origins() {
     assert_eq!(simple.headers()["access-control-allow-origin"], "https://shop.example");
     let exposed = simple.headers()["access-control-expose-headers"].to_str().unwrap().to_ascii_lowercase();
     assert!(exposed.contains("next-cursor"), "{exposed}");
+}
+
+/// A client of `app` connecting from `address` (any 127.x.y.z is this machine).
+fn client_from(address: &str) -> reqwest::Client {
+    reqwest::Client::builder().local_address(address.parse::<std::net::IpAddr>().unwrap()).build().unwrap()
+}
+
+/// Sends `token` as a bearer token to create a product; status, `Retry-After` and body.
+async fn create_with(app: &Running, client: &reqwest::Client, token: &str) -> (StatusCode, Option<u64>, Value) {
+    let body = json!({"name": "Guarded", "price": 1, "quantity": 1});
+    let request = client.post(app.url("/product")).header(AUTHORIZATION, format!("Bearer {token}")).json(&body);
+    answer(request.send().await.unwrap()).await
+}
+
+/// The UI's sign-in with `token`; status, `Retry-After` and body.
+async fn sign_in_with(app: &Running, client: &reqwest::Client, token: &str) -> (StatusCode, Option<u64>, Value) {
+    answer(client.post(app.url("/api/sign_in")).form(&[("token", token)]).send().await.unwrap()).await
+}
+
+async fn answer(response: reqwest::Response) -> (StatusCode, Option<u64>, Value) {
+    let status = response.status();
+    let retry_after = response.headers().get(RETRY_AFTER).map(|v| v.to_str().unwrap().parse().unwrap());
+    let text = response.text().await.unwrap();
+    (status, retry_after, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guessing_the_admin_token_is_throttled_per_client_address() {
+    // A short interval, so the test can wait it out: 3 wrong tokens, then one per 2 s.
+    let limit = GuessLimit { burst: 3, interval: Duration::from_secs(2) };
+    let app = start_tuned(
+        Backend::Single,
+        |config| config.admin_token = Some(Secret::new(TOKEN)),
+        |state| state.admin_guesses = GuessLimiter::new(limit),
+    )
+    .await;
+    let (guesser, admin) = (client_from("127.0.0.2"), client_from("127.0.0.3"));
+
+    // A guessing loop over REST: 401 while under the limit, then 429.
+    let mut answers = Vec::new();
+    for guess in 0..6 {
+        answers.push(create_with(&app, &guesser, &format!("guess-{guess}")).await);
+    }
+    let statuses: Vec<StatusCode> = answers.iter().map(|(status, ..)| *status).collect();
+    assert_eq!(statuses[..3], [StatusCode::UNAUTHORIZED; 3]);
+    assert_eq!(statuses[3..], [StatusCode::TOO_MANY_REQUESTS; 3]);
+    let (_, retry_after, error) = &answers[3];
+    assert!(matches!(retry_after, Some(1..=2)), "{retry_after:?}");
+    assert!(error["error"].as_str().unwrap().contains("too many wrong admin tokens"), "{error}");
+
+    // Throttled means throttled: even the right token is not tried, over REST or the sign-in,
+    // and the sign-in form gets a message a person can read.
+    assert_eq!(create_with(&app, &guesser, TOKEN).await.0, StatusCode::TOO_MANY_REQUESTS);
+    let (status, retry_after, message) = sign_in_with(&app, &guesser, TOKEN).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(matches!(retry_after, Some(1..=2)), "{retry_after:?}");
+    assert!(message.to_string().contains("Too many wrong admin tokens from this address. Try again in"), "{message}");
+
+    // A client that did not fail is not slowed.
+    assert_eq!(create_with(&app, &admin, TOKEN).await.0, StatusCode::CREATED);
+    assert_eq!(sign_in_with(&app, &admin, TOKEN).await.0, StatusCode::OK);
+
+    // Wrong tokens at the sign-in count the same way.
+    for _ in 0..3 {
+        assert_eq!(sign_in_with(&app, &admin, "guess").await.0, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(sign_in_with(&app, &admin, "guess").await.0, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(create_with(&app, &admin, TOKEN).await.0, StatusCode::TOO_MANY_REQUESTS);
+
+    // Server functions take a bearer token too (for scripts): no way around the limit.
+    let script = client_from("127.0.0.4");
+    let restock = || {
+        let request = script.post(app.url("/api/restock_product")).header(AUTHORIZATION, "Bearer guess");
+        request.form(&[("id", "01ARZ3NDEKTSV4RRFFQ69G5FAV"), ("quantity", "1")]).send()
+    };
+    for _ in 0..3 {
+        assert_eq!(restock().await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    }
+    let throttled = restock().await.unwrap();
+    assert_eq!(throttled.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(throttled.headers().contains_key(RETRY_AFTER));
+    assert_eq!(create_with(&app, &script, TOKEN).await.0, StatusCode::TOO_MANY_REQUESTS);
+
+    // After the wait, the right token works again for the throttled client.
+    tokio::time::sleep(Duration::from_secs(retry_after.unwrap())).await;
+    assert_eq!(create_with(&app, &guesser, TOKEN).await.0, StatusCode::CREATED);
+    assert_eq!(sign_in_with(&app, &guesser, TOKEN).await.0, StatusCode::OK, "a right token costs nothing");
+    assert_eq!(create_with(&app, &guesser, "guess").await.0, StatusCode::UNAUTHORIZED, "one more try per interval");
+    assert_eq!(create_with(&app, &guesser, "guess").await.0, StatusCode::TOO_MANY_REQUESTS);
 }

@@ -29,11 +29,14 @@ async fn products_and_orders_keep_the_original_contract(backend: Backend) {
     assert_eq!(product["price"], json!(19.99));
     assert_eq!(product["quantity"], 3);
     let product_id = product["id"].as_str().unwrap().to_string();
+    assert_eq!(product["pk"], product_id, "the original's name for the id");
     assert_eq!(app.get(&format!("/product/{product_id}")).await, (StatusCode::OK, product.clone()));
-    assert_eq!(app.get("/products").await, (StatusCode::OK, json!([product])));
+    // The original listed products by `id` only.
+    assert_eq!(app.get("/products").await, (StatusCode::OK, json!([without_pk(&product)])));
 
     let (status, order) = app.post("/orders", json!({"product_id": product_id, "quantity": 2})).await;
     assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(order["pk"], order["id"]);
     assert_eq!(order["status"], "pending");
     assert_eq!(order["price"], json!(19.99));
     assert_eq!(order["fee"], json!(8.0));
@@ -108,15 +111,44 @@ async fn bad_requests_get_clear_4xx_errors(backend: Backend) {
 }
 
 /// Reads SSE events (id, data) from a response until `count` arrived.
-async fn read_events(response: reqwest::Response, count: usize) -> Vec<(String, Value)> {
-    let mut stream = response.bytes_stream();
-    let (mut buffer, mut events) = (String::new(), Vec::new());
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    while events.len() < count {
-        let chunk = tokio::time::timeout_at(deadline, stream.next()).await.expect("events in time").unwrap().unwrap();
-        buffer.push_str(std::str::from_utf8(&chunk).unwrap());
-        while let Some(end) = buffer.find("\n\n") {
-            let block: String = buffer.drain(..end + 2).collect();
+/// A browser's view of `GET /api/events`: its events, and the moment it is subscribed.
+struct Feed {
+    stream: std::pin::Pin<Box<dyn futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
+    buffer: String,
+}
+
+impl Feed {
+    fn new(response: reqwest::Response) -> Feed {
+        Feed { stream: Box::pin(response.bytes_stream()), buffer: String::new() }
+    }
+
+    /// The next block (event or comment), within 15 s.
+    async fn next_block(&mut self) -> String {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                return self.buffer.drain(..end + 2).collect();
+            }
+            let chunk = tokio::time::timeout_at(deadline, self.stream.next())
+                .await
+                .expect("the feed sends something within 15 s")
+                .expect("the feed stays open")
+                .unwrap();
+            self.buffer.push_str(std::str::from_utf8(&chunk).unwrap());
+        }
+    }
+
+    /// Waits for the server's word that this feed is subscribed and caught up.
+    async fn subscribed(mut self) -> Feed {
+        while !self.next_block().await.lines().any(|line| line == ": subscribed") {}
+        self
+    }
+
+    /// The next `count` events, (id, data), skipping comments.
+    async fn events(&mut self, count: usize) -> Vec<(String, Value)> {
+        let mut events = Vec::new();
+        while events.len() < count {
+            let block = self.next_block().await;
             let (mut id, mut data) = (None, None);
             for line in block.lines() {
                 if let Some(v) = line.strip_prefix("id:") {
@@ -129,8 +161,12 @@ async fn read_events(response: reqwest::Response, count: usize) -> Vec<(String, 
                 events.push((id, data));
             }
         }
+        events
     }
-    events
+}
+
+async fn read_events(response: reqwest::Response, count: usize) -> Vec<(String, Value)> {
+    Feed::new(response).events(count).await
 }
 
 async fn the_live_feed_relays_every_change_and_replays_after_last_event_id(backend: Backend) {
@@ -139,11 +175,10 @@ async fn the_live_feed_relays_every_change_and_replays_after_last_event_id(backe
     let live = app.http.get(format!("{}/api/events", app.base)).send().await.unwrap();
     assert_eq!(live.status(), StatusCode::OK);
     assert_eq!(live.headers()["content-type"], "text/event-stream");
-    // The relay subscribes as the response starts; give it a moment before ordering.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut live = Feed::new(live).subscribed().await;
     let (_, order) = app.post("/orders", json!({"product_id": product["id"], "quantity": 2})).await;
 
-    let events = read_events(live, 3).await;
+    let events = live.events(3).await;
     let statuses: Vec<&str> = events.iter().map(|(_, e)| e["status"].as_str().unwrap()).collect();
     assert_eq!(statuses, ["pending", "completed", "fulfilled"]);
     assert!(events.iter().all(|(_, e)| e["order_id"] == order["id"]));
@@ -223,12 +258,12 @@ async fn metrics_report_orders_streams_groups_and_latencies(backend: Backend) {
     let app = start_on(backend, |_| {}).await;
     let (_, product) = app.post("/product", json!({"name": "Clock", "price": 40, "quantity": 1})).await;
     let live = app.http.get(format!("{}/api/events", app.base)).send().await.unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut live = Feed::new(live).subscribed().await;
     let (_, first) = app.post("/orders", json!({"product_id": product["id"], "quantity": 1})).await;
     let (_, second) = app.post("/orders", json!({"product_id": product["id"], "quantity": 1})).await;
     app.wait_for_status(first["id"].as_str().unwrap(), "fulfilled").await;
     app.wait_for_status(second["id"].as_str().unwrap(), "refunded").await;
-    read_events(live, 6).await; // the feed reader has seen both orders finish
+    live.events(6).await; // the feed reader has seen both orders finish
 
     let response = app.http.get(format!("{}/metrics", app.base)).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
@@ -241,6 +276,7 @@ async fn metrics_report_orders_streams_groups_and_latencies(backend: Backend) {
         "stockflow_orders{status=\"refunded\"} 1",
         "stockflow_stream_length{stream=\"order-placed\"} 2",
         "stockflow_dead_letters{stream=\"order-completed\"} 0",
+        "stockflow_dead_letters_dropped_total{stream=\"order-completed\"} 0",
         "stockflow_group_lag{stream=\"order-completed\",group=\"warehouse\"} 0",
         "stockflow_group_pending{stream=\"order-placed\",group=\"payment\"} 0",
     ] {
@@ -276,16 +312,163 @@ async fn the_api_documents_itself() {
     let list_params = doc["paths"]["/orders"]["get"]["parameters"].to_string();
     assert!(list_params.contains("\"limit\"") && list_params.contains("\"cursor\""), "{list_params}");
     let order = &doc["components"]["schemas"]["Order"]["properties"];
-    for field in ["id", "product_id", "price", "fee", "total", "quantity", "status"] {
+    for field in ["id", "product_id", "price", "fee", "total", "quantity", "status", "timeline"] {
         assert!(order[field].is_object(), "Order.{field}");
     }
     assert_eq!(order["price"]["type"], "number");
+    assert!(doc["components"]["schemas"]["Step"]["properties"]["at"].is_object(), "the timeline's steps are described");
+    for (path, method) in [("/product", "post"), ("/product/{id}", "delete"), ("/product/{id}/restock", "post")] {
+        let throttled = &doc["paths"][path][method]["responses"]["429"];
+        assert!(throttled["headers"]["Retry-After"].is_object(), "{method} {path} documents 429 with Retry-After");
+    }
 
-    let docs = app.http.get(format!("{}/docs", app.base)).send().await.unwrap();
+    // What the original's clients send and get: numbers or strings holding one, and `pk`.
+    let schemas = &doc["components"]["schemas"];
+    for (body, field) in [("NewProductBody", "price"), ("NewProductBody", "quantity"), ("NewOrderBody", "quantity")] {
+        let forms: Vec<&Value> = schemas[body]["properties"][field]["oneOf"].as_array().unwrap().iter().collect();
+        let types: Vec<&str> = forms.iter().map(|form| form["type"].as_str().unwrap()).collect();
+        assert_eq!(types, [if field == "price" { "number" } else { "integer" }, "string"], "{body}.{field}");
+        assert!(forms[1]["pattern"].is_string(), "{body}.{field}: which strings");
+    }
+    for (path, method, status, schema) in [
+        ("/product", "post", "201", "ProductWithPk"),
+        ("/product/{id}", "get", "200", "ProductWithPk"),
+        ("/orders", "post", "201", "OrderWithPk"),
+    ] {
+        let answer = &doc["paths"][path][method]["responses"][status]["content"]["application/json"]["schema"];
+        assert_eq!(answer["$ref"], format!("#/components/schemas/{schema}"), "{method} {path}");
+        let parts = schemas[schema]["allOf"].to_string();
+        assert!(parts.contains("\"pk\"") && parts.contains("\"required\":[\"pk\"]"), "{schema}: {parts}");
+    }
+
+    // Swagger UI, served by this server: the page and every file it loads.
+    let docs = app.http.get(app.url("/docs")).send().await.unwrap();
     assert_eq!(docs.status(), StatusCode::OK);
+    assert_eq!(docs.url().path(), "/docs", "no redirect");
+    assert!(docs.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
     let html = docs.text().await.unwrap();
-    assert!(html.contains("<code>/orders/{id}</code>") && html.contains("id=\"schema-Order\""));
-    assert!(!html.contains("https://"), "no assets from elsewhere");
+    assert!(html.contains("<div id=\"swagger-ui\">"), "{html}");
+    assert!(!html.contains("://") && !html.contains("\"//"), "nothing from another host: {html}");
+    let assets: Vec<&str> = html
+        .split(['"', '\''])
+        .filter(|part| part.starts_with("/docs/") && (part.ends_with(".js") || part.ends_with(".css")))
+        .collect();
+    for asset in ["/docs/swagger-ui.css", "/docs/swagger-ui-bundle.js", "/docs/swagger-initializer.js"] {
+        assert!(assets.contains(&asset), "{asset} in {assets:?}");
+    }
+    for asset in assets {
+        let response = app.http.get(app.url(asset)).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{asset}");
+        let kind = response.headers()["content-type"].to_str().unwrap().to_string();
+        assert!(kind.contains(if asset.ends_with(".js") { "javascript" } else { "css" }), "{asset}: {kind}");
+        assert!(response.bytes().await.unwrap().len() > 100, "{asset}");
+    }
+    let init = app.http.get(app.url("/docs/swagger-initializer.js")).send().await.unwrap().text().await.unwrap();
+    assert!(init.contains("\"/openapi.json\""), "the page reads this server's document: {init}");
+    assert!(init.contains("\"validatorUrl\": \"none\""), "no validator badge from another host: {init}");
+    assert!(!init.contains("://"), "{init}");
+    assert_eq!(app.get("/docs/nope.js").await.0, StatusCode::NOT_FOUND);
+}
+
+/// An answer of the original's with `pk` as it appears where the original had none (lists).
+fn without_pk(object: &Value) -> Value {
+    let mut object = object.clone();
+    object.as_object_mut().unwrap().remove("pk");
+    object
+}
+
+/// The original Python app's React UI, unchanged: numbers sent as JSON
+/// strings, from its own origin, reading `pk`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_original_apps_clients_work_unchanged() {
+    const ORIGIN: &str = "http://localhost:3000";
+    let app = common::start_with(|config| config.cors_origins = vec![ORIGIN.into()]).await;
+    let send = |path: &str, body: Value| app.http.post(app.url(path)).header("origin", ORIGIN).json(&body).send();
+
+    // A JSON POST from another origin is preflighted by the browser.
+    for path in ["/product", "/orders"] {
+        let preflight = app
+            .http
+            .request(reqwest::Method::OPTIONS, app.url(path))
+            .header("origin", ORIGIN)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "content-type")
+            .send()
+            .await
+            .unwrap();
+        assert!(preflight.status().is_success(), "{path}: {}", preflight.status());
+        let allowed = |name: &str| preflight.headers()[name].to_str().unwrap().to_ascii_lowercase();
+        assert_eq!(allowed("access-control-allow-origin"), ORIGIN);
+        assert!(allowed("access-control-allow-methods").contains("post"), "{path}");
+        assert!(allowed("access-control-allow-headers").contains("content-type"), "{path}");
+    }
+
+    let response = send("/product", json!({"name": "Chair", "price": "19.99", "quantity": "5"})).await.unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    assert_eq!(response.headers()["access-control-allow-origin"], ORIGIN);
+    let product: Value = response.json().await.unwrap();
+    assert_eq!(
+        (&product["name"], &product["price"], &product["quantity"]),
+        (&json!("Chair"), &json!(19.99), &json!(5))
+    );
+    let id = product["id"].as_str().unwrap();
+    assert_eq!(product["pk"], id, "the original answered with pk");
+    assert_eq!(app.get(&format!("/product/{id}")).await, (StatusCode::OK, product.clone()));
+    assert_eq!(app.get("/products").await, (StatusCode::OK, json!([without_pk(&product)])));
+
+    let response = send("/orders", json!({"product_id": id, "quantity": "2"})).await.unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    assert_eq!(response.headers()["access-control-allow-origin"], ORIGIN);
+    let order: Value = response.json().await.unwrap();
+    assert_eq!((&order["quantity"], &order["total"], &order["status"]), (&json!(2), &json!(47.98), &json!("pending")));
+    assert_eq!(order["pk"], order["id"]);
+    app.wait_for_status(order["id"].as_str().unwrap(), "fulfilled").await;
+}
+
+/// A string stands for a number only when it holds exactly one; anything
+/// else is a 422 naming the field, as a bad number is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn number_fields_take_strings_holding_exactly_a_number_and_nothing_else() {
+    let app = common::start().await;
+    let (status, product) = app.post("/product", json!({"name": "Desk", "price": "120", "quantity": "0"})).await;
+    assert_eq!(status, StatusCode::CREATED, "{product}");
+    assert_eq!((&product["price"], &product["quantity"]), (&json!(120.0), &json!(0)));
+    let id = product["id"].as_str().unwrap();
+
+    let new_product = |price: Value, quantity: Value| json!({"name": "X", "price": price, "quantity": quantity});
+    let mut cases = Vec::new();
+    for bad in
+        ["1e3", " 5", "5 ", "", "abc", "+5", "5.", ".5", "05", "-1", "1.234", "1000000.01", "99999999999999999999999"]
+    {
+        cases.push(("/product", new_product(json!(bad), json!(1)), "price"));
+    }
+    for bad in ["2.5", "2.0", "1e3", " 5", "", "abc", "-1", "1000001", "99999999999999999999999"] {
+        cases.push(("/product", new_product(json!(1), json!(bad)), "quantity"));
+    }
+    for bad in ["2.5", "1e3", " 5", "", "abc", "0", "-1", "10001", "99999999999999999999999"] {
+        cases.push(("/orders", json!({"product_id": id, "quantity": bad}), "quantity"));
+    }
+    // Other JSON values, and the rules of numbers, stay as they were.
+    for (price, quantity, field) in [
+        (json!(true), json!(1), "price"),
+        (json!(null), json!(1), "price"),
+        (json!(1), json!([1]), "quantity"),
+        (json!(1.234), json!(1), "price"),
+        (json!(1), json!(2.5), "quantity"),
+        (json!(1), json!(1e3), "quantity"),
+    ] {
+        cases.push(("/product", new_product(price, quantity), field));
+    }
+    cases.push(("/orders", json!({"product_id": id, "quantity": 2.0}), "quantity"));
+    cases.push(("/orders", json!({"product_id": id, "quantity": null}), "quantity"));
+    for (path, body, field) in cases {
+        let (status, error) = app.post(path, body.clone()).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{path} {body}: {error}");
+        let message = error["error"].as_str().unwrap();
+        assert!(message.contains(field), "{path} {body}: {message:?} names {field}");
+    }
+    assert_eq!(app.get("/products").await.1.as_array().unwrap().len(), 1, "nothing else was created");
+    assert!(app.get("/orders").await.1.as_array().unwrap().is_empty(), "no order was placed");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

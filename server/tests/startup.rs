@@ -52,7 +52,14 @@ fn bad_partition_settings_and_an_unreachable_cluster_stop_the_server_with_a_mess
     for bad in ["0", "abc", "2000"] {
         let (code, message) = with(&[("PARTITIONS", bad)]);
         assert_eq!(code, Some(2), "PARTITIONS={bad}: {message}");
-        assert!(message.contains("PARTITIONS must be"), "PARTITIONS={bad}: {message}");
+        assert!(message.contains("<PARTITIONS>"), "PARTITIONS={bad}: {message}");
+    }
+    for (variable, bad) in
+        [("MAX_DELIVERIES", "0"), ("READ_COUNT", "abc"), ("CLAIM_IDLE_MS", "5"), ("REDIS_MIN_REPLICAS", "-1")]
+    {
+        let (code, message) = with(&[(variable, bad)]);
+        assert_eq!(code, Some(2), "{variable}={bad}: {message}");
+        assert!(message.contains(&format!("<{variable}>")) && message.contains(bad), "{variable}={bad}: {message}");
     }
     let (code, message) = with(&[("REDIS_NAMESPACE", "a b")]);
     assert_eq!(code, Some(2), "{message}");
@@ -73,4 +80,26 @@ fn bad_partition_settings_and_an_unreachable_cluster_stop_the_server_with_a_mess
     let (code, message) = run_server(&[("REDIS_CLUSTER_NODES", "nonsense".to_string())]);
     assert_eq!(code, Some(2), "{message}");
     assert!(message.contains("REDIS_CLUSTER_NODES"), "{message}");
+}
+
+#[test]
+fn help_lists_every_setting_with_its_variable_and_default() {
+    let out = Command::new(SERVER_BIN).arg("--help").env_clear().output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let help = String::from_utf8(out.stdout).unwrap();
+    for expected in [
+        "[env: REDIS_URL=]",
+        "[default: redis://127.0.0.1:6379]",
+        "[env: REDIS_CLUSTER_NODES=]",
+        "[env: PARTITIONS=]",
+        "[env: REDIS_MIN_REPLICAS=]",
+        "[env: MAX_DELIVERIES=]",
+        "[env: CLAIM_IDLE_MS=]",
+        "[env: DEAD_LETTER_MAXLEN=]",
+        "[env: ADMIN_TOKEN]",
+        "[env: LEPTOS_SITE_ADDR=]",
+        "[default: 127.0.0.1:3000]",
+    ] {
+        assert!(help.contains(expected), "--help lacks {expected:?}:\n{help}");
+    }
 }

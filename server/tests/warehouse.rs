@@ -27,6 +27,7 @@ async fn all_pages(app: &Running, path: &str, limit: usize) -> Vec<Vec<Value>> {
         let next = response.headers().get("next-cursor").map(|v| v.to_str().unwrap().to_string());
         let link = response.headers().get("link").map(|v| v.to_str().unwrap().to_string());
         pages.push(response.json::<Vec<Value>>().await.unwrap());
+        assert!(pages.len() < 10_000, "the cursor never ends");
         match next {
             None => {
                 assert!(link.is_none());
@@ -112,11 +113,13 @@ async fn restocking_keeps_the_stock_arithmetic_exact_while_orders_take_stock(bac
     }
     let mut fulfilled = 0;
     for order_id in &order_ids {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
         let order = loop {
             let (_, order) = app.get(&format!("/orders/{order_id}")).await;
             if order["status"] == "fulfilled" || order["status"] == "refunded" {
                 break order;
             }
+            assert!(tokio::time::Instant::now() < deadline, "order {order_id} did not finish within 30 s: {order}");
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         };
         if order["status"] == "fulfilled" {

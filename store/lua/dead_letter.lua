@@ -1,27 +1,44 @@
--- Gives up on a stream entry: copies it with its error to the dead-letter
--- stream, acknowledges it, and, when it concerns an order that has not
--- finished, refunds that order with the reason, so nothing is left hanging.
+-- Gives up on a stream entry that is still pending: acknowledges it, copies
+-- it with its error to the dead-letter stream, and, when it concerns an order
+-- that has not finished (a status the domain's rules let it leave by giving
+-- up), refunds that order with the reason, so nothing is left hanging.
+-- An entry that is no longer pending (another consumer committed it in the
+-- meantime) is left alone: its order is fine.
 -- One atomic step: a crash cannot lose the dead letter nor duplicate it.
--- KEYS: source stream, dead-letter stream, order-status, order counts,
---       [order] (absent when the entry concerns none)
--- ARGV: group, entry id, error, consumer, max length, now (ms),
---       then the entry's field/value pairs
--- Returns 'refunded' when an order was refunded, else 'dead'.
-local fields = {'source_id', ARGV[2], 'error', ARGV[3], 'consumer', ARGV[4]}
-for i = 7, #ARGV, 2 do
+-- KEYS: source stream, dead-letter stream, order-status, dead letters dropped
+--       by the cap, then the indexes of orders by status (each name ends in
+--       ':<status>'), then [order] (absent when the entry concerns none)
+-- ARGV: statuses giving up applies from (',pending,completed,'), status it leads
+--       to, group, entry id, error, consumer, status max length, dead-letter
+--       cap, now (ms), number of status indexes, then the entry's field/value pairs
+-- Returns {'not_pending'}, or {'dead', dropped} / {'refunded', dropped}, where
+-- dropped counts old dead letters the cap removed.
+local from, to = ARGV[1], ARGV[2]
+local last_index = 4 + tonumber(ARGV[10])
+local function index(status)
+  for i = 5, last_index do
+    if string.sub(KEYS[i], -#status - 1) == ':' .. status then return KEYS[i] end
+  end
+end
+if redis.call('XACK', KEYS[1], ARGV[3], ARGV[4]) == 0 then return {'not_pending'} end
+local fields = {'source_id', ARGV[4], 'error', ARGV[5], 'consumer', ARGV[6]}
+for i = 11, #ARGV, 2 do
   fields[#fields + 1] = 'field:' .. ARGV[i]
   fields[#fields + 1] = ARGV[i + 1]
 end
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', unpack(fields))
-redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
-if not KEYS[5] then return 'dead' end
-local order = redis.call('HMGET', KEYS[5], 'status', 'product_id', 'id')
-if not order[1] or order[1] == 'fulfilled' or order[1] == 'refunded' then return 'dead' end
-local reason = 'processing failed: ' .. ARGV[3]
-redis.call('HSET', KEYS[5], 'status', 'refunded', 'refund_reason', reason, 'updated_at', ARGV[6])
-redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], '*',
-  'order_id', order[3], 'product_id', order[2], 'status', 'refunded',
-  'reason', reason, 'at', ARGV[6])
-redis.call('HINCRBY', KEYS[4], order[1], -1)
-redis.call('HINCRBY', KEYS[4], 'refunded', 1)
-return 'refunded'
+local before = redis.call('XLEN', KEYS[2])
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[8], '*', unpack(fields))
+local dropped = before + 1 - redis.call('XLEN', KEYS[2])
+if dropped > 0 then redis.call('HINCRBY', KEYS[4], KEYS[1], dropped) end
+local order_key = KEYS[last_index + 1]
+if not order_key then return {'dead', dropped} end
+local order = redis.call('HMGET', order_key, 'status', 'product_id', 'id')
+if not order[1] or not string.find(from, ',' .. order[1] .. ',', 1, true) then return {'dead', dropped} end
+local reason = 'processing failed: ' .. ARGV[5]
+redis.call('HSET', order_key, 'status', to, 'refund_reason', reason, 'updated_at', ARGV[9], 'at:' .. to, ARGV[9])
+redis.call('ZREM', index(order[1]), order[3])
+redis.call('ZADD', index(to), 0, order[3])
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[7], '*',
+  'order_id', order[3], 'product_id', order[2], 'status', to,
+  'reason', reason, 'at', ARGV[9])
+return {'refunded', dropped}

@@ -1,14 +1,99 @@
-//! Configuration from environment variables, each with a default that works
-//! on a developer's machine.
+//! Configuration: every setting is a command-line option and an environment
+//! variable, with a default that works on a developer's machine.
+//!
+//! [`Settings`] is what `clap` parses (both binaries flatten it, so `--help`
+//! lists every setting with its variable and default, and an invalid value
+//! stops the process with a message naming the variable and exit code 2);
+//! [`Config`] is the checked result the rest of the code uses.
 
 use std::time::Duration;
 
-use crate::admin::Secret;
+use clap::Args;
+
+use crate::admin::{GuessLimit, Secret};
 use crate::connection::RedisTarget;
 use crate::keys::{Layout, DEFAULT_NAMESPACE};
-use crate::partition::Partitions;
+use crate::partition::{Partitions, DEFAULT_PARTITIONS, MAX_PARTITIONS};
 
-/// Settings shared by the server and the workers.
+/// The settings of both binaries, as given on the command line or in the environment.
+#[derive(Debug, Clone, Args)]
+pub struct Settings {
+    /// Where all state lives: one Redis (`rediss://` for TLS, `redis://:password@host:port`).
+    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379", help_heading = "Redis")]
+    pub redis_url: String,
+    /// Comma-separated URLs of some or all nodes of a Redis Cluster; when set, REDIS_URL is not used.
+    #[arg(long, env = "REDIS_CLUSTER_NODES", value_parser = parse_cluster, help_heading = "Redis")]
+    pub redis_cluster_nodes: Option<RedisTarget>,
+    /// First part of every key, so several deployments or applications can share a Redis
+    /// (letters, digits, '-', '_', '.').
+    #[arg(long, env = "REDIS_NAMESPACE", default_value = DEFAULT_NAMESPACE, help_heading = "Redis")]
+    pub redis_namespace: String,
+    /// Partitions the data is split into (1-1024); fixed for a deployment: recorded on first start,
+    /// and a process started with another value refuses to start.
+    #[arg(long = "partition-count", env = "PARTITIONS", value_name = "PARTITIONS", default_value_t = DEFAULT_PARTITIONS, value_parser = clap::value_parser!(u16).range(1..=i64::from(MAX_PARTITIONS)), help_heading = "Redis")]
+    pub partition_count: u16,
+    /// Replicas a write must reach (WAIT) before POST /orders answers 201 and before a consumer
+    /// moves on; otherwise 503.
+    #[arg(long, env = "REDIS_MIN_REPLICAS", default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=64), help_heading = "Redis")]
+    pub redis_min_replicas: u32,
+    /// How long to wait for those replicas, in milliseconds.
+    #[arg(long, env = "REDIS_REPLICA_TIMEOUT_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=60_000), help_heading = "Redis")]
+    pub redis_replica_timeout_ms: u64,
+    /// How long a process waits at start for Redis before it gives up with a message, in milliseconds.
+    #[arg(long, env = "STARTUP_WAIT_MS", default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(0..=3_600_000), help_heading = "Redis")]
+    pub startup_wait_ms: u64,
+    /// Approximate length the streams are trimmed to (work streams only past what every group
+    /// has processed).
+    #[arg(long, env = "STREAM_MAXLEN", default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(100..), help_heading = "Streams")]
+    pub stream_maxlen: u64,
+    /// Approximate length each dead-letter stream is kept to; dead letters that fall off are
+    /// counted in the metric stockflow_dead_letters_dropped.
+    #[arg(long, env = "DEAD_LETTER_MAXLEN", default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(100..), help_heading = "Streams")]
+    pub dead_letter_maxlen: u64,
+    /// How long one blocking stream read waits, in milliseconds; bounds shutdown time.
+    #[arg(long, env = "READ_BLOCK_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(10..=60_000), help_heading = "Streams")]
+    pub read_block_ms: u64,
+    /// Stream entries read and pipelined per batch.
+    #[arg(long, env = "READ_COUNT", default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..=10_000), help_heading = "Streams")]
+    pub read_count: u64,
+    /// Simulated payment time, in milliseconds; delays run concurrently.
+    #[arg(long, env = "PAYMENT_DELAY_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(0..=3_600_000), help_heading = "Workers")]
+    pub payment_delay_ms: u64,
+    /// Deliveries of one stream entry before it is dead-lettered.
+    #[arg(long, env = "MAX_DELIVERIES", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=1000), help_heading = "Workers")]
+    pub max_deliveries: u64,
+    /// Idle time, in milliseconds, after which another consumer claims an unacknowledged entry
+    /// (its consumer is presumed dead; live consumers keep theirs fresh).
+    #[arg(long, env = "CLAIM_IDLE_MS", default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(100..=86_400_000), help_heading = "Workers")]
+    pub claim_idle_ms: u64,
+    /// This workers process's name in the consumer groups; must be unique per process
+    /// [default: <hostname>-<pid>].
+    #[arg(long, env = "CONSUMER_NAME", help_heading = "Workers")]
+    pub consumer_name: Option<String>,
+    /// Idle time, in milliseconds, after which a consumer that holds no pending entry is removed
+    /// from its group (names of processes that are gone).
+    #[arg(long, env = "CONSUMER_EXPIRY_MS", default_value_t = 3_600_000, value_parser = clap::value_parser!(u64).range(1000..), help_heading = "Workers")]
+    pub consumer_expiry_ms: u64,
+    /// How long an Idempotency-Key of POST /orders or POST /product is remembered, in seconds.
+    #[arg(long, env = "IDEMPOTENCY_TTL_SECS", default_value_t = 86_400, value_parser = clap::value_parser!(u64).range(1..), help_heading = "Server")]
+    pub idempotency_ttl_secs: u64,
+    /// Token needed to create, delete and restock products (bearer header, or the UI's sign-in)
+    /// [default: unset, the warehouse is open].
+    #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true, help_heading = "Server")]
+    pub admin_token: Option<String>,
+    /// Wrong admin tokens one client address may send in a row before it is throttled (429).
+    #[arg(long, env = "ADMIN_GUESS_BURST", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=10_000), help_heading = "Server")]
+    pub admin_guess_burst: u32,
+    /// Once throttled, seconds a client waits for each further try of an admin token.
+    #[arg(long, env = "ADMIN_GUESS_INTERVAL_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=86_400), help_heading = "Server")]
+    pub admin_guess_interval_secs: u64,
+    /// Comma-separated origins, like https://shop.example, whose pages may call the API
+    /// [default: unset, no cross-origin access].
+    #[arg(long, env = "CORS_ORIGINS", value_parser = parse_origins, help_heading = "Server")]
+    pub cors_origins: Option<Origins>,
+}
+
+/// Settings shared by the server and the workers, checked.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// `REDIS_URL`, or `REDIS_CLUSTER_NODES` for a cluster: where all state lives.
@@ -32,11 +117,16 @@ pub struct Config {
     /// `CLAIM_IDLE_MS`: how long an entry may sit unacknowledged with a
     /// consumer before another consumer claims it (the first one is presumed dead).
     pub claim_idle: Duration,
-    /// `STREAM_MAXLEN`: the approximate length the `order-status` feed is trimmed to.
+    /// `STREAM_MAXLEN`: the approximate length streams are trimmed to.
     pub stream_maxlen: u64,
+    /// `DEAD_LETTER_MAXLEN`: the approximate length of each dead-letter stream.
+    pub dead_letter_maxlen: u64,
     /// `CONSUMER_NAME`: this process's name within every consumer group; must
     /// differ between processes. Defaults to `<host>-<pid>`.
     pub consumer_name: String,
+    /// `CONSUMER_EXPIRY_MS`: idle time after which a consumer holding no
+    /// pending entry is removed from its group.
+    pub consumer_expiry: Duration,
     /// `READ_BLOCK_MS`: how long one XREADGROUP blocks; bounds how quickly a
     /// consumer notices shutdown.
     pub read_block: Duration,
@@ -50,41 +140,52 @@ pub struct Config {
     /// `CORS_ORIGINS`: comma-separated origins (`https://shop.example`) whose
     /// pages may call the REST API from the browser; none by default.
     pub cors_origins: Vec<String>,
+    /// `ADMIN_GUESS_BURST` and `ADMIN_GUESS_INTERVAL_SECS`: how many wrong
+    /// admin tokens one client address may try.
+    pub admin_guesses: GuessLimit,
+}
+
+impl Settings {
+    /// Checks what `clap` cannot check alone; the message names the variable.
+    pub fn check(self) -> Result<Config, String> {
+        let partitions = Partitions::new(self.partition_count).map_err(|e| e.to_string())?;
+        let layout = Layout::new(&self.redis_namespace, partitions).map_err(|e| e.to_string())?;
+        let claim_idle = Duration::from_millis(self.claim_idle_ms);
+        let consumer_expiry = Duration::from_millis(self.consumer_expiry_ms);
+        if consumer_expiry <= claim_idle {
+            return Err(format!(
+                "CONSUMER_EXPIRY_MS ({}) must be longer than CLAIM_IDLE_MS ({}): a consumer is removed only \
+                 long after its entries could have been claimed",
+                self.consumer_expiry_ms, self.claim_idle_ms
+            ));
+        }
+        Ok(Config {
+            redis: self.redis_cluster_nodes.unwrap_or(RedisTarget::Single(self.redis_url)),
+            layout,
+            min_replicas: self.redis_min_replicas,
+            replica_timeout: Duration::from_millis(self.redis_replica_timeout_ms),
+            startup_wait: Duration::from_millis(self.startup_wait_ms),
+            payment_delay: Duration::from_millis(self.payment_delay_ms),
+            max_deliveries: self.max_deliveries,
+            claim_idle,
+            stream_maxlen: self.stream_maxlen,
+            dead_letter_maxlen: self.dead_letter_maxlen,
+            consumer_name: self.consumer_name.filter(|n| !n.trim().is_empty()).unwrap_or_else(default_consumer_name),
+            consumer_expiry,
+            read_block: Duration::from_millis(self.read_block_ms),
+            read_count: self.read_count as usize,
+            idempotency_window: Duration::from_secs(self.idempotency_ttl_secs),
+            admin_token: self.admin_token.filter(|t| !t.is_empty()).map(Secret::new),
+            cors_origins: self.cors_origins.map(|o| o.0).unwrap_or_default(),
+            admin_guesses: GuessLimit {
+                burst: self.admin_guess_burst,
+                interval: Duration::from_secs(self.admin_guess_interval_secs),
+            },
+        })
+    }
 }
 
 impl Config {
-    /// Reads the environment, falling back to the defaults documented in the README.
-    pub fn from_env() -> Result<Config, String> {
-        Ok(Config {
-            redis: match var("REDIS_CLUSTER_NODES") {
-                Some(seeds) => RedisTarget::cluster(&seeds)?,
-                None => RedisTarget::Single(var("REDIS_URL").unwrap_or_else(|| "redis://127.0.0.1:6379".to_string())),
-            },
-            layout: Layout::new(
-                var("REDIS_NAMESPACE").as_deref().unwrap_or(DEFAULT_NAMESPACE),
-                match var("PARTITIONS") {
-                    Some(text) => Partitions::parse(&text).map_err(|e| e.to_string())?,
-                    None => Partitions::default(),
-                },
-            )
-            .map_err(|e| e.to_string())?,
-            min_replicas: u32::try_from(number("REDIS_MIN_REPLICAS", 0)?)
-                .map_err(|_| "REDIS_MIN_REPLICAS is too large".to_string())?,
-            replica_timeout: Duration::from_millis(number("REDIS_REPLICA_TIMEOUT_MS", 1000)?.max(1)),
-            startup_wait: Duration::from_millis(number("STARTUP_WAIT_MS", 30_000)?),
-            payment_delay: Duration::from_millis(number("PAYMENT_DELAY_MS", 1000)?),
-            max_deliveries: number("MAX_DELIVERIES", 5)?.max(1),
-            claim_idle: Duration::from_millis(number("CLAIM_IDLE_MS", 30_000)?.max(100)),
-            stream_maxlen: number("STREAM_MAXLEN", 100_000)?.max(100),
-            consumer_name: var("CONSUMER_NAME").unwrap_or_else(default_consumer_name),
-            read_block: Duration::from_millis(number("READ_BLOCK_MS", 1000)?.clamp(10, 60_000)),
-            read_count: number("READ_COUNT", 128)?.clamp(1, 10_000) as usize,
-            idempotency_window: Duration::from_secs(number("IDEMPOTENCY_TTL_SECS", 86_400)?.max(1)),
-            admin_token: var("ADMIN_TOKEN").map(Secret::new),
-            cors_origins: origins(var("CORS_ORIGINS").as_deref().unwrap_or(""))?,
-        })
-    }
-
     /// Defaults with a given Redis, for tests.
     pub fn for_redis(redis_url: impl Into<String>) -> Config {
         Config::for_target(RedisTarget::Single(redis_url.into()))
@@ -95,7 +196,7 @@ impl Config {
         Config::for_target(RedisTarget::cluster(seeds).expect("cluster seed URLs"))
     }
 
-    /// Defaults with a given Redis or cluster, for tests.
+    /// Test defaults with a given Redis or cluster: no payment delay, short blocking reads.
     pub fn for_target(redis: RedisTarget) -> Config {
         Config {
             redis,
@@ -107,30 +208,30 @@ impl Config {
             max_deliveries: 5,
             claim_idle: Duration::from_secs(30),
             stream_maxlen: 100_000,
+            dead_letter_maxlen: 1_000_000,
             consumer_name: default_consumer_name(),
+            consumer_expiry: Duration::from_secs(3600),
             read_block: Duration::from_millis(200),
             read_count: 128,
             idempotency_window: Duration::from_secs(86_400),
             admin_token: None,
             cors_origins: Vec::new(),
+            admin_guesses: GuessLimit::default(),
         }
     }
 }
 
-fn var(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+fn parse_cluster(text: &str) -> Result<RedisTarget, String> {
+    RedisTarget::cluster(text)
 }
 
-fn number(name: &str, default: u64) -> Result<u64, String> {
-    match var(name) {
-        None => Ok(default),
-        Some(text) => text.trim().parse().map_err(|_| format!("{name} must be a whole number, got {text:?}")),
-    }
-}
+/// Origins allowed to call the API from their pages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origins(pub Vec<String>);
 
 /// `scheme://host[:port]` origins, comma-separated; anything else is refused
 /// at start rather than silently allowing nothing (or everything).
-fn origins(list: &str) -> Result<Vec<String>, String> {
+fn parse_origins(list: &str) -> Result<Origins, String> {
     list.split(',')
         .map(str::trim)
         .filter(|o| !o.is_empty())
@@ -141,10 +242,11 @@ fn origins(list: &str) -> Result<Vec<String>, String> {
             if valid {
                 Ok(origin.to_string())
             } else {
-                Err(format!("CORS_ORIGINS: {origin:?} is not an origin like https://shop.example"))
+                Err(format!("{origin:?} is not an origin like https://shop.example"))
             }
         })
-        .collect()
+        .collect::<Result<_, _>>()
+        .map(Origins)
 }
 
 fn default_consumer_name() -> String {
@@ -158,17 +260,104 @@ fn default_consumer_name() -> String {
 
 #[cfg(test)]
 mod tests {
+    use clap::Parser;
+
     use super::*;
+
+    #[derive(Parser)]
+    struct Command {
+        #[command(flatten)]
+        settings: Settings,
+    }
+
+    fn parse(args: &[&str]) -> Result<Config, String> {
+        let command =
+            Command::try_parse_from(std::iter::once("test").chain(args.iter().copied())).map_err(|e| e.to_string())?;
+        command.settings.check()
+    }
 
     #[test]
     fn cors_origins_are_a_comma_separated_list_of_origins() {
-        assert_eq!(origins(""), Ok(vec![]));
+        assert_eq!(parse_origins(""), Ok(Origins(vec![])));
         assert_eq!(
-            origins(" https://a.example, http://localhost:8080 ,"),
-            Ok(vec!["https://a.example".to_string(), "http://localhost:8080".to_string()])
+            parse_origins(" https://a.example, http://localhost:8080 ,"),
+            Ok(Origins(vec!["https://a.example".to_string(), "http://localhost:8080".to_string()]))
         );
         for bad in ["*", "a.example", "https://", "https://a.example/path", "ftp://a"] {
-            assert!(origins(bad).is_err(), "{bad}");
+            assert!(parse_origins(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn defaults_work_on_a_developers_machine() {
+        let config = parse(&[]).unwrap();
+        assert_eq!(config.redis, RedisTarget::Single("redis://127.0.0.1:6379".into()));
+        assert_eq!(config.layout.partitions().count(), 16);
+        assert_eq!(config.layout.namespace(), "stockflow");
+        assert_eq!((config.payment_delay, config.claim_idle), (Duration::from_secs(1), Duration::from_secs(30)));
+        assert_eq!((config.max_deliveries, config.read_count, config.dead_letter_maxlen), (5, 128, 1_000_000));
+    }
+
+    /// The README's configuration table: (variable, default column) per row.
+    fn readme_settings() -> Vec<(String, String)> {
+        include_str!("../../README.md")
+            .split("## Configuration")
+            .nth(1)
+            .expect("the README has a Configuration section")
+            .lines()
+            .filter_map(|line| {
+                let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+                let variable = cells.get(1)?.strip_prefix('`')?.strip_suffix('`')?;
+                variable
+                    .chars()
+                    .all(|c| c.is_ascii_uppercase() || c == '_')
+                    .then(|| (variable.to_string(), cells[2].to_string()))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_readme_lists_every_setting_with_its_default() {
+        use clap::CommandFactory;
+        let readme = readme_settings();
+        let command = Command::command();
+        let mut documented = Vec::new();
+        for arg in command.get_arguments() {
+            let Some(variable) = arg.get_env().and_then(|v| v.to_str()) else { continue };
+            documented.push(variable.to_string());
+            let row = readme.iter().find(|(name, _)| name == variable);
+            let (_, default) = row.unwrap_or_else(|| panic!("README's configuration table lacks {variable}"));
+            for value in arg.get_default_values() {
+                let value = value.to_str().unwrap();
+                assert!(
+                    default.contains(&format!("`{value}`")),
+                    "README says {variable} defaults to {default}, the program {value}"
+                );
+            }
+        }
+        // Read by the server binary or the logger rather than these settings.
+        let elsewhere = ["LEPTOS_SITE_ADDR", "RUST_LOG"];
+        for (name, _) in &readme {
+            assert!(
+                documented.contains(name) || elsewhere.contains(&name.as_str()),
+                "README documents {name}, which no program reads"
+            );
+        }
+    }
+
+    #[test]
+    fn invalid_values_are_refused_naming_the_setting() {
+        for (args, named) in [
+            (&["--max-deliveries", "0"][..], "--max-deliveries"),
+            (&["--read-count", "abc"], "--read-count"),
+            (&["--claim-idle-ms", "5"], "--claim-idle-ms"),
+            (&["--partition-count", "0"], "PARTITIONS"),
+            (&["--redis-namespace", "a b"], "REDIS_NAMESPACE"),
+            (&["--cors-origins", "*"], "--cors-origins"),
+            (&["--claim-idle-ms", "5000", "--consumer-expiry-ms", "4000"], "CONSUMER_EXPIRY_MS"),
+        ] {
+            let error = parse(args).unwrap_err();
+            assert!(error.contains(named), "{args:?}: {error}");
         }
     }
 }

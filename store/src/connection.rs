@@ -119,8 +119,11 @@ fn single(url: &str, response_timeout: Duration) -> RedisResult<Redis> {
 
 fn cluster(seeds: &[String], response_timeout: Duration, overall: Option<Duration>) -> RedisResult<Redis> {
     let client = ClusterClient::builder(seeds.iter().map(String::as_str))
-        // A failover takes a few seconds: retry for about that long, with jittered backoff.
-        .retries(8)
+        // A failover takes a few seconds, and while a slot moves a script over
+        // keys on both sides gets TRYAGAIN until its keys are together again:
+        // retry (with jittered backoff, at most a second apart) for up to the
+        // overall timeout.
+        .retries(16)
         .min_retry_wait(20)
         .max_retry_wait(1000)
         .overall_response_timeout(overall)
@@ -147,29 +150,74 @@ pub fn connect_blocking(target: &RedisTarget, block: Duration) -> RedisResult<Re
     }
 }
 
-/// Exponential backoff for retrying while Redis is unreachable: 100 ms doubling to 5 s.
-#[derive(Debug, Clone)]
+/// Exponential backoff with jitter for retrying while Redis is unreachable
+/// (`backon`'s exponential backoff): the n-th delay is drawn at random
+/// between `d` and `2d`, where `d` starts at 100 ms and doubles up to 2.5 s;
+/// so every delay lies between [`Backoff::MIN`] and [`Backoff::MAX`], and
+/// processes that lost Redis together do not all come back at once.
+///
+/// A clone continues with the very delays the original would draw, so
+/// `backoff.clone().next_delay()` tells the next delay in advance.
+#[derive(Debug)]
 pub struct Backoff {
-    next: Duration,
+    /// Seeds the jitter, so that a clone draws the same delays.
+    seed: u64,
+    /// Delays drawn so far.
+    taken: usize,
+    delays: backon::ExponentialBackoff,
+}
+
+impl Backoff {
+    /// The shortest delay: the first one is at least this.
+    pub const MIN: Duration = Duration::from_millis(100);
+    /// No delay is longer than this.
+    pub const MAX: Duration = Duration::from_secs(5);
+
+    /// The delays of `seed`, after the first `taken`.
+    fn replay(seed: u64, taken: usize) -> Backoff {
+        use backon::BackoffBuilder;
+        let mut delays = backon::ExponentialBuilder::new()
+            .with_min_delay(Backoff::MIN)
+            // The jitter adds up to as much again.
+            .with_max_delay(Backoff::MAX / 2)
+            .with_factor(2.0)
+            .with_jitter()
+            .with_jitter_seed(seed)
+            .without_max_times()
+            .build();
+        for _ in 0..taken {
+            delays.next();
+        }
+        Backoff { seed, taken, delays }
+    }
+
+    /// The delay to wait now; each call about doubles the next one.
+    pub fn next_delay(&mut self) -> Duration {
+        self.taken += 1;
+        // Without a limit on the number of tries the iterator never ends.
+        self.delays.next().unwrap_or(Backoff::MAX).min(Backoff::MAX)
+    }
+
+    /// Back to the shortest delays after a success.
+    pub fn reset(&mut self) {
+        *self = Backoff::default();
+    }
 }
 
 impl Default for Backoff {
     fn default() -> Self {
-        Backoff { next: Duration::from_millis(100) }
+        // A seed of its own for every backoff: jitter is the point.
+        let seed = getrandom::u64().unwrap_or_else(|_| {
+            let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+            nanos.as_nanos() as u64 ^ u64::from(std::process::id())
+        });
+        Backoff::replay(seed, 0)
     }
 }
 
-impl Backoff {
-    /// The delay to wait now; each call doubles the next one.
-    pub fn next_delay(&mut self) -> Duration {
-        let delay = self.next;
-        self.next = (self.next * 2).min(Duration::from_secs(5));
-        delay
-    }
-
-    /// Back to the shortest delay after a success.
-    pub fn reset(&mut self) {
-        *self = Backoff::default();
+impl Clone for Backoff {
+    fn clone(&self) -> Self {
+        Backoff::replay(self.seed, self.taken)
     }
 }
 
@@ -185,6 +233,37 @@ mod tests {
         );
         assert!(RedisTarget::cluster(" , ").is_err());
         assert!(RedisTarget::cluster("nonsense://x").is_err());
+    }
+
+    #[test]
+    fn backoff_delays_vary_and_stay_within_bounds() {
+        const MIN: Duration = Duration::from_millis(100);
+        const MAX: Duration = Duration::from_secs(5);
+        let sequences: Vec<Vec<Duration>> = (0..8)
+            .map(|_| {
+                let mut backoff = Backoff::default();
+                (0..12).map(|_| backoff.next_delay()).collect()
+            })
+            .collect();
+        for delays in &sequences {
+            assert!(delays.iter().all(|d| (MIN..=MAX).contains(d)), "{delays:?}");
+            assert!(delays[0] < MIN * 2, "the first delay is short: {delays:?}");
+            assert!(delays[11] >= MAX / 2, "later delays reach the top: {delays:?}");
+            // Each delay is drawn from [d, 2d) with d doubling: the n-th is at least 100 ms × 2^n (capped).
+            for (n, delay) in delays.iter().enumerate() {
+                assert!(*delay >= (MIN * 2u32.pow(n as u32)).min(MAX / 2), "{n}: {delays:?}");
+            }
+        }
+        let firsts: std::collections::HashSet<Duration> = sequences.iter().map(|d| d[0]).collect();
+        assert!(firsts.len() > 1, "jitter: processes starting together wait different times: {firsts:?}");
+        let mut backoff = Backoff::default();
+        for _ in 0..10 {
+            backoff.next_delay();
+        }
+        let peeked = backoff.clone().next_delay();
+        assert_eq!(backoff.next_delay(), peeked, "a clone tells the next delay");
+        backoff.reset();
+        assert!(backoff.next_delay() < MIN * 2, "reset starts over");
     }
 
     #[test]

@@ -13,11 +13,11 @@
 use std::time::Duration;
 
 use redis::aio::ConnectionLike;
-use redis::{Cmd, FromRedisValue};
+use redis::FromRedisValue;
 
 use crate::config::Config;
 use crate::error::{StoreError, StoreResult};
-use crate::scripts;
+use crate::scripts::{self, Call};
 
 /// How many replicas a write must reach, and how long to wait for them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,12 +37,12 @@ impl Durability {
     }
 
     /// Runs a script call and, when replicas are required, waits for them.
-    pub async fn invoke<C: ConnectionLike, T: FromRedisValue>(&self, conn: &mut C, call: Cmd) -> StoreResult<T> {
+    pub async fn run<C: ConnectionLike, T: FromRedisValue>(&self, conn: &mut C, call: Call<T>) -> StoreResult<T> {
         if !self.waits() {
-            return Ok(scripts::invoke(conn, &call).await?);
+            return Ok(call.run(conn).await?);
         }
         let mut pipe = redis::pipe();
-        pipe.add_command(call);
+        call.add_to(&mut pipe);
         self.append_wait(&mut pipe);
         let (reply, reached): (T, u32) = scripts::query(conn, &pipe).await?;
         self.check(reached)?;

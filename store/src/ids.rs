@@ -58,9 +58,7 @@ pub fn new_id(partition: Partition) -> String {
 }
 
 /// Whether `id` looks like one of our ids; anything else cannot exist.
-pub fn is_id(id: &str) -> bool {
-    Ulid::from_string(id).is_ok()
-}
+pub use domain::id::is_id;
 
 #[cfg(test)]
 mod tests {

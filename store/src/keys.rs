@@ -12,15 +12,19 @@
 //! | `<ns>:{pNN}:product:<id>` | hash | `id, name, price` (cents), `quantity` (stock) |
 //! | `<ns>:{pNN}:order:<id>` | hash | ids, prices in cents, `status`, timestamps, `refund_reason` |
 //! | `<ns>:{pNN}:products`, `<ns>:{pNN}:orders` | sorted set | ids, score 0: sorted by id, so by creation time |
-//! | `<ns>:{pNN}:order-counts` | hash | orders by status, kept by the scripts |
+//! | `<ns>:{pNN}:orders:<status>` | sorted set | the partition's order ids in one status, moved by the scripts |
+//! | `<ns>:{pNN}:product-orders:<product id>` | sorted set | one product's order ids |
 //! | `<ns>:{pNN}:idempotency:order:<key>` | string | the order id an `Idempotency-Key` created |
 //! | `<ns>:{pNN}:idempotency:product:<key>` | string | the product (JSON) an `Idempotency-Key` created |
 //! | `<ns>:{pNN}:<stream>`, `<ns>:{pNN}:<stream>-dead` | stream | the partition's events and dead letters |
+//! | `<ns>:{pNN}:dead-letters-dropped` | hash | dead letters that fell off the cap, by stream |
 //! | `<ns>:partitions` | string | the partition count, recorded on first start |
 //! | `<ns>:admin-session:<id>` | string | a signed-in admin session |
 //! | `<ns>:legacy-orders` | hash | order id → partition, for orders migrated from before partitions whose id does not name their partition |
 
 use std::sync::Arc;
+
+use domain::OrderStatus;
 
 use crate::partition::{Partition, Partitions};
 
@@ -186,9 +190,22 @@ impl PartitionKeys {
         self.key("orders")
     }
 
-    /// Hash of order counts by status (`pending`, `completed`, ...).
-    pub fn order_counts(&self) -> String {
-        self.key("order-counts")
+    /// Sorted set of the partition's order ids in one status (score 0):
+    /// filters lists by status, and counts orders by status.
+    pub fn orders_in(&self, status: OrderStatus) -> String {
+        self.key(&format!("orders:{status}"))
+    }
+
+    /// The index of every status, in [`OrderStatus::ALL`] order: the keys a
+    /// status change may move an order between.
+    pub fn status_indexes(&self) -> Vec<String> {
+        OrderStatus::ALL.iter().map(|status| self.orders_in(*status)).collect()
+    }
+
+    /// Sorted set of the ids of one product's orders (score 0), in the
+    /// product's partition.
+    pub fn product_orders(&self, product_id: &str) -> String {
+        self.key(&format!("product-orders:{product_id}"))
     }
 
     /// The order id created for a client's idempotency key.
@@ -211,6 +228,12 @@ impl PartitionKeys {
         self.key(&format!("{}-dead", stream.name()))
     }
 
+    /// Hash of how many dead letters of each stream fell off the cap
+    /// (`DEAD_LETTER_MAXLEN`), by stream key, for metrics.
+    pub fn dead_letters_dropped(&self) -> String {
+        self.key("dead-letters-dropped")
+    }
+
     /// Set of the stream entries `workers migrate` copied into this
     /// partition (removed when the migration finishes).
     pub fn migrated_entries(&self) -> String {
@@ -229,6 +252,8 @@ mod tests {
         assert_eq!(keys.product("X"), "shop-1:{p07}:product:X");
         assert_eq!(keys.order("Y"), "shop-1:{p07}:order:Y");
         assert_eq!(keys.orders(), "shop-1:{p07}:orders");
+        assert_eq!(keys.orders_in(OrderStatus::Fulfilled), "shop-1:{p07}:orders:fulfilled");
+        assert_eq!(keys.product_orders("P"), "shop-1:{p07}:product-orders:P");
         assert_eq!(keys.stream(Stream::OrderPlaced), "shop-1:{p07}:order-placed");
         assert_eq!(keys.dead_letters(Stream::OrderCompleted), "shop-1:{p07}:order-completed-dead");
         assert_eq!(keys.order_idempotency("k"), "shop-1:{p07}:idempotency:order:k");

@@ -5,7 +5,8 @@
 //!
 //! Safe to run again, and after a crash at any moment:
 //! - products and orders are copied with HSET/ZADD, which a second run
-//!   repeats harmlessly; order counts are recomputed from the orders;
+//!   repeats harmlessly; the status and product indexes are built from the
+//!   copied orders;
 //! - each unfinished stream entry is copied by one script that also records
 //!   it in the partition's set of migrated entries, so it is copied once;
 //! - the old keys are deleted only after everything is copied, and the two
@@ -25,6 +26,8 @@ use redis::{AsyncCommands, Value};
 
 use crate::connection::Redis;
 use crate::error::StoreResult;
+use domain::OrderStatus;
+
 use crate::keys::{Layout, PartitionKeys, Stream};
 use crate::partition::Partition;
 use crate::scripts;
@@ -81,7 +84,7 @@ pub async fn migrate(conn: &Redis, layout: &Layout) -> StoreResult<Report> {
     let mut report = Report::default();
     let products = copy_products(&mut conn, layout, &mut report).await?;
     let orders = copy_orders(&mut conn, layout, &products, &mut report).await?;
-    recount_orders(&mut conn, layout).await?;
+    index_orders(&mut conn, layout).await?;
     copy_idempotency_keys(&mut conn, layout, &orders, &mut report).await?;
     copy_admin_sessions(&mut conn, layout, &mut report).await?;
     copy_stream_entries(&mut conn, layout, &orders, &mut report).await?;
@@ -177,24 +180,32 @@ async fn copy_orders(
     Ok(placed)
 }
 
-/// Sets each partition's order counts from its orders (idempotent, unlike counting as we copy).
-async fn recount_orders(conn: &mut Redis, layout: &Layout) -> StoreResult<()> {
+/// Indexes each partition's orders by status and by product, and gives each
+/// a timeline (its first status when it was created, its status now when it
+/// last changed): all idempotent, unlike counting as we copy.
+async fn index_orders(conn: &mut Redis, layout: &Layout) -> StoreResult<()> {
     for keys in layout.all() {
         let ids: Vec<String> = conn.zrange(keys.orders(), 0, -1).await?;
-        let mut counts: HashMap<String, u64> = HashMap::new();
         for chunk in ids.chunks(CHUNK) {
             let mut pipe = redis::pipe();
             for id in chunk {
-                pipe.hget(keys.order(id), "status");
+                pipe.cmd("HMGET").arg(keys.order(id)).arg(&["status", "product_id", "created_at", "updated_at"]);
             }
-            let statuses: Vec<Option<String>> = pipe.query_async(conn).await?;
-            for status in statuses.into_iter().flatten() {
-                *counts.entry(status).or_default() += 1;
+            let fields: Vec<[Option<String>; 4]> = pipe.query_async(conn).await?;
+            let mut pipe = redis::pipe();
+            for (id, [status, product_id, created, updated]) in chunk.iter().zip(fields) {
+                let (Some(status), Some(product_id)) = (status, product_id) else { continue };
+                let Ok(status) = status.parse::<OrderStatus>() else { continue };
+                pipe.zadd(keys.orders_in(status), id, 0).ignore();
+                pipe.zadd(keys.product_orders(&product_id), id, 0).ignore();
+                if let Some(created) = created {
+                    pipe.hset_nx(keys.order(id), format!("at:{}", OrderStatus::INITIAL), created).ignore();
+                }
+                if let (Some(updated), true) = (updated, status != OrderStatus::INITIAL) {
+                    pipe.hset_nx(keys.order(id), format!("at:{status}"), updated).ignore();
+                }
             }
-        }
-        if !counts.is_empty() {
-            let counts: Vec<(String, u64)> = counts.into_iter().collect();
-            let () = conn.hset_multiple(keys.order_counts(), &counts).await?;
+            let () = pipe.query_async(conn).await?;
         }
     }
     Ok(())
@@ -317,8 +328,7 @@ async fn copy_entry(
     legacy_id: String,
     fields: &[(String, String)],
 ) -> StoreResult<bool> {
-    let copied: u32 = scripts::invoke(conn, &scripts::migrate_entry(keys, to, &legacy_id, fields)).await?;
-    Ok(copied == 1)
+    Ok(scripts::migrate_entry(keys, to, &legacy_id, fields).run(conn).await?)
 }
 
 async fn copy_stream_entries(

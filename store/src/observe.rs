@@ -27,6 +27,8 @@ pub struct StreamStats {
     pub stream: &'static str,
     pub length: u64,
     pub dead_letters: u64,
+    /// Dead letters that fell off the cap (`DEAD_LETTER_MAXLEN`) since the start.
+    pub dead_letters_dropped: u64,
     pub groups: Vec<GroupStats>,
 }
 
@@ -47,7 +49,13 @@ pub async fn observe(conn: &Redis, layout: &Layout) -> StoreResult<Observed> {
     let mut counts: HashMap<OrderStatus, u64> = HashMap::new();
     let mut streams: Vec<StreamStats> = Stream::ALL
         .iter()
-        .map(|s| StreamStats { stream: s.name(), length: 0, dead_letters: 0, groups: Vec::new() })
+        .map(|s| StreamStats {
+            stream: s.name(),
+            length: 0,
+            dead_letters: 0,
+            dead_letters_dropped: 0,
+            groups: Vec::new(),
+        })
         .collect();
     for (partition_counts, partition_streams) in partitions {
         for (status, count) in partition_counts {
@@ -56,6 +64,7 @@ pub async fn observe(conn: &Redis, layout: &Layout) -> StoreResult<Observed> {
         for (total, part) in streams.iter_mut().zip(partition_streams) {
             total.length += part.length;
             total.dead_letters += part.dead_letters;
+            total.dead_letters_dropped += part.dead_letters_dropped;
             for group in part.groups {
                 match total.groups.iter_mut().find(|g| g.group == group.group) {
                     Some(sum) => {
@@ -76,7 +85,10 @@ type PartitionSnapshot = (Vec<(OrderStatus, u64)>, Vec<StreamStats>);
 
 async fn observe_partition(conn: &mut Redis, keys: &PartitionKeys) -> StoreResult<PartitionSnapshot> {
     let mut pipe = redis::pipe();
-    pipe.hgetall(keys.order_counts());
+    for status in OrderStatus::ALL {
+        pipe.zcard(keys.orders_in(status));
+    }
+    pipe.hgetall(keys.dead_letters_dropped());
     for stream in Stream::ALL {
         pipe.xlen(keys.stream(stream))
             .xlen(keys.dead_letters(stream))
@@ -87,11 +99,12 @@ async fn observe_partition(conn: &mut Redis, keys: &PartitionKeys) -> StoreResul
     // XINFO GROUPS fails for a stream that does not exist yet: read replies one by one.
     let replies: Vec<Value> = pipe.ignore_errors().query_async(conn).await?;
     let mut replies = replies.into_iter();
-    let counts: HashMap<String, i64> = replies.next().and_then(|v| redis::from_redis_value(v).ok()).unwrap_or_default();
     let orders = OrderStatus::ALL
         .into_iter()
-        .map(|status| (status, counts.get(status.as_str()).copied().unwrap_or(0).max(0) as u64))
+        .map(|status| (status, replies.next().and_then(|v| redis::from_redis_value::<u64>(v).ok()).unwrap_or(0)))
         .collect();
+    let dropped: HashMap<String, u64> =
+        replies.next().and_then(|v| redis::from_redis_value(v).ok()).unwrap_or_default();
     let mut streams = Vec::new();
     for stream in Stream::ALL {
         let mut number = || replies.next().and_then(|v| redis::from_redis_value::<u64>(v).ok()).unwrap_or(0);
@@ -109,7 +122,8 @@ async fn observe_partition(conn: &mut Redis, keys: &PartitionKeys) -> StoreResul
                 }
             })
             .collect();
-        streams.push(StreamStats { stream: stream.name(), length, dead_letters, groups });
+        let dead_letters_dropped = dropped.get(&keys.stream(stream)).copied().unwrap_or(0);
+        streams.push(StreamStats { stream: stream.name(), length, dead_letters, dead_letters_dropped, groups });
     }
     Ok((orders, streams))
 }

@@ -1,18 +1,25 @@
-//! The Lua scripts that make each status change atomic.
+//! The Lua scripts that make each status change atomic, with one typed call
+//! per script.
 //!
 //! Each script checks the order's current status and applies its change only
-//! from the expected previous one, writing the order, the stock and the
-//! events it emits in one step (invariant: a status change, its stock effect
-//! and its `order-status` event are one atomic step; redelivery is harmless).
+//! from the statuses the domain's rules allow ([`domain::OrderEvent`]: the
+//! call passes them in, so the rules are stated once), writing the order, the
+//! stock and the events it emits in one step (invariant: a status change, its
+//! stock effect and its `order-status` event are one atomic step; redelivery
+//! is harmless).
 //!
-//! Scripts are called by hash (EVALSHA) so they can be pipelined; when Redis
-//! has forgotten them (a restart, SCRIPT FLUSH) [`query`] loads them and
-//! tries once more.
+//! Each call builder returns a [`Call`] that knows its reply type; every
+//! reply is parsed here, into an enum, and nowhere else. Scripts are called
+//! by hash (EVALSHA) so they can be pipelined; when Redis has forgotten them
+//! (a restart, a failover, SCRIPT FLUSH) [`Call::run`] and [`run_all`] load
+//! them and try once more.
 
+use std::marker::PhantomData;
 use std::sync::LazyLock;
 
+use domain::{OrderEvent, OrderStatus};
 use redis::aio::ConnectionLike;
-use redis::{Cmd, FromRedisValue, Pipeline, RedisResult, Script};
+use redis::{Cmd, FromRedisValue, ParsingError, Pipeline, RedisResult, Script, Value};
 
 use crate::keys::{PartitionKeys, Stream};
 
@@ -28,6 +35,7 @@ struct Scripts {
     create_product: Script,
     restock: Script,
     migrate_entry: Script,
+    remove_consumer: Script,
 }
 
 const PLACE_ORDER: &str = include_str!("../lua/place_order.lua");
@@ -38,8 +46,18 @@ const DEAD_LETTER: &str = include_str!("../lua/dead_letter.lua");
 const CREATE_PRODUCT: &str = include_str!("../lua/create_product.lua");
 const RESTOCK: &str = include_str!("../lua/restock.lua");
 const MIGRATE_ENTRY: &str = include_str!("../lua/migrate_entry.lua");
-const ALL: [&str; 8] =
-    [PLACE_ORDER, COMPLETE_ORDER, FULFIL_ORDER, REFUND_ORDER, DEAD_LETTER, CREATE_PRODUCT, RESTOCK, MIGRATE_ENTRY];
+const REMOVE_CONSUMER: &str = include_str!("../lua/remove_consumer.lua");
+const ALL: [&str; 9] = [
+    PLACE_ORDER,
+    COMPLETE_ORDER,
+    FULFIL_ORDER,
+    REFUND_ORDER,
+    DEAD_LETTER,
+    CREATE_PRODUCT,
+    RESTOCK,
+    MIGRATE_ENTRY,
+    REMOVE_CONSUMER,
+];
 
 static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     place_order: Script::new(PLACE_ORDER),
@@ -50,7 +68,71 @@ static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     create_product: Script::new(CREATE_PRODUCT),
     restock: Script::new(RESTOCK),
     migrate_entry: Script::new(MIGRATE_ENTRY),
+    remove_consumer: Script::new(REMOVE_CONSUMER),
 });
+
+/// One script call, and the type its reply parses into.
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct Call<R> {
+    cmd: Cmd,
+    reply: PhantomData<fn() -> R>,
+}
+
+impl<R: FromRedisValue> Call<R> {
+    fn new(script: &Script, keys: &[String]) -> Call<R> {
+        let mut cmd = redis::cmd("EVALSHA");
+        cmd.arg(script.get_hash()).arg(keys.len());
+        for key in keys {
+            cmd.arg(key);
+        }
+        Call { cmd, reply: PhantomData }
+    }
+
+    fn arg(mut self, arg: impl redis::ToRedisArgs) -> Call<R> {
+        self.cmd.arg(arg);
+        self
+    }
+
+    /// The guard of `event`: the statuses it applies from, as the scripts
+    /// read them (`,pending,completed,`), and the status it leads to.
+    fn guard(self, event: OrderEvent) -> Call<R> {
+        let from: String = event.applies_from().iter().map(|s| format!(",{s}")).collect::<String>() + ",";
+        self.arg(from).arg(event.leads_to().as_str())
+    }
+
+    fn ack(self, ack: Option<Ack>) -> Call<R> {
+        match ack {
+            Some(ack) => self.arg(ack.group).arg(ack.entry_id),
+            None => self.arg("").arg(""),
+        }
+    }
+
+    /// Runs the call alone.
+    pub async fn run<C: ConnectionLike>(&self, conn: &mut C) -> RedisResult<R> {
+        match self.cmd.query_async(conn).await {
+            Err(error) if is_noscript(&error) => {
+                load_all(conn).await?;
+                self.cmd.query_async(conn).await
+            }
+            other => other,
+        }
+    }
+
+    /// Adds the call to a pipeline of calls to one partition.
+    pub fn add_to(self, pipe: &mut Pipeline) {
+        pipe.add_command(self.cmd);
+    }
+}
+
+/// Runs calls of one kind to one partition in one round trip, replies in order.
+pub async fn run_all<C: ConnectionLike, R: FromRedisValue>(conn: &mut C, calls: Vec<Call<R>>) -> RedisResult<Vec<R>> {
+    let mut pipe = redis::pipe();
+    for call in calls {
+        call.add_to(&mut pipe);
+    }
+    query(conn, &pipe).await
+}
 
 /// The stream entry that asked for a change, acknowledged by the script in
 /// the same atomic step as the change (so it is acked exactly when the
@@ -61,21 +143,179 @@ pub struct Ack<'a> {
     pub entry_id: &'a str,
 }
 
-fn ack_args(cmd: &mut Cmd, ack: Option<Ack>) {
-    match ack {
-        Some(ack) => cmd.arg(ack.group).arg(ack.entry_id),
-        None => cmd.arg("").arg(""),
-    };
+/// Reads a reply of the form `{word, ...}` or `word`.
+fn words(value: Value) -> Result<Vec<String>, ParsingError> {
+    match value {
+        Value::Array(items) => items.into_iter().map(String::from_redis_value).collect(),
+        other => Ok(vec![String::from_redis_value(other)?]),
+    }
 }
 
-fn evalsha<K: AsRef<str>>(script: &Script, keys: &[K]) -> Cmd {
-    let mut cmd = redis::cmd("EVALSHA");
-    cmd.arg(script.get_hash()).arg(keys.len());
-    for key in keys {
-        cmd.arg(key.as_ref());
-    }
-    cmd
+fn unexpected(script: &str, reply: &[String]) -> ParsingError {
+    ParsingError::from(format!("unexpected reply {reply:?} from {script}"))
 }
+
+fn number<T: std::str::FromStr>(script: &str, reply: &[String], at: usize) -> Result<T, ParsingError> {
+    reply.get(at).and_then(|n| n.parse().ok()).ok_or_else(|| unexpected(script, reply))
+}
+
+/// What [`place_order`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Placement {
+    Placed,
+    /// An earlier request with the same idempotency key created this order.
+    Replayed {
+        order_id: String,
+    },
+    NoProduct,
+    /// The product's price changed since the order was priced.
+    PriceChanged,
+}
+
+impl FromRedisValue for Placement {
+    fn from_redis_value(value: Value) -> Result<Self, ParsingError> {
+        let reply = words(value)?;
+        match reply.first().map(String::as_str) {
+            Some("placed") => Ok(Placement::Placed),
+            Some("replayed") => Ok(Placement::Replayed { order_id: number(PLACE, &reply, 1)? }),
+            Some("no_product") => Ok(Placement::NoProduct),
+            Some("price_changed") => Ok(Placement::PriceChanged),
+            _ => Err(unexpected(PLACE, &reply)),
+        }
+    }
+}
+
+/// What a status change ([`complete_order`], [`refund_order`]) did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// Applied and the entry acknowledged.
+    Applied,
+    /// Applied before (or the order moved on): nothing changed, the entry acknowledged.
+    Skipped,
+    /// No such order: not acknowledged, the entry is poison.
+    Missing,
+    /// A refund for an order the warehouse did not decide to refund: not
+    /// acknowledged, the entry is poison.
+    NotInitiated,
+}
+
+impl FromRedisValue for Change {
+    fn from_redis_value(value: Value) -> Result<Self, ParsingError> {
+        let reply = words(value)?;
+        match reply.first().map(String::as_str) {
+            Some("applied") => Ok(Change::Applied),
+            Some("skipped") => Ok(Change::Skipped),
+            Some("missing") => Ok(Change::Missing),
+            Some("not_initiated") => Ok(Change::NotInitiated),
+            _ => Err(unexpected("a status change", &reply)),
+        }
+    }
+}
+
+/// The warehouse's verdict ([`fulfil_order`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fulfilment {
+    Fulfilled {
+        stock_left: u32,
+    },
+    RefundInitiated {
+        reason: String,
+    },
+    Skipped,
+    Missing,
+    /// The entry names another product than the order: poison.
+    Mismatch,
+}
+
+impl FromRedisValue for Fulfilment {
+    fn from_redis_value(value: Value) -> Result<Self, ParsingError> {
+        let reply = words(value)?;
+        match reply.first().map(String::as_str) {
+            Some("fulfilled") => Ok(Fulfilment::Fulfilled { stock_left: number(FULFIL, &reply, 1)? }),
+            Some("refund_initiated") => Ok(Fulfilment::RefundInitiated { reason: number(FULFIL, &reply, 1)? }),
+            Some("skipped") => Ok(Fulfilment::Skipped),
+            Some("missing") => Ok(Fulfilment::Missing),
+            Some("mismatch") => Ok(Fulfilment::Mismatch),
+            _ => Err(unexpected(FULFIL, &reply)),
+        }
+    }
+}
+
+/// What [`dead_letter`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeadLettered {
+    /// Copied to the dead letters and acknowledged; `dropped` old dead
+    /// letters fell off the cap.
+    Dead { dropped: u64 },
+    /// As `Dead`, and its unfinished order was refunded.
+    Refunded { dropped: u64 },
+    /// No longer pending (another consumer committed it): left alone.
+    NotPending,
+}
+
+impl FromRedisValue for DeadLettered {
+    fn from_redis_value(value: Value) -> Result<Self, ParsingError> {
+        let reply = words(value)?;
+        match reply.first().map(String::as_str) {
+            Some("dead") => Ok(DeadLettered::Dead { dropped: number(DEAD, &reply, 1)? }),
+            Some("refunded") => Ok(DeadLettered::Refunded { dropped: number(DEAD, &reply, 1)? }),
+            Some("not_pending") => Ok(DeadLettered::NotPending),
+            _ => Err(unexpected(DEAD, &reply)),
+        }
+    }
+}
+
+/// What [`create_product`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Creation {
+    Created,
+    /// An earlier request with the same key created this product (as JSON).
+    Replayed {
+        product_json: String,
+    },
+}
+
+impl FromRedisValue for Creation {
+    fn from_redis_value(value: Value) -> Result<Self, ParsingError> {
+        let reply = words(value)?;
+        match reply.first().map(String::as_str) {
+            Some("created") => Ok(Creation::Created),
+            Some("replayed") => Ok(Creation::Replayed { product_json: number(CREATE, &reply, 1)? }),
+            _ => Err(unexpected(CREATE, &reply)),
+        }
+    }
+}
+
+/// What [`restock`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Restocking {
+    Restocked {
+        stock: u32,
+    },
+    Missing,
+    /// It would pass the ceiling; the stock as it is.
+    Ceiling {
+        stock: u32,
+    },
+}
+
+impl FromRedisValue for Restocking {
+    fn from_redis_value(value: Value) -> Result<Self, ParsingError> {
+        let reply = words(value)?;
+        match reply.first().map(String::as_str) {
+            Some("restocked") => Ok(Restocking::Restocked { stock: number(RESTOCK_NAME, &reply, 1)? }),
+            Some("missing") => Ok(Restocking::Missing),
+            Some("ceiling") => Ok(Restocking::Ceiling { stock: number(RESTOCK_NAME, &reply, 1)? }),
+            _ => Err(unexpected(RESTOCK_NAME, &reply)),
+        }
+    }
+}
+
+const PLACE: &str = "place_order.lua";
+const FULFIL: &str = "fulfil_order.lua";
+const DEAD: &str = "dead_letter.lua";
+const CREATE: &str = "create_product.lua";
+const RESTOCK_NAME: &str = "restock.lua";
 
 /// The fields of a priced order that [`place_order`] saves.
 pub struct PlacedOrder<'a> {
@@ -90,16 +330,17 @@ pub struct PlacedOrder<'a> {
     pub idempotency: Option<(&'a str, u64)>,
 }
 
-/// Saves a priced order as `pending` with its outbox entry, or finds the
-/// order an earlier attempt with the same idempotency key created (see `place_order.lua`).
-pub fn place_order(keys: &PartitionKeys, order: &PlacedOrder, status_maxlen: u64) -> Cmd {
+/// Saves a priced order in its first status with its outbox entry, or finds
+/// the order an earlier attempt with the same idempotency key created (see `place_order.lua`).
+pub fn place_order(keys: &PartitionKeys, order: &PlacedOrder, status_maxlen: u64) -> Call<Placement> {
     let mut touched = vec![
         keys.product(order.product_id),
         keys.order(order.order_id),
         keys.orders(),
         keys.stream(Stream::OrderPlaced),
         keys.stream(Stream::OrderStatus),
-        keys.order_counts(),
+        keys.orders_in(OrderStatus::INITIAL),
+        keys.product_orders(order.product_id),
     ];
     let window = match order.idempotency {
         Some((key, window)) => {
@@ -108,8 +349,8 @@ pub fn place_order(keys: &PartitionKeys, order: &PlacedOrder, status_maxlen: u64
         }
         None => 0,
     };
-    let mut cmd = evalsha(&SCRIPTS.place_order, &touched);
-    cmd.arg(order.order_id)
+    Call::new(&SCRIPTS.place_order, &touched)
+        .arg(order.order_id)
         .arg(order.product_id)
         .arg(order.unit_price)
         .arg(order.quantity)
@@ -117,30 +358,36 @@ pub fn place_order(keys: &PartitionKeys, order: &PlacedOrder, status_maxlen: u64
         .arg(order.total)
         .arg(order.now)
         .arg(status_maxlen)
-        .arg(window);
-    cmd
+        .arg(window)
+        .arg(OrderStatus::INITIAL.as_str())
 }
 
-/// Pending → completed, emitting `order-completed`, acking the
-/// `order-placed` entry (see `complete_order.lua`).
-pub fn complete_order(keys: &PartitionKeys, order_id: &str, now: u64, status_maxlen: u64, ack: Option<Ack>) -> Cmd {
-    let mut cmd = evalsha(
-        &SCRIPTS.complete_order,
-        &[
-            &keys.order(order_id),
-            &keys.stream(Stream::OrderCompleted),
-            &keys.stream(Stream::OrderStatus),
-            &keys.stream(Stream::OrderPlaced),
-            &keys.order_counts(),
-        ],
-    );
-    cmd.arg(order_id).arg(now).arg(status_maxlen);
-    ack_args(&mut cmd, ack);
-    cmd
+/// Payment done ([`OrderEvent::PaymentCompleted`]), emitting
+/// `order-completed`, acking the `order-placed` entry (see `complete_order.lua`).
+pub fn complete_order(
+    keys: &PartitionKeys,
+    order_id: &str,
+    now: u64,
+    status_maxlen: u64,
+    ack: Option<Ack>,
+) -> Call<Change> {
+    let mut touched = vec![
+        keys.order(order_id),
+        keys.stream(Stream::OrderCompleted),
+        keys.stream(Stream::OrderStatus),
+        keys.stream(Stream::OrderPlaced),
+    ];
+    touched.extend(keys.status_indexes());
+    Call::new(&SCRIPTS.complete_order, &touched)
+        .guard(OrderEvent::PaymentCompleted)
+        .arg(order_id)
+        .arg(now)
+        .arg(status_maxlen)
+        .ack(ack)
 }
 
-/// Completed → fulfilled taking the stock, or a refund initiated, acking the
-/// `order-completed` entry (see `fulfil_order.lua`).
+/// The warehouse takes the stock ([`OrderEvent::StockTaken`]) or initiates a
+/// refund, acking the `order-completed` entry (see `fulfil_order.lua`).
 pub fn fulfil_order(
     keys: &PartitionKeys,
     order_id: &str,
@@ -148,49 +395,44 @@ pub fn fulfil_order(
     now: u64,
     status_maxlen: u64,
     ack: Option<Ack>,
-) -> Cmd {
-    let mut cmd = evalsha(
-        &SCRIPTS.fulfil_order,
-        &[
-            &keys.order(order_id),
-            &keys.product(product_id),
-            &keys.stream(Stream::RefundInitiated),
-            &keys.stream(Stream::OrderStatus),
-            &keys.stream(Stream::OrderCompleted),
-            &keys.order_counts(),
-        ],
-    );
-    cmd.arg(order_id)
+) -> Call<Fulfilment> {
+    let mut touched = vec![
+        keys.order(order_id),
+        keys.product(product_id),
+        keys.stream(Stream::RefundInitiated),
+        keys.stream(Stream::OrderStatus),
+        keys.stream(Stream::OrderCompleted),
+    ];
+    touched.extend(keys.status_indexes());
+    Call::new(&SCRIPTS.fulfil_order, &touched)
+        .guard(OrderEvent::StockTaken)
+        .arg(order_id)
         .arg(product_id)
         .arg(now)
         .arg(status_maxlen)
         .arg(reason::INSUFFICIENT_STOCK)
-        .arg(reason::PRODUCT_GONE);
-    ack_args(&mut cmd, ack);
-    cmd
+        .arg(reason::PRODUCT_GONE)
+        .ack(ack)
 }
 
-/// Completed → refunded, acking the `refund-initiated` entry (see `refund_order.lua`).
+/// Applies the refund the warehouse initiated ([`OrderEvent::RefundApplied`]),
+/// acking the `refund-initiated` entry (see `refund_order.lua`).
 pub fn refund_order(
     keys: &PartitionKeys,
     order_id: &str,
-    reason: &str,
     now: u64,
     status_maxlen: u64,
     ack: Option<Ack>,
-) -> Cmd {
-    let mut cmd = evalsha(
-        &SCRIPTS.refund_order,
-        &[
-            &keys.order(order_id),
-            &keys.stream(Stream::OrderStatus),
-            &keys.stream(Stream::RefundInitiated),
-            &keys.order_counts(),
-        ],
-    );
-    cmd.arg(order_id).arg(now).arg(status_maxlen).arg(reason);
-    ack_args(&mut cmd, ack);
-    cmd
+) -> Call<Change> {
+    let mut touched =
+        vec![keys.order(order_id), keys.stream(Stream::OrderStatus), keys.stream(Stream::RefundInitiated)];
+    touched.extend(keys.status_indexes());
+    Call::new(&SCRIPTS.refund_order, &touched)
+        .guard(OrderEvent::RefundApplied)
+        .arg(order_id)
+        .arg(now)
+        .arg(status_maxlen)
+        .ack(ack)
 }
 
 /// An entry given up on (see `dead_letter.lua`).
@@ -202,25 +444,44 @@ pub struct DeadLetter<'a> {
     pub consumer: &'a str,
     /// The entry's fields, kept in the dead letter.
     pub fields: &'a [(String, String)],
-    /// The unfinished order to refund, if the entry concerns one.
+    /// The unfinished order to refund ([`OrderEvent::GivenUp`]), if the entry concerns one.
     pub refund_order_id: Option<&'a str>,
 }
 
-/// Dead-letters an entry, acks it and refunds its unfinished order, atomically.
-pub fn dead_letter(keys: &PartitionKeys, letter: &DeadLetter, now: u64, maxlen: u64) -> Cmd {
+/// Dead-letters an entry that is still pending, acks it and refunds its
+/// unfinished order, atomically. `status_maxlen` bounds `order-status`,
+/// `dead_maxlen` the dead letters.
+pub fn dead_letter(
+    keys: &PartitionKeys,
+    letter: &DeadLetter,
+    now: u64,
+    status_maxlen: u64,
+    dead_maxlen: u64,
+) -> Call<DeadLettered> {
     let mut touched = vec![
         keys.stream(letter.stream),
         keys.dead_letters(letter.stream),
         keys.stream(Stream::OrderStatus),
-        keys.order_counts(),
+        keys.dead_letters_dropped(),
     ];
+    let indexes = keys.status_indexes();
+    let index_count = indexes.len();
+    touched.extend(indexes);
     touched.extend(letter.refund_order_id.map(|id| keys.order(id)));
-    let mut cmd = evalsha(&SCRIPTS.dead_letter, &touched);
-    cmd.arg(letter.group).arg(letter.entry_id).arg(letter.error).arg(letter.consumer).arg(maxlen).arg(now);
+    let mut call = Call::new(&SCRIPTS.dead_letter, &touched)
+        .guard(OrderEvent::GivenUp)
+        .arg(letter.group)
+        .arg(letter.entry_id)
+        .arg(letter.error)
+        .arg(letter.consumer)
+        .arg(status_maxlen)
+        .arg(dead_maxlen)
+        .arg(now)
+        .arg(index_count);
     for (field, value) in letter.fields {
-        cmd.arg(field).arg(value);
+        call = call.arg(field).arg(value);
     }
-    cmd
+    call
 }
 
 /// Saves a new product, or finds the one an earlier attempt with the same
@@ -231,7 +492,7 @@ pub fn create_product(
     product: &domain::Product,
     snapshot: &str,
     idempotency: Option<(&str, u64)>,
-) -> Cmd {
+) -> Call<Creation> {
     let mut touched = vec![keys.product(&product.id), keys.products()];
     let window = match idempotency {
         Some((client_key, window)) => {
@@ -240,27 +501,35 @@ pub fn create_product(
         }
         None => 0,
     };
-    let mut cmd = evalsha(&SCRIPTS.create_product, &touched);
-    cmd.arg(&product.id).arg(&product.name).arg(product.price.0).arg(product.quantity).arg(snapshot).arg(window);
-    cmd
+    Call::new(&SCRIPTS.create_product, &touched)
+        .arg(&product.id)
+        .arg(&product.name)
+        .arg(product.price.0)
+        .arg(product.quantity)
+        .arg(snapshot)
+        .arg(window)
 }
 
 /// Adds units to a product's stock, up to `ceiling` (see `restock.lua`).
-pub fn restock(keys: &PartitionKeys, product_id: &str, units: u32, ceiling: u32) -> Cmd {
-    let mut cmd = evalsha(&SCRIPTS.restock, &[keys.product(product_id)]);
-    cmd.arg(units).arg(ceiling);
-    cmd
+pub fn restock(keys: &PartitionKeys, product_id: &str, units: u32, ceiling: u32) -> Call<Restocking> {
+    Call::new(&SCRIPTS.restock, &[keys.product(product_id)]).arg(units).arg(ceiling)
 }
 
 /// Copies one stream entry of the layout before partitions into `stream`
 /// (a partition's stream, or its dead letters), once (see `migrate_entry.lua`).
-pub fn migrate_entry(keys: &PartitionKeys, stream: &str, legacy_id: &str, fields: &[(String, String)]) -> Cmd {
-    let mut cmd = evalsha(&SCRIPTS.migrate_entry, &[stream.to_string(), keys.migrated_entries()]);
-    cmd.arg(legacy_id);
+/// Replies whether it was copied now.
+pub fn migrate_entry(keys: &PartitionKeys, stream: &str, legacy_id: &str, fields: &[(String, String)]) -> Call<bool> {
+    let mut call = Call::new(&SCRIPTS.migrate_entry, &[stream.to_string(), keys.migrated_entries()]).arg(legacy_id);
     for (field, value) in fields {
-        cmd.arg(field).arg(value);
+        call = call.arg(field).arg(value);
     }
-    cmd
+    call
+}
+
+/// Removes `consumer` from `group` of `stream` if it holds no pending entry
+/// (see `remove_consumer.lua`). Replies whether it was removed.
+pub fn remove_consumer(stream: &str, group: &str, consumer: &str) -> Call<bool> {
+    Call::new(&SCRIPTS.remove_consumer, &[stream.to_string()]).arg(group).arg(consumer)
 }
 
 /// Loads every script into Redis's script cache (on a cluster, every master's).
@@ -268,7 +537,7 @@ pub async fn load_all<C: ConnectionLike>(conn: &mut C) -> RedisResult<()> {
     // One command each, not a pipeline: a cluster client sends each to every
     // master, but a pipeline without keys to just one node.
     for code in ALL {
-        let _: redis::Value = redis::cmd("SCRIPT").arg("LOAD").arg(code).query_async(conn).await?;
+        let _: Value = redis::cmd("SCRIPT").arg("LOAD").arg(code).query_async(conn).await?;
     }
     Ok(())
 }
@@ -285,17 +554,6 @@ pub async fn query<C: ConnectionLike, T: FromRedisValue>(conn: &mut C, pipe: &Pi
         Err(error) if is_noscript(&error) => {
             load_all(conn).await?;
             pipe.query_async(conn).await
-        }
-        other => other,
-    }
-}
-
-/// Runs one script call, loading the scripts first if Redis lacks them.
-pub async fn invoke<C: ConnectionLike, T: FromRedisValue>(conn: &mut C, cmd: &Cmd) -> RedisResult<T> {
-    match cmd.query_async(conn).await {
-        Err(error) if is_noscript(&error) => {
-            load_all(conn).await?;
-            cmd.query_async(conn).await
         }
         other => other,
     }

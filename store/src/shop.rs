@@ -127,12 +127,11 @@ impl Shop {
         let snapshot = serde_json::to_string(&product)
             .map_err(|e| StoreError::Corrupt { key: keys.product(&product.id), detail: e.to_string() })?;
         let idempotency = idempotency_key.map(|key| (key, self.idempotency_window_secs));
-        let outcome: Vec<String> =
-            scripts::invoke(&mut self.conn.clone(), &scripts::create_product(keys, &product, &snapshot, idempotency))
-                .await?;
-        if let (Some("replayed"), Some(earlier)) = (outcome.first().map(String::as_str), outcome.get(1)) {
+        let creation =
+            scripts::create_product(keys, &product, &snapshot, idempotency).run(&mut self.conn.clone()).await?;
+        if let scripts::Creation::Replayed { product_json: earlier } = creation {
             let key = keys.product_idempotency(idempotency_key.unwrap_or_default());
-            let earlier: Product = serde_json::from_str(earlier)
+            let earlier: Product = serde_json::from_str(&earlier)
                 .map_err(|e| StoreError::Corrupt { key: key.clone(), detail: e.to_string() })?;
             if (&earlier.name, earlier.price, earlier.quantity) != (&product.name, product.price, product.quantity) {
                 return Err(StoreError::invalid(
@@ -154,22 +153,17 @@ impl Shop {
         let Some(keys) = self.layout.keys_of_id(id) else {
             return Err(not_found());
         };
-        let outcome: Vec<String> =
-            scripts::invoke(&mut self.conn.clone(), &scripts::restock(keys, id, restock.units(), MAX_STOCK)).await?;
-        match (outcome.first().map(String::as_str), outcome.get(1)) {
-            (Some("restocked"), Some(stock)) => {
-                tracing::info!(product_id = %id, units = restock.units(), stock = %stock, "product restocked");
+        match scripts::restock(keys, id, restock.units(), MAX_STOCK).run(&mut self.conn.clone()).await? {
+            scripts::Restocking::Restocked { stock } => {
+                tracing::info!(product_id = %id, units = restock.units(), stock, "product restocked");
                 self.product(id).await
             }
-            (Some("ceiling"), Some(stock)) => {
-                let stock = stock.parse().unwrap_or(MAX_STOCK);
-                Err(restock
-                    .apply(stock)
-                    .err()
-                    .map(StoreError::from)
-                    .unwrap_or_else(|| StoreError::invalid("quantity", format!("stock would pass {MAX_STOCK}"))))
-            }
-            _ => Err(not_found()),
+            scripts::Restocking::Ceiling { stock } => Err(restock
+                .apply(stock)
+                .err()
+                .map(StoreError::from)
+                .unwrap_or_else(|| StoreError::invalid("quantity", format!("stock would pass {MAX_STOCK}")))),
+            scripts::Restocking::Missing => Err(not_found()),
         }
     }
 
@@ -262,6 +256,7 @@ impl Shop {
                 refund_reason: None,
                 created_at: now,
                 updated_at: now,
+                timeline: vec![domain::Step { step: OrderStatus::INITIAL.to_string(), at: now }],
             };
             let placed = scripts::PlacedOrder {
                 order_id: &order.id,
@@ -273,21 +268,23 @@ impl Shop {
                 now,
                 idempotency: idempotency_key.map(|key| (key, self.idempotency_window_secs)),
             };
-            let outcome: Vec<String> = self
+            let placement = self
                 .durability
-                .invoke(&mut self.conn.clone(), scripts::place_order(keys, &placed, self.status_maxlen))
+                .run(&mut self.conn.clone(), scripts::place_order(keys, &placed, self.status_maxlen))
                 .await?;
-            match outcome.first().map(String::as_str) {
-                Some("placed") => {
+            match placement {
+                scripts::Placement::Placed => {
                     tracing::info!(order_id = %order.id, product_id = %order.product_id, quantity = quantity.get(), total = %order.total, "order placed");
                     return Ok(Placed { order, replayed: false });
                 }
-                Some("replayed") => {
-                    let earlier = self.order(outcome.get(1).map(String::as_str).unwrap_or_default()).await?;
+                scripts::Placement::Replayed { order_id } => {
+                    let earlier = self.order(&order_id).await?;
                     return self.replayed(earlier, product_id, quantity);
                 }
-                Some("no_product") => return Err(StoreError::NotFound { kind: "product", id: product_id.to_string() }),
-                _ => continue,
+                scripts::Placement::NoProduct => {
+                    return Err(StoreError::NotFound { kind: "product", id: product_id.to_string() })
+                }
+                scripts::Placement::PriceChanged => continue,
             }
         }
         Err(StoreError::invalid("product_id", "the product's price keeps changing; try again"))
@@ -501,11 +498,31 @@ fn sort_ids(ids: &mut [(String, Partition)], newest_first: bool) {
 pub async fn ping_partitions(conn: &Redis, layout: &Layout) -> redis::RedisResult<()> {
     let pings = layout.all().map(|keys| {
         let mut conn = conn.clone();
-        let key = keys.order_counts();
+        let key = keys.orders();
         async move { redis::cmd("EXISTS").arg(key).query_async::<u32>(&mut conn).await }
     });
     futures::future::try_join_all(pings).await?;
     Ok(())
+}
+
+/// The `at:<step>` fields of an order, oldest first.
+fn timeline(fields: &Fields) -> Vec<domain::Step> {
+    let mut steps: Vec<domain::Step> = fields
+        .iter()
+        .filter_map(|(name, at)| {
+            Some(domain::Step { step: name.strip_prefix("at:")?.to_string(), at: at.parse().ok()? })
+        })
+        .collect();
+    steps.sort_by_key(|step| (step.at, rank(&step.step)));
+    steps
+}
+
+/// The order of steps that happened in the same millisecond.
+fn rank(step: &str) -> usize {
+    ["pending", "completed", domain::order::REFUND_INITIATED, "fulfilled", "refunded"]
+        .iter()
+        .position(|s| *s == step)
+        .unwrap_or(usize::MAX)
 }
 
 /// Idempotency keys: 1 to 200 visible ASCII characters (a UUID, a ULID, ...).
@@ -558,5 +575,6 @@ fn parse_order(key: &str, fields: &Fields) -> StoreResult<Order> {
             .cloned(),
         created_at: number(key, fields, "created_at")?,
         updated_at: number(key, fields, "updated_at")?,
+        timeline: timeline(fields),
     })
 }

@@ -12,6 +12,36 @@ pub const NEW_ENTRIES: &str = ">";
 /// so nothing written before the group existed is lost.
 pub const FROM_START: &str = "0";
 
+/// A stream entry id, `<ms>-<seq>`, ordered as Redis orders them. The one
+/// parser of entry ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Hash)]
+pub struct EntryId {
+    pub ms: u64,
+    pub seq: u64,
+}
+
+impl EntryId {
+    /// Before every entry.
+    pub const START: EntryId = EntryId { ms: 0, seq: 0 };
+
+    /// Parses `<ms>-<seq>` as Redis writes it.
+    pub fn parse(id: &str) -> Option<EntryId> {
+        let (ms, seq) = id.split_once('-')?;
+        Some(EntryId { ms: ms.parse().ok()?, seq: seq.parse().ok()? })
+    }
+
+    /// The entry right after this one (for ranges that must include it).
+    pub fn next(self) -> EntryId {
+        EntryId { ms: self.ms, seq: self.seq + 1 }
+    }
+}
+
+impl std::fmt::Display for EntryId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.ms, self.seq)
+    }
+}
+
 /// Why an entry cannot be understood. Such an entry is poison: retrying it
 /// cannot help, so it goes straight to the dead letters.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -30,9 +60,8 @@ fn field(entry: &StreamId, name: &str) -> Result<String, MalformedEntry> {
 
 fn id_field(entry: &StreamId, name: &str) -> Result<String, MalformedEntry> {
     let value = field(entry, name)?;
-    // Ids are ULIDs: 26 characters of Crockford base32. Anything else cannot
-    // name an order or product of ours, and must not reach a key name.
-    if value.len() == 26 && value.chars().all(|c| c.is_ascii_alphanumeric()) {
+    // Anything but an id cannot name an order or product of ours, and must not reach a key name.
+    if domain::id::is_id(&value) {
         Ok(value)
     } else {
         Err(MalformedEntry { entry_id: entry.id.clone(), problem: format!("{name} {value:?} is not an id") })
@@ -117,5 +146,22 @@ pub async fn ensure_group<C: redis::aio::ConnectionLike>(conn: &mut C, stream: &
     match created {
         Err(error) if error.code() == Some("BUSYGROUP") => Ok(()),
         other => other.map_err(StoreError::from),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::EntryId;
+
+    #[test]
+    fn entry_ids_order_as_redis_orders_them() {
+        assert!(EntryId::parse("10-2").unwrap() < EntryId::parse("10-10").unwrap());
+        assert!(EntryId::parse("9-99").unwrap() < EntryId::parse("10-0").unwrap());
+        assert_eq!(EntryId::parse("1700000000123-4"), Some(EntryId { ms: 1_700_000_000_123, seq: 4 }));
+        for bad in ["nope", "1-", "-1", "1-2-3", ""] {
+            assert_eq!(EntryId::parse(bad), None, "{bad}");
+        }
+        assert_eq!(EntryId { ms: 3, seq: 4 }.to_string(), "3-4");
+        assert_eq!(EntryId { ms: 3, seq: 4 }.next().to_string(), "3-5");
     }
 }

@@ -4,6 +4,7 @@
 
 use domain::{NewProduct, OrderStatus, Quantity};
 use redis::AsyncCommands;
+use store::scripts::{Change, DeadLettered, Fulfilment};
 use store::{now_ms, scripts, Config, PartitionKeys, Redis, RedisTarget, Shop, StoreError, Stream};
 use testkit::{on_every_backend, Backend, TestRedis};
 
@@ -15,6 +16,10 @@ on_every_backend!(
     scripts_are_reloaded_when_redis_forgot_them,
     lists_and_lookups_survive_odd_ids,
     lists_merge_every_partition_in_id_order,
+    the_scripts_follow_the_domains_order_rules,
+    an_entry_committed_meanwhile_is_not_dead_lettered,
+    only_refunds_the_warehouse_initiated_are_applied,
+    dead_letters_have_their_own_cap_and_count_what_falls_off,
 );
 
 fn config_for(redis: &TestRedis) -> Config {
@@ -35,8 +40,8 @@ fn keys_of(shop: &Shop, id: &str) -> PartitionKeys {
     shop.layout().keys_of_id(id).unwrap().clone()
 }
 
-async fn run<T: redis::FromRedisValue>(conn: &mut Redis, cmd: redis::Cmd) -> T {
-    scripts::invoke(conn, &cmd).await.unwrap()
+async fn run<T: redis::FromRedisValue>(conn: &mut Redis, call: scripts::Call<T>) -> T {
+    call.run(conn).await.unwrap()
 }
 
 async fn len(conn: &mut Redis, keys: &PartitionKeys, stream: Stream) -> u64 {
@@ -58,22 +63,19 @@ async fn an_order_moves_forward_once_per_step_with_one_event_each(backend: Backe
 
     // Payment twice: applied, then skipped; one order-completed entry.
     let complete = || scripts::complete_order(&k, &order.id, now_ms(), 1000, None);
-    assert_eq!(run::<String>(&mut conn, complete()).await, "applied");
-    assert_eq!(run::<String>(&mut conn, complete()).await, "skipped");
+    assert_eq!(run(&mut conn, complete()).await, Change::Applied);
+    assert_eq!(run(&mut conn, complete()).await, Change::Skipped);
     assert_eq!(len(&mut conn, &k, Stream::OrderCompleted).await, 1);
 
     // Warehouse twice: the exact stock is taken once, leaving zero.
     let fulfil = || scripts::fulfil_order(&k, &order.id, &product.id, now_ms(), 1000, None);
-    assert_eq!(run::<Vec<String>>(&mut conn, fulfil()).await, vec!["fulfilled", "0"]);
-    assert_eq!(run::<Vec<String>>(&mut conn, fulfil()).await, vec!["skipped"]);
+    assert_eq!(run(&mut conn, fulfil()).await, Fulfilment::Fulfilled { stock_left: 0 });
+    assert_eq!(run(&mut conn, fulfil()).await, Fulfilment::Skipped);
     assert_eq!(shop.product(&product.id).await.unwrap().quantity, 0);
     assert_eq!(shop.order(&order.id).await.unwrap().status, OrderStatus::Fulfilled);
 
     // A refund of a fulfilled order changes nothing.
-    assert_eq!(
-        run::<String>(&mut conn, scripts::refund_order(&k, &order.id, "x", now_ms(), 1000, None)).await,
-        "skipped"
-    );
+    assert_eq!(run(&mut conn, scripts::refund_order(&k, &order.id, now_ms(), 1000, None)).await, Change::Skipped);
     assert_eq!(len(&mut conn, &k, Stream::OrderStatus).await, 3, "pending, completed, fulfilled");
 }
 
@@ -83,20 +85,20 @@ async fn short_stock_initiates_one_refund_and_the_refund_applies_once(backend: B
     let product = shop.create_product(NewProduct::parse("Lamp", "5", "1").unwrap()).await.unwrap();
     let k = keys_of(&shop, &product.id);
     let order = shop.place_order(&product.id, qty(2)).await.unwrap();
-    let _: String = run(&mut conn, scripts::complete_order(&k, &order.id, now_ms(), 1000, None)).await;
+    let _ = run(&mut conn, scripts::complete_order(&k, &order.id, now_ms(), 1000, None)).await;
 
     let fulfil = || scripts::fulfil_order(&k, &order.id, &product.id, now_ms(), 1000, None);
     assert_eq!(
-        run::<Vec<String>>(&mut conn, fulfil()).await,
-        vec!["refund_initiated", scripts::reason::INSUFFICIENT_STOCK]
+        run(&mut conn, fulfil()).await,
+        Fulfilment::RefundInitiated { reason: scripts::reason::INSUFFICIENT_STOCK.into() }
     );
-    assert_eq!(run::<Vec<String>>(&mut conn, fulfil()).await, vec!["skipped"], "no second refund");
+    assert_eq!(run(&mut conn, fulfil()).await, Fulfilment::Skipped, "no second refund");
     assert_eq!(len(&mut conn, &k, Stream::RefundInitiated).await, 1);
     assert_eq!(shop.product(&product.id).await.unwrap().quantity, 1, "stock untouched");
 
-    let refund = || scripts::refund_order(&k, &order.id, scripts::reason::INSUFFICIENT_STOCK, now_ms(), 1000, None);
-    assert_eq!(run::<String>(&mut conn, refund()).await, "applied");
-    assert_eq!(run::<String>(&mut conn, refund()).await, "skipped");
+    let refund = || scripts::refund_order(&k, &order.id, now_ms(), 1000, None);
+    assert_eq!(run(&mut conn, refund()).await, Change::Applied);
+    assert_eq!(run(&mut conn, refund()).await, Change::Skipped);
     let refunded = shop.order(&order.id).await.unwrap();
     assert_eq!(refunded.status, OrderStatus::Refunded);
     assert_eq!(refunded.refund_reason.as_deref(), Some(scripts::reason::INSUFFICIENT_STOCK));
@@ -108,13 +110,12 @@ async fn a_deleted_product_refunds_orders_in_flight_and_refuses_new_ones(backend
     let product = shop.create_product(NewProduct::parse("Desk", "99.99", "9").unwrap()).await.unwrap();
     let k = keys_of(&shop, &product.id);
     let order = shop.place_order(&product.id, qty(1)).await.unwrap();
-    let _: String = run(&mut conn, scripts::complete_order(&k, &order.id, now_ms(), 1000, None)).await;
+    let _ = run(&mut conn, scripts::complete_order(&k, &order.id, now_ms(), 1000, None)).await;
     shop.delete_product(&product.id).await.unwrap();
     assert!(matches!(shop.delete_product(&product.id).await, Err(StoreError::NotFound { .. })));
 
-    let reply: Vec<String> =
-        run(&mut conn, scripts::fulfil_order(&k, &order.id, &product.id, now_ms(), 1000, None)).await;
-    assert_eq!(reply, vec!["refund_initiated", scripts::reason::PRODUCT_GONE]);
+    let reply = run(&mut conn, scripts::fulfil_order(&k, &order.id, &product.id, now_ms(), 1000, None)).await;
+    assert_eq!(reply, Fulfilment::RefundInitiated { reason: scripts::reason::PRODUCT_GONE.into() });
 
     let placed_before = len(&mut conn, &k, Stream::OrderPlaced).await;
     assert!(matches!(shop.place_order(&product.id, qty(1)).await, Err(StoreError::NotFound { kind: "product", .. })));
@@ -129,13 +130,12 @@ async fn events_that_do_not_match_an_order_are_reported_not_applied(backend: Bac
     let k = keys_of(&shop, &product.id);
     let other = shop.create_product(NewProduct::parse("Ink", "1", "9").unwrap()).await.unwrap();
     let order = shop.place_order(&product.id, qty(1)).await.unwrap();
-    let _: String = run(&mut conn, scripts::complete_order(&k, &order.id, now_ms(), 1000, None)).await;
+    let _ = run(&mut conn, scripts::complete_order(&k, &order.id, now_ms(), 1000, None)).await;
 
     let unknown = "01ARZ3NDEKTSV4RRFFQ69G5FAV";
-    assert_eq!(run::<String>(&mut conn, scripts::complete_order(&k, unknown, now_ms(), 1000, None)).await, "missing");
-    let reply: Vec<String> =
-        run(&mut conn, scripts::fulfil_order(&k, &order.id, &other.id, now_ms(), 1000, None)).await;
-    assert_eq!(reply, vec!["mismatch"]);
+    assert_eq!(run(&mut conn, scripts::complete_order(&k, unknown, now_ms(), 1000, None)).await, Change::Missing);
+    let reply = run(&mut conn, scripts::fulfil_order(&k, &order.id, &other.id, now_ms(), 1000, None)).await;
+    assert_eq!(reply, Fulfilment::Mismatch);
     assert_eq!(shop.product(&other.id).await.unwrap().quantity, 9);
     assert_eq!(shop.order(&order.id).await.unwrap().status, OrderStatus::Completed);
 }
@@ -148,10 +148,8 @@ async fn scripts_are_reloaded_when_redis_forgot_them(backend: Backend) {
     flush_scripts(&mut conn).await;
     let order = shop.place_order(&product.id, qty(1)).await.unwrap();
     flush_scripts(&mut conn).await;
-    let mut pipe = redis::pipe();
-    pipe.add_command(scripts::complete_order(&k, &order.id, now_ms(), 1000, None));
-    let replies: Vec<String> = scripts::query(&mut conn, &pipe).await.unwrap();
-    assert_eq!(replies, vec!["applied"]);
+    let calls = vec![scripts::complete_order(&k, &order.id, now_ms(), 1000, None)];
+    assert_eq!(scripts::run_all(&mut conn, calls).await.unwrap(), vec![Change::Applied]);
 }
 
 async fn lists_and_lookups_survive_odd_ids(backend: Backend) {
@@ -194,6 +192,7 @@ async fn lists_merge_every_partition_in_id_order(backend: Backend) {
     loop {
         let page = shop.orders_page(&request).await.unwrap();
         seen.extend(page.items.iter().map(|o| o.id.clone()));
+        assert!(seen.len() <= orders.len(), "the cursor never ends");
         match page.next_cursor {
             Some(cursor) => request = domain::PageRequest::parse(Some("7"), Some(&cursor)).unwrap(),
             None => break,
@@ -204,4 +203,143 @@ async fn lists_merge_every_partition_in_id_order(backend: Backend) {
         let order = shop.order(id).await.unwrap();
         assert_eq!(keys_of(&shop, id).partition(), keys_of(&shop, &order.product_id).partition(), "with its product");
     }
+}
+
+/// Puts a fresh order of a new product into `status` (by hand, as if it got
+/// there), with the warehouse's refund reason recorded when `initiated`.
+async fn order_in(
+    shop: &Shop,
+    conn: &mut Redis,
+    status: OrderStatus,
+    initiated: bool,
+) -> (PartitionKeys, domain::Order) {
+    let product = shop.create_product(NewProduct::parse("Rule", "3", "50").unwrap()).await.unwrap();
+    let order = shop.place_order(&product.id, qty(1)).await.unwrap();
+    let k = keys_of(shop, &order.id);
+    let () = conn.hset(k.order(&order.id), "status", status.as_str()).await.unwrap();
+    if initiated {
+        let () = conn.hset(k.order(&order.id), "refund_reason", scripts::reason::INSUFFICIENT_STOCK).await.unwrap();
+    }
+    (k, order)
+}
+
+/// A pending entry of `stream` in its group, naming `order_id`, as a consumer holds it.
+async fn pending_entry(conn: &mut Redis, k: &PartitionKeys, stream: Stream, order_id: &str) -> String {
+    let group = stream.group().unwrap();
+    let name = k.stream(stream);
+    store::streams::ensure_group(conn, &name, group).await.unwrap();
+    let id: String = conn.xadd(&name, "*", &[("order_id", order_id)]).await.unwrap();
+    let _: redis::Value = redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg(group)
+        .arg("holder")
+        .arg("COUNT")
+        .arg(1000)
+        .arg("STREAMS")
+        .arg(&name)
+        .arg(">")
+        .query_async(conn)
+        .await
+        .unwrap();
+    id
+}
+
+/// The order rules live in the domain only: every (status, event) pair,
+/// walked through the real scripts, ends where `OrderEvent::apply` says.
+async fn the_scripts_follow_the_domains_order_rules(backend: Backend) {
+    let redis = TestRedis::start(backend);
+    let (shop, mut conn) = shop_on(&redis).await;
+    for from in OrderStatus::ALL {
+        for event in domain::OrderEvent::ALL {
+            let (k, order) = order_in(&shop, &mut conn, from, event == domain::OrderEvent::RefundApplied).await;
+            match event {
+                domain::OrderEvent::PaymentCompleted => {
+                    run(&mut conn, scripts::complete_order(&k, &order.id, now_ms(), 1000, None)).await;
+                }
+                domain::OrderEvent::StockTaken => {
+                    run(&mut conn, scripts::fulfil_order(&k, &order.id, &order.product_id, now_ms(), 1000, None)).await;
+                }
+                domain::OrderEvent::RefundApplied => {
+                    run(&mut conn, scripts::refund_order(&k, &order.id, now_ms(), 1000, None)).await;
+                }
+                domain::OrderEvent::GivenUp => {
+                    let entry = pending_entry(&mut conn, &k, Stream::OrderPlaced, &order.id).await;
+                    let letter = scripts::DeadLetter {
+                        stream: Stream::OrderPlaced,
+                        group: "payment",
+                        entry_id: &entry,
+                        error: "test",
+                        consumer: "holder",
+                        fields: &[],
+                        refund_order_id: Some(&order.id),
+                    };
+                    run(&mut conn, scripts::dead_letter(&k, &letter, now_ms(), 1000, 1000)).await;
+                }
+            }
+            let now = shop.order(&order.id).await.unwrap().status;
+            assert_eq!(now, event.apply(from).unwrap_or(from), "{event:?} from {from}");
+        }
+    }
+}
+
+/// Dead-lettering gives up on an entry only while it is still pending: when
+/// the consumer that held it committed it meanwhile, its paid order is left alone.
+async fn an_entry_committed_meanwhile_is_not_dead_lettered(backend: Backend) {
+    let redis = TestRedis::start(backend);
+    let (shop, mut conn) = shop_on(&redis).await;
+    let (k, order) = order_in(&shop, &mut conn, OrderStatus::Completed, false).await;
+    let entry = pending_entry(&mut conn, &k, Stream::OrderCompleted, &order.id).await;
+    let _: u32 = conn.xack(k.stream(Stream::OrderCompleted), "warehouse", &[&entry]).await.unwrap();
+    let letter = scripts::DeadLetter {
+        stream: Stream::OrderCompleted,
+        group: "warehouse",
+        entry_id: &entry,
+        error: "too slow",
+        consumer: "reclaimer",
+        fields: &[],
+        refund_order_id: Some(&order.id),
+    };
+    assert_eq!(run(&mut conn, scripts::dead_letter(&k, &letter, now_ms(), 1000, 1000)).await, DeadLettered::NotPending);
+    assert_eq!(shop.order(&order.id).await.unwrap().status, OrderStatus::Completed);
+    assert_eq!(conn.xlen::<_, u64>(k.dead_letters(Stream::OrderCompleted)).await.unwrap(), 0);
+}
+
+/// A refund-initiated entry refunds only an order the warehouse decided to
+/// refund (its reason recorded by the step that emitted the entry).
+async fn only_refunds_the_warehouse_initiated_are_applied(backend: Backend) {
+    let redis = TestRedis::start(backend);
+    let (shop, mut conn) = shop_on(&redis).await;
+    let (k, paid) = order_in(&shop, &mut conn, OrderStatus::Completed, false).await;
+    assert_eq!(run(&mut conn, scripts::refund_order(&k, &paid.id, now_ms(), 1000, None)).await, Change::NotInitiated);
+    assert_eq!(shop.order(&paid.id).await.unwrap().status, OrderStatus::Completed, "a paid order stays paid");
+    let (k, short) = order_in(&shop, &mut conn, OrderStatus::Completed, true).await;
+    assert_eq!(run(&mut conn, scripts::refund_order(&k, &short.id, now_ms(), 1000, None)).await, Change::Applied);
+}
+
+/// Dead letters have their own cap; what falls off it is counted.
+async fn dead_letters_have_their_own_cap_and_count_what_falls_off(backend: Backend) {
+    let redis = TestRedis::start(backend);
+    let (shop, mut conn) = shop_on(&redis).await;
+    let product = shop.create_product(NewProduct::parse("Cap", "1", "1").unwrap()).await.unwrap();
+    let k = keys_of(&shop, &product.id);
+    for n in 0..350 {
+        let entry = pending_entry(&mut conn, &k, Stream::OrderCompleted, &format!("junk-{n}")).await;
+        let letter = scripts::DeadLetter {
+            stream: Stream::OrderCompleted,
+            group: "warehouse",
+            entry_id: &entry,
+            error: "junk",
+            consumer: "holder",
+            fields: &[],
+            refund_order_id: None,
+        };
+        run(&mut conn, scripts::dead_letter(&k, &letter, now_ms(), 1000, 100)).await;
+    }
+    let kept: u64 = conn.xlen(k.dead_letters(Stream::OrderCompleted)).await.unwrap();
+    let dropped: u64 = conn.hget(k.dead_letters_dropped(), k.stream(Stream::OrderCompleted)).await.unwrap();
+    assert!((100..350).contains(&kept), "about 100 kept: {kept}");
+    assert_eq!(kept + dropped, 350, "every dead letter is kept or counted");
+    let observed = store::observe::observe(&conn, shop.layout()).await.unwrap();
+    let stats = observed.streams.iter().find(|s| s.stream == "order-completed").unwrap();
+    assert_eq!((stats.dead_letters, stats.dead_letters_dropped), (kept, dropped));
 }

@@ -17,13 +17,14 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamPendingCountReply, StreamReadReply};
-use redis::{RedisResult, Value};
+use redis::{FromRedisValue, RedisResult, Value};
 use store::connection::{self, Backoff};
 use store::durability::Durability;
-use store::scripts::{self, Ack};
+use store::scripts::{self, Ack, Call, DeadLettered};
 use store::streams::{ensure_group, MalformedEntry, NEW_ENTRIES};
 use store::{Config, PartitionKeys, Redis, Stream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -134,6 +135,99 @@ struct Batch {
     poison: HashMap<String, String>,
 }
 
+/// The entries this process holds: handed to a batch and not finished yet.
+///
+/// A held entry can sit unacknowledged for long (payment holds a batch for
+/// `PAYMENT_DELAY_MS`), so the consumer keeps it fresh (XCLAIM to itself with
+/// JUSTID every third of `CLAIM_IDLE_MS`, which resets its idle time without
+/// counting a delivery): no consumer, this one included, ever claims an entry
+/// that is still being worked on, nor counts it as a failed delivery.
+#[derive(Clone, Default)]
+struct Held(Arc<Mutex<HashMap<String, Instant>>>);
+
+impl Held {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Instant>> {
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Holds the batch's entries until the returned guard is dropped.
+    fn hold(&self, entries: &[StreamId]) -> Release {
+        let now = Instant::now();
+        let ids: Vec<String> = entries.iter().map(|e| e.id.clone()).collect();
+        let mut held = self.lock();
+        for id in &ids {
+            held.insert(id.clone(), now);
+        }
+        Release { held: self.clone(), ids }
+    }
+
+    fn contains(&self, id: &str) -> bool {
+        self.lock().contains_key(id)
+    }
+
+    /// Held entries last refreshed longer than `age` ago, marked refreshed now.
+    fn due_for_refresh(&self, age: Duration) -> Vec<String> {
+        let now = Instant::now();
+        let mut held = self.lock();
+        held.iter_mut()
+            .filter(|(_, since)| now.duration_since(**since) >= age)
+            .map(|(id, since)| {
+                *since = now;
+                id.clone()
+            })
+            .collect()
+    }
+}
+
+/// Where and how often [`keep_fresh`] refreshes held entries.
+struct Freshness {
+    conn: Redis,
+    stream: String,
+    group: &'static str,
+    consumer: String,
+    every: Duration,
+}
+
+/// Keeps the held entries fresh until `stop` (see [`Held`]).
+async fn keep_fresh(mut at: Freshness, held: Held, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(at.every) => {}
+            () = stop.cancelled() => return,
+        }
+        let ids = held.due_for_refresh(at.every);
+        for chunk in ids.chunks(1000) {
+            let refreshed: RedisResult<Value> = redis::cmd("XCLAIM")
+                .arg(&at.stream)
+                .arg(at.group)
+                .arg(&at.consumer)
+                .arg(0)
+                .arg(chunk)
+                .arg("JUSTID")
+                .query_async(&mut at.conn)
+                .await;
+            if let Err(error) = refreshed {
+                tracing::warn!(stream = %at.stream, %error, "keeping held entries fresh failed");
+            }
+        }
+    }
+}
+
+/// Lets go of a batch's entries when the batch is done, however it ends.
+struct Release {
+    held: Held,
+    ids: Vec<String>,
+}
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        let mut held = self.held.lock();
+        for id in &self.ids {
+            held.remove(id);
+        }
+    }
+}
+
 impl<H: Handler> Consumer<H> {
     async fn run(self, shutdown: CancellationToken) {
         let stream = H::STREAM.name();
@@ -145,6 +239,19 @@ impl<H: Handler> Consumer<H> {
         let mut group_ready = false;
         let mut next_reclaim = Instant::now();
         let mut reclaim_cursor = "0-0".to_string();
+        let held = Held::default();
+        let refreshing = CancellationToken::new();
+        tokio::spawn(keep_fresh(
+            Freshness {
+                conn: self.writer.clone(),
+                stream: self.stream_key.clone(),
+                group: H::GROUP,
+                consumer: self.config.consumer_name.clone(),
+                every: self.config.claim_idle / 3,
+            },
+            held.clone(),
+            refreshing.clone(),
+        ));
         tracing::debug!(stream, partition, group = H::GROUP, consumer = %self.config.consumer_name, "consumer started");
 
         while !shutdown.is_cancelled() {
@@ -158,7 +265,7 @@ impl<H: Handler> Consumer<H> {
                     group_ready = true;
                 }
                 if Instant::now() >= next_reclaim {
-                    let (batch, cursor) = self.reclaim(&reclaim_cursor).await?;
+                    let (batch, cursor) = self.reclaim(&reclaim_cursor, &held).await?;
                     // Walk the whole pending list page by page, then rest.
                     if cursor == "0-0" {
                         next_reclaim = Instant::now() + self.config.claim_idle / 2;
@@ -179,13 +286,14 @@ impl<H: Handler> Consumer<H> {
                     if batch.entries.is_empty() {
                         continue;
                     }
+                    let release = held.hold(&batch.entries);
                     tasks.spawn(process(
                         self.handler.clone(),
                         self.writer.clone(),
                         self.scope.clone(),
                         self.config.clone(),
                         batch,
-                        permit,
+                        (permit, release),
                     ));
                 }
                 Err(error) => {
@@ -214,6 +322,7 @@ impl<H: Handler> Consumer<H> {
             );
         }
         tasks.wait().await;
+        refreshing.cancel();
         tracing::debug!(stream, partition, "consumer stopped");
     }
 
@@ -238,7 +347,8 @@ impl<H: Handler> Consumer<H> {
 
     /// Claims one page of entries idle longer than `CLAIM_IDLE_MS` (their
     /// consumer is presumed dead), judging the over-delivered ones poison.
-    async fn reclaim(&self, cursor: &str) -> RedisResult<(Batch, String)> {
+    /// Entries this process still holds are left to the batch that holds them.
+    async fn reclaim(&self, cursor: &str, held: &Held) -> RedisResult<(Batch, String)> {
         let mut conn = self.writer.clone();
         let claimed: StreamAutoClaimReply = redis::cmd("XAUTOCLAIM")
             .arg(&self.stream_key)
@@ -250,6 +360,8 @@ impl<H: Handler> Consumer<H> {
             .arg(self.config.read_count)
             .query_async(&mut conn)
             .await?;
+        let mut claimed = claimed;
+        claimed.claimed.retain(|entry| !held.contains(&entry.id));
         let mut poison = HashMap::new();
         if let (Some(first), Some(last)) = (claimed.claimed.first(), claimed.claimed.last()) {
             // XAUTOCLAIM does not say how often an entry was delivered; XPENDING does.
@@ -293,7 +405,7 @@ async fn process<H: Handler>(
     scope: Scope,
     config: Config,
     batch: Batch,
-    _permit: OwnedSemaphorePermit,
+    _held: (OwnedSemaphorePermit, Release),
 ) {
     let stream = H::STREAM.name();
     let (over_delivered, healthy): (Vec<StreamId>, Vec<StreamId>) =
@@ -371,16 +483,36 @@ async fn dead_letter<H: Handler>(
             fields: &fields,
             refund_order_id: order_id.as_deref(),
         };
-        pipe.add_command(scripts::dead_letter(&scope.keys, &letter, now, config.stream_maxlen));
+        scripts::dead_letter(&scope.keys, &letter, now, config.stream_maxlen, config.dead_letter_maxlen)
+            .add_to(&mut pipe);
     }
     let count = pipe.len();
     scope.durability.append_wait(&mut pipe);
     let mut replies: Vec<Value> = scripts::query(conn, &pipe).await?;
     check_replicated(&scope.durability, &mut replies, count)?;
-    let replies: Vec<String> = replies.into_iter().filter_map(|v| redis::from_redis_value(v).ok()).collect();
-    let refunded = replies.iter().filter(|r| *r == "refunded").count();
+    let (mut refunded, mut dropped, mut not_pending) = (0, 0, 0);
+    for reply in replies {
+        match DeadLettered::from_redis_value(reply) {
+            Ok(DeadLettered::Refunded { dropped: d }) => (refunded, dropped) = (refunded + 1, dropped + d),
+            Ok(DeadLettered::Dead { dropped: d }) => dropped += d,
+            Ok(DeadLettered::NotPending) => not_pending += 1,
+            Err(error) => tracing::error!(%error, "dead-lettering answered oddly"),
+        }
+    }
+    let stream = H::STREAM.name();
     if refunded > 0 {
-        tracing::warn!(stream = H::STREAM.name(), refunded, "refunded orders whose entries were dead-lettered");
+        tracing::warn!(stream, refunded, "refunded orders whose entries were dead-lettered");
+    }
+    if not_pending > 0 {
+        tracing::info!(stream, not_pending, "entries committed by another consumer meanwhile were left alone");
+    }
+    if dropped > 0 {
+        tracing::warn!(
+            stream,
+            dropped,
+            cap = config.dead_letter_maxlen,
+            "old dead letters fell off the cap (DEAD_LETTER_MAXLEN)"
+        );
     }
     Ok(())
 }
@@ -403,20 +535,20 @@ fn value_text(value: &Value) -> String {
 /// Shared by handlers whose effect is one script call per entry: builds the
 /// calls (each acknowledging its own entry), sends them in one pipelined
 /// round trip, and judges each reply.
-pub async fn apply_each<E>(
+pub async fn apply_each<E, R: FromRedisValue>(
     conn: &mut Redis,
     scope: &Scope,
     batch: &[StreamId],
     group: &str,
     parse: impl Fn(&StreamId) -> Result<E, MalformedEntry>,
-    call: impl Fn(&E, Ack) -> redis::Cmd,
-    judge: impl Fn(&E, Value) -> Outcome,
+    call: impl Fn(&E, Ack) -> Call<R>,
+    judge: impl Fn(&E, R) -> Outcome,
 ) -> RedisResult<Vec<Outcome>> {
     let parsed: Vec<Result<E, MalformedEntry>> = batch.iter().map(parse).collect();
     let mut pipe = redis::pipe();
     for (entry, event) in batch.iter().zip(&parsed) {
         if let Ok(event) = event {
-            pipe.add_command(call(event, Ack { group, entry_id: &entry.id }));
+            call(event, Ack { group, entry_id: &entry.id }).add_to(&mut pipe);
         }
     }
     let mut replies = if pipe.is_empty() {
@@ -431,8 +563,9 @@ pub async fn apply_each<E>(
     Ok(parsed
         .into_iter()
         .map(|event| match event {
-            Ok(event) => match replies.next() {
-                Some(reply) => judge(&event, reply),
+            Ok(event) => match replies.next().map(R::from_redis_value) {
+                Some(Ok(reply)) => judge(&event, reply),
+                Some(Err(error)) => Outcome::poison(error.to_string()),
                 None => Outcome::poison("no reply from redis"),
             },
             Err(malformed) => malformed.into(),

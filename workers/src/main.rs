@@ -7,19 +7,35 @@
 
 use std::process::ExitCode;
 
+use clap::{Parser, Subcommand};
 use store::Partition;
 use tokio_util::sync::CancellationToken;
 use workers::Role;
 
-const USAGE: &str = "usage: workers [--only payment,warehouse,refunds] [--partitions 0-7]\n       workers migrate";
-
-/// What the command line asked for.
-struct Args {
-    /// `workers migrate`: move old data, then exit.
-    migrate: bool,
-    roles: Vec<Role>,
-    /// `None`: every partition.
+/// Stockflow's workers: the consumer loops that move orders through their
+/// life (payment, warehouse, refunds), on every partition or a subset.
+///
+/// Every setting is also an environment variable (shown in brackets).
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Consumer loops to run.
+    #[arg(long, value_delimiter = ',', default_value = "payment,warehouse,refunds", help_heading = "Workers")]
+    only: Vec<Role>,
+    /// Partitions to consume, like 0-7, 3 or 0-3,8-11 [default: all].
+    #[arg(long, help_heading = "Workers")]
     partitions: Option<String>,
+    #[command(flatten)]
+    settings: store::config::Settings,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Moves the data of a Redis written by a version before partitions into the partitioned
+    /// layout, once, then exits. Safe to run again, and after a crash at any moment.
+    Migrate,
 }
 
 #[tokio::main]
@@ -30,29 +46,23 @@ async fn main() -> ExitCode {
         )
         .init();
 
-    let args = match parse_args(std::env::args().skip(1).collect()) {
-        Ok(args) => args,
-        Err(message) => {
-            eprintln!("workers: {message}\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-    let config = match store::Config::from_env() {
+    let cli = Cli::parse();
+    let config = match cli.settings.check() {
         Ok(config) => config,
         Err(message) => {
             eprintln!("workers: {message}");
             return ExitCode::from(2);
         }
     };
-    if args.migrate {
+    if let Some(Command::Migrate) = cli.command {
         return migrate(&config).await;
     }
-    let partitions: Vec<Partition> = match &args.partitions {
+    let partitions: Vec<Partition> = match &cli.partitions {
         None => config.layout.partitions().all().collect(),
         Some(spec) => match config.layout.partitions().subset(spec) {
             Ok(partitions) => partitions,
             Err(error) => {
-                eprintln!("workers: {error}\n{USAGE}");
+                eprintln!("workers: {error}");
                 return ExitCode::from(2);
             }
         },
@@ -67,13 +77,13 @@ async fn main() -> ExitCode {
         partitions = partitions.len(),
         of = config.layout.partitions().count(),
         consumer = %config.consumer_name,
-        roles = ?args.roles,
+        roles = ?cli.only,
         "workers starting"
     );
 
     let shutdown = CancellationToken::new();
     tokio::spawn(store::shutdown::cancel_on_signal(shutdown.clone()));
-    match workers::run_partitions(config, &args.roles, &partitions, shutdown).await {
+    match workers::run_partitions(config, &cli.only, &partitions, shutdown).await {
         Ok(()) => {
             tracing::info!("workers stopped");
             ExitCode::SUCCESS
@@ -83,25 +93,6 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-fn parse_args(args: Vec<String>) -> Result<Args, String> {
-    let mut parsed = Args { migrate: false, roles: Role::ALL.to_vec(), partitions: None };
-    let mut args = args.into_iter();
-    while let Some(arg) = args.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((flag, value)) => (flag.to_string(), Some(value.to_string())),
-            None => (arg.clone(), None),
-        };
-        let mut value = || inline.clone().or_else(|| args.next()).ok_or_else(|| format!("{flag} needs a value"));
-        match flag.as_str() {
-            "migrate" if parsed.roles.len() == Role::ALL.len() && parsed.partitions.is_none() => parsed.migrate = true,
-            "--only" => parsed.roles = value()?.split(',').map(str::parse).collect::<Result<_, _>>()?,
-            "--partitions" => parsed.partitions = Some(value()?),
-            _ => return Err(format!("unexpected argument {arg:?}")),
-        }
-    }
-    Ok(parsed)
 }
 
 /// `workers migrate`: moves the layout before partitions into this one.

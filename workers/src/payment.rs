@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use redis::streams::StreamId;
 use redis::RedisResult;
-use store::streams::OrderPlaced;
-use store::{keys, now_ms, scripts, Redis, Stream};
+use store::scripts::{self, Change};
+use store::streams::{EntryId, OrderPlaced};
+use store::{keys, now_ms, Redis, Stream};
 
 use crate::consumer::{apply_each, Handler, Outcome, Scope};
 
@@ -30,7 +31,7 @@ impl Handler for Payment {
     }
 
     async fn handle(&self, conn: &mut Redis, scope: &Scope, batch: &[StreamId]) -> RedisResult<Vec<Outcome>> {
-        let placed_at = batch.iter().filter_map(|entry| entry_ms(&entry.id)).max().unwrap_or(0);
+        let placed_at = batch.iter().filter_map(|entry| EntryId::parse(&entry.id)).map(|id| id.ms).max().unwrap_or(0);
         let due = placed_at + self.delay.as_millis() as u64;
         let now = now_ms();
         if due > now {
@@ -44,30 +45,17 @@ impl Handler for Payment {
             Self::GROUP,
             OrderPlaced::parse,
             |placed, ack| scripts::complete_order(&scope.keys, &placed.order_id, now, self.status_maxlen, Some(ack)),
-            |placed, reply| match redis::from_redis_value::<String>(reply).as_deref() {
-                Ok("applied") => {
+            |placed, change| match change {
+                Change::Applied => {
                     tracing::info!(order_id = %placed.order_id, "order completed");
                     Outcome::Acked
                 }
-                Ok("skipped") => Outcome::Acked,
-                Ok("missing") => Outcome::poison(format!("order {} does not exist", placed.order_id)),
-                other => Outcome::poison(format!("unexpected reply {other:?}")),
+                Change::Skipped => Outcome::Acked,
+                Change::Missing | Change::NotInitiated => {
+                    Outcome::poison(format!("order {} does not exist", placed.order_id))
+                }
             },
         )
         .await
-    }
-}
-
-/// The millisecond timestamp of a stream entry id (`<ms>-<seq>`).
-pub fn entry_ms(id: &str) -> Option<u64> {
-    id.split('-').next()?.parse().ok()
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn reads_the_time_of_an_entry_id() {
-        assert_eq!(super::entry_ms("1700000000123-4"), Some(1_700_000_000_123));
-        assert_eq!(super::entry_ms("nonsense"), None);
     }
 }

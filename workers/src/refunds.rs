@@ -5,8 +5,9 @@
 
 use redis::streams::StreamId;
 use redis::RedisResult;
+use store::scripts::{self, Change};
 use store::streams::RefundInitiated;
-use store::{keys, now_ms, scripts, Redis, Stream};
+use store::{keys, now_ms, Redis, Stream};
 
 use crate::consumer::{apply_each, Handler, Outcome, Scope};
 
@@ -26,17 +27,19 @@ impl Handler for Refunds {
             batch,
             Self::GROUP,
             RefundInitiated::parse,
-            |refund, ack| {
-                scripts::refund_order(&scope.keys, &refund.order_id, &refund.reason, now, self.status_maxlen, Some(ack))
-            },
-            |refund, reply| match redis::from_redis_value::<String>(reply).as_deref() {
-                Ok("applied") => {
+            |refund, ack| scripts::refund_order(&scope.keys, &refund.order_id, now, self.status_maxlen, Some(ack)),
+            |refund, change| match change {
+                Change::Applied => {
                     tracing::info!(order_id = %refund.order_id, reason = %refund.reason, "order refunded");
                     Outcome::Acked
                 }
-                Ok("skipped") => Outcome::Acked,
-                Ok("missing") => Outcome::poison(format!("order {} does not exist", refund.order_id)),
-                other => Outcome::poison(format!("unexpected reply {other:?}")),
+                Change::Skipped => Outcome::Acked,
+                Change::Missing => Outcome::poison(format!("order {} does not exist", refund.order_id)),
+                // The order is fine: whoever wrote this entry was not the warehouse.
+                Change::NotInitiated => Outcome::poison(format!(
+                    "order {} has no refund initiated by the warehouse; refused",
+                    refund.order_id
+                )),
             },
         )
         .await

@@ -1,4 +1,5 @@
-//! Keeps the work streams' memory bounded without losing work.
+//! Keeps the work streams' memory bounded without losing work, and the
+//! consumer groups free of the names of processes that are gone.
 //!
 //! A stream longer than `STREAM_MAXLEN` is trimmed (XTRIM MINID ~) up to, and
 //! never past, the oldest entry any of its groups still needs: the oldest
@@ -11,6 +12,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use redis::{RedisResult, Value};
+use store::streams::EntryId;
 use store::{Config, PartitionKeys, Redis, Stream};
 use tokio_util::sync::CancellationToken;
 
@@ -36,6 +38,9 @@ pub async fn run(
         for keys in &partitions {
             if let Err(error) = trim_all(&mut conn, keys, config.stream_maxlen).await {
                 tracing::warn!(%error, partition = keys.partition().index(), "trimming the streams failed; will try again");
+            }
+            if let Err(error) = remove_gone_consumers(&mut conn, keys, &config).await {
+                tracing::warn!(%error, partition = keys.partition().index(), "removing idle consumers failed; will try again");
             }
         }
     }
@@ -64,11 +69,47 @@ pub async fn trim_all(conn: &mut Redis, keys: &PartitionKeys, maxlen: u64) -> Re
     Ok(removed)
 }
 
+/// Removes from every group of one partition the consumers idle longer than
+/// `CONSUMER_EXPIRY_MS` that hold no pending entry: each restart of a workers
+/// process leaves its `<host>-<pid>` name behind. Returns the names removed.
+pub async fn remove_gone_consumers(
+    conn: &mut Redis,
+    keys: &PartitionKeys,
+    config: &Config,
+) -> RedisResult<Vec<String>> {
+    let expiry = config.consumer_expiry.as_millis() as u64;
+    let mut removed = Vec::new();
+    for stream in WORK_STREAMS {
+        let (name, group) = (keys.stream(stream), stream.group().unwrap_or_default());
+        let consumers: Vec<HashMap<String, Value>> =
+            match redis::cmd("XINFO").arg("CONSUMERS").arg(&name).arg(group).query_async(conn).await {
+                Ok(consumers) => consumers,
+                Err(error) if matches!(error.code(), Some("NOGROUP")) || error.to_string().contains("no such key") => {
+                    continue
+                }
+                Err(error) => return Err(error),
+            };
+        for consumer in consumers {
+            let number = |field: &str| consumer.get(field).and_then(|v| redis::from_redis_value_ref::<u64>(v).ok());
+            let Some(consumer_name) = text(consumer.get("name")) else { continue };
+            let idle = number("idle").unwrap_or(0);
+            if consumer_name == config.consumer_name || number("pending") != Some(0) || idle < expiry {
+                continue;
+            }
+            if store::scripts::remove_consumer(&name, group, &consumer_name).run(conn).await? {
+                tracing::info!(stream = %name, group, consumer = %consumer_name, idle_ms = idle, "removed a consumer that is gone");
+                removed.push(consumer_name);
+            }
+        }
+    }
+    Ok(removed)
+}
+
 /// The oldest entry of `name` that one of `groups` still needs, or `None`
 /// when a group is missing (nothing may be trimmed before it exists).
 async fn oldest_needed(conn: &mut Redis, name: &str, groups: &[&str]) -> RedisResult<Option<String>> {
     let info: Vec<HashMap<String, Value>> = redis::cmd("XINFO").arg("GROUPS").arg(name).query_async(conn).await?;
-    let mut oldest: Option<(u64, u64)> = None;
+    let mut oldest: Option<EntryId> = None;
     for wanted in groups {
         let Some(group) = info.iter().find(|g| text(g.get("name")).as_deref() == Some(*wanted)) else {
             return Ok(None);
@@ -78,34 +119,19 @@ async fn oldest_needed(conn: &mut Redis, name: &str, groups: &[&str]) -> RedisRe
             // XPENDING's summary starts with the smallest pending id.
             let summary: (u64, Option<String>, Option<String>, Value) =
                 redis::cmd("XPENDING").arg(name).arg(*wanted).query_async(conn).await?;
-            summary.1.as_deref().and_then(parse_id)
+            summary.1.as_deref().and_then(EntryId::parse)
         } else {
             // Everything up to last-delivered is acknowledged; keep what follows it.
-            text(group.get("last-delivered-id")).as_deref().and_then(parse_id).map(|(ms, seq)| (ms, seq + 1))
+            text(group.get("last-delivered-id")).as_deref().and_then(EntryId::parse).map(EntryId::next)
         };
         let Some(needed) = needed else {
             return Ok(None);
         };
         oldest = Some(oldest.map_or(needed, |o| o.min(needed)));
     }
-    Ok(oldest.map(|(ms, seq)| format!("{ms}-{seq}")))
+    Ok(oldest.map(|id| id.to_string()))
 }
 
 fn text(value: Option<&Value>) -> Option<String> {
     value.and_then(|v| redis::from_redis_value_ref(v).ok())
-}
-
-fn parse_id(id: &str) -> Option<(u64, u64)> {
-    let (ms, seq) = id.split_once('-')?;
-    Some((ms.parse().ok()?, seq.parse().ok()?))
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn parses_stream_ids() {
-        assert_eq!(super::parse_id("1700000000000-3"), Some((1_700_000_000_000, 3)));
-        assert_eq!(super::parse_id("0-0"), Some((0, 0)));
-        assert_eq!(super::parse_id("x"), None);
-    }
 }

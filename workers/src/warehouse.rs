@@ -6,9 +6,10 @@
 //! below zero, however many workers processes run.
 
 use redis::streams::StreamId;
-use redis::{RedisResult, Value};
+use redis::RedisResult;
+use store::scripts::{self, Fulfilment};
 use store::streams::OrderCompleted;
-use store::{keys, now_ms, scripts, Redis, Stream};
+use store::{keys, now_ms, Redis, Stream};
 
 use crate::consumer::{apply_each, Handler, Outcome, Scope};
 
@@ -44,24 +45,20 @@ impl Handler for Warehouse {
     }
 }
 
-fn judge(completed: &OrderCompleted, reply: Value) -> Outcome {
-    let reply: Vec<String> = redis::from_redis_value(reply).unwrap_or_default();
-    match reply.first().map(String::as_str) {
-        Some("fulfilled") => {
-            let stock_left = reply.get(1).map(String::as_str).unwrap_or("?");
+fn judge(completed: &OrderCompleted, verdict: Fulfilment) -> Outcome {
+    match verdict {
+        Fulfilment::Fulfilled { stock_left } => {
             tracing::info!(order_id = %completed.order_id, product_id = %completed.product_id, stock_left, "order fulfilled");
             Outcome::Acked
         }
-        Some("refund_initiated") => {
-            let reason = reply.get(1).map(String::as_str).unwrap_or("?");
-            tracing::info!(order_id = %completed.order_id, product_id = %completed.product_id, reason, "refund initiated");
+        Fulfilment::RefundInitiated { reason } => {
+            tracing::info!(order_id = %completed.order_id, product_id = %completed.product_id, %reason, "refund initiated");
             Outcome::Acked
         }
-        Some("skipped") => Outcome::Acked,
-        Some("missing") => Outcome::poison(format!("order {} does not exist", completed.order_id)),
-        Some("mismatch") => {
+        Fulfilment::Skipped => Outcome::Acked,
+        Fulfilment::Missing => Outcome::poison(format!("order {} does not exist", completed.order_id)),
+        Fulfilment::Mismatch => {
             Outcome::poison(format!("order {} is not for product {}", completed.order_id, completed.product_id))
         }
-        other => Outcome::poison(format!("unexpected reply {other:?}")),
     }
 }

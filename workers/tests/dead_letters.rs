@@ -22,6 +22,8 @@ on_every_backend!(
     poison_entries_are_dead_lettered_while_the_rest_flows,
     entries_of_a_dead_consumer_are_reclaimed_and_over_delivered_ones_refunded,
     trimming_bounds_the_streams_but_never_drops_unprocessed_entries,
+    a_payment_held_longer_than_the_claim_time_is_never_counted_as_failed,
+    consumers_that_are_gone_are_removed_but_never_one_holding_entries,
 );
 
 /// The keys of the partition `id` (a product's) lives in: its orders' too.
@@ -255,4 +257,89 @@ async fn take_as_ghost(conn: &mut Redis, keys: &PartitionKeys, count: usize) -> 
         .await
         .unwrap();
     read.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids).map(|e| e.id).collect()
+}
+
+/// A payment holds its entries for `PAYMENT_DELAY_MS`; with that longer than
+/// `CLAIM_IDLE_MS`, the held entries must not be claimed (by another process
+/// or by this one) nor count as failed deliveries: every order is fulfilled,
+/// none dead-lettered.
+async fn a_payment_held_longer_than_the_claim_time_is_never_counted_as_failed(backend: Backend) {
+    let redis = TestRedis::start(backend);
+    let shop = Shop::new(&config_for(&redis)).unwrap();
+    let product = shop.create_product(NewProduct::parse("Slow", "1", "1000").unwrap()).await.unwrap();
+    let extra = [("PAYMENT_DELAY_MS", "1500"), ("CLAIM_IDLE_MS", "300"), ("MAX_DELIVERIES", "1")];
+    let mut first = spawn_workers(&redis, "holder-a", &extra);
+    let mut second = spawn_workers(&redis, "holder-b", &extra);
+    let mut placed = Vec::new();
+    for _ in 0..40 {
+        placed.push(shop.place_order(&product.id, Quantity::new(1).unwrap()).await.unwrap().id);
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let statuses: Vec<OrderStatus> = shop.newest_orders(100).await.unwrap().iter().map(|o| o.status).collect();
+        if statuses.iter().all(|s| s.is_terminal()) {
+            assert!(statuses.iter().all(|s| *s == OrderStatus::Fulfilled), "{statuses:?}");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "orders did not finish: {statuses:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut conn = shop.connection();
+    assert_eq!(dead_letters_everywhere(&mut conn, shop.layout(), Stream::OrderPlaced).await, 0);
+    assert_eq!(first.terminate(Duration::from_secs(5)), Some(0));
+    assert_eq!(second.terminate(Duration::from_secs(5)), Some(0));
+}
+
+/// Each restart leaves a `<host>-<pid>` consumer name behind; the trimmer
+/// removes names idle past `CONSUMER_EXPIRY_MS` that hold nothing, never one
+/// that holds entries, and never its own.
+async fn consumers_that_are_gone_are_removed_but_never_one_holding_entries(backend: Backend) {
+    let redis = TestRedis::start(backend);
+    let mut config = config_for(&redis);
+    config.consumer_name = "alive".into();
+    config.claim_idle = Duration::from_millis(100);
+    config.consumer_expiry = Duration::from_millis(300);
+    let shop = Shop::new(&config).unwrap();
+    let product = shop.create_product(NewProduct::parse("Names", "1", "10").unwrap()).await.unwrap();
+    let keys = keys_of(&shop, &product.id);
+    let stream = keys.stream(Stream::OrderPlaced);
+    let mut conn = shop.connection();
+    store::streams::ensure_group(&mut conn, &stream, group::PAYMENT).await.unwrap();
+    shop.place_order(&product.id, Quantity::new(1).unwrap()).await.unwrap();
+    // "gone-holding" takes the entry and dies; "gone-empty" and "alive" hold nothing.
+    let _: redis::Value = redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg(group::PAYMENT)
+        .arg("gone-holding")
+        .arg("STREAMS")
+        .arg(&stream)
+        .arg(">")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    for consumer in ["gone-empty", "alive"] {
+        let _: u32 = redis::cmd("XGROUP")
+            .arg("CREATECONSUMER")
+            .arg(&stream)
+            .arg(group::PAYMENT)
+            .arg(consumer)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+    let names = |consumers: Vec<HashMap<String, redis::Value>>| -> Vec<String> {
+        consumers.iter().map(|c| redis::from_redis_value_ref::<String>(&c["name"]).unwrap()).collect()
+    };
+    assert!(
+        workers::trimmer::remove_gone_consumers(&mut conn, &keys, &config).await.unwrap().is_empty(),
+        "none idle yet"
+    );
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let removed = workers::trimmer::remove_gone_consumers(&mut conn, &keys, &config).await.unwrap();
+    assert_eq!(removed, vec!["gone-empty".to_string()]);
+    let left: Vec<HashMap<String, redis::Value>> =
+        redis::cmd("XINFO").arg("CONSUMERS").arg(&stream).arg(group::PAYMENT).query_async(&mut conn).await.unwrap();
+    let mut left = names(left);
+    left.sort();
+    assert_eq!(left, vec!["alive".to_string(), "gone-holding".to_string()]);
 }

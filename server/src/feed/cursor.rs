@@ -18,29 +18,7 @@
 
 use std::fmt::Write as _;
 
-/// A stream entry id, `<ms>-<seq>`, ordered as Redis orders them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
-pub struct EntryId {
-    pub ms: u64,
-    pub seq: u64,
-}
-
-impl EntryId {
-    /// Before every entry.
-    pub const START: EntryId = EntryId { ms: 0, seq: 0 };
-
-    /// Parses `<ms>-<seq>` as Redis writes it.
-    pub fn parse(id: &str) -> Option<EntryId> {
-        let (ms, seq) = id.split_once('-')?;
-        Some(EntryId { ms: ms.parse().ok()?, seq: seq.parse().ok()? })
-    }
-}
-
-impl std::fmt::Display for EntryId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}-{}", self.ms, self.seq)
-    }
-}
+pub use store::streams::EntryId;
 
 /// The last entry seen in each partition's status stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,13 +119,5 @@ mod tests {
         for bad in ["", "1700000000000-0", "x:1", "0:1,-1", "0:zzzzzzzzzzzzzz", ":1,2", "0:1.,2"] {
             assert_eq!(Cursor::decode(bad, 2), None, "{bad}");
         }
-    }
-
-    #[test]
-    fn entry_ids_order_as_redis_orders_them() {
-        assert!(EntryId::parse("10-2").unwrap() < EntryId::parse("10-10").unwrap());
-        assert!(EntryId::parse("9-99").unwrap() < EntryId::parse("10-0").unwrap());
-        assert_eq!(EntryId::parse("nope"), None);
-        assert_eq!(id(3, 4).to_string(), "3-4");
     }
 }

@@ -8,7 +8,9 @@
 //! in every partition, then follows the broadcast. The event id is a
 //! [`cursor::Cursor`]: the last entry the browser has seen in each partition.
 //! A client too slow for the broadcast buffer catches up from Redis, so it
-//! loses nothing and never slows the others.
+//! loses nothing and never slows the others. Once a browser is subscribed and
+//! has caught up, it gets the comment `: subscribed`, so a client (or a test)
+//! knows from when on no change escapes it, without guessing with a delay.
 
 pub mod cursor;
 
@@ -225,22 +227,39 @@ pub async fn events(
     let partitions = state.feed.layout.partitions().count() as usize;
     let resume =
         headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|text| Cursor::decode(text, partitions));
-    let (tx, rx) = mpsc::channel::<(String, Arc<str>)>(256);
+    let (tx, rx) = mpsc::channel::<Message>(256);
     tokio::spawn(follow(state.feed.clone(), resume, tx));
-    let stream = ReceiverStream::new(rx).map(|(id, json)| Ok(Event::default().id(id).data(&*json)));
+    let stream = ReceiverStream::new(rx).map(|message| {
+        Ok(match message {
+            Message::Change { id, json } => Event::default().id(id).data(&*json),
+            Message::Subscribed => Event::default().comment(SUBSCRIBED),
+        })
+    });
     Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+}
+
+/// The comment a browser gets once it is subscribed and caught up.
+pub const SUBSCRIBED: &str = "subscribed";
+
+/// What one browser is sent.
+enum Message {
+    /// A change, with the event id that stands for the browser's cursor after it.
+    Change { id: String, json: Arc<str> },
+    /// Subscribed and caught up: every later change reaches this browser.
+    Subscribed,
 }
 
 /// Feeds one client: replay after its cursor in every partition, then the
 /// broadcast, catching up from Redis whenever it fell behind. Ends when the
 /// client goes away.
-async fn follow(feed: StatusFeed, resume: Option<Cursor>, tx: mpsc::Sender<(String, Arc<str>)>) {
+async fn follow(feed: StatusFeed, resume: Option<Cursor>, tx: mpsc::Sender<Message>) {
     // Subscribe before replaying so nothing falls between the two.
     let mut live = feed.sender.subscribe();
     let mut cursor = match resume {
         Some(cursor) => cursor,
         None => feed.current_heads().await,
     };
+    let mut announced = false;
     loop {
         // Catch up from Redis, partition by partition, until the replay runs dry.
         for partition in 0..cursor.0.len() {
@@ -250,7 +269,7 @@ async fn follow(feed: StatusFeed, resume: Option<Cursor>, tx: mpsc::Sender<(Stri
                         let full_page = events.len() == REPLAY_PAGE;
                         for event in events {
                             cursor.0[partition] = event.id;
-                            if tx.send((cursor.encode(), event.json)).await.is_err() {
+                            if tx.send(Message::Change { id: cursor.encode(), json: event.json }).await.is_err() {
                                 return;
                             }
                         }
@@ -265,6 +284,12 @@ async fn follow(feed: StatusFeed, resume: Option<Cursor>, tx: mpsc::Sender<(Stri
                 }
             }
         }
+        if !announced {
+            announced = true;
+            if tx.send(Message::Subscribed).await.is_err() {
+                return;
+            }
+        }
         loop {
             let received = tokio::select! {
                 received = live.recv() => received,
@@ -277,7 +302,7 @@ async fn follow(feed: StatusFeed, resume: Option<Cursor>, tx: mpsc::Sender<(Stri
                         continue; // already replayed
                     }
                     *seen = event.id;
-                    if tx.send((cursor.encode(), event.json)).await.is_err() {
+                    if tx.send(Message::Change { id: cursor.encode(), json: event.json }).await.is_err() {
                         return;
                     }
                 }

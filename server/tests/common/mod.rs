@@ -45,6 +45,17 @@ pub async fn start_with(configure: impl FnOnce(&mut Config)) -> Running {
 
 /// The server on the given backend, with a configuration `configure` adjusts.
 pub async fn start_on(backend: Backend, configure: impl FnOnce(&mut Config)) -> Running {
+    start_tuned(backend, configure, |_| {}).await
+}
+
+/// The server on the given backend, with a configuration `configure` adjusts
+/// and a state `tune` adjusts (settings that are not configuration, like the
+/// admin guess limit).
+pub async fn start_tuned(
+    backend: Backend,
+    configure: impl FnOnce(&mut Config),
+    tune: impl FnOnce(&mut server::AppState),
+) -> Running {
     let redis = TestRedis::start(backend);
     let mut config = config_for(&redis);
     config.consumer_name = "api-test".into();
@@ -52,12 +63,14 @@ pub async fn start_on(backend: Backend, configure: impl FnOnce(&mut Config)) -> 
     let shutdown = CancellationToken::new();
     tokio::spawn(workers::run(config.clone(), &workers::Role::ALL, shutdown.clone()));
     let options = LeptosOptions::builder().output_name("stockflow").build();
-    let state = server::state(&config, options, shutdown.clone()).unwrap();
+    let mut state = server::state(&config, options, shutdown.clone()).unwrap();
+    tune(&mut state);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let stop = shutdown.clone();
     tokio::spawn(async move {
-        axum::serve(listener, server::app(state)).with_graceful_shutdown(stop.cancelled_owned()).await.unwrap();
+        let app = server::app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+        axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await.unwrap();
     });
     Running { base, http: reqwest::Client::new(), redis, shutdown }
 }
@@ -100,6 +113,7 @@ impl Running {
         requests.join_all().await
     }
 
+    /// Polls the order until it has `wanted` (up to about 10 s).
     pub async fn wait_for_status(&self, order_id: &str, wanted: &str) -> Value {
         for _ in 0..400 {
             let (_, order) = self.get(&format!("/orders/{order_id}")).await;
