@@ -135,20 +135,7 @@ pub async fn closed_loop(
         })
         .collect();
     drop(accepted);
-    let mut finished = started;
-    for task in tasks {
-        finished = finished.max(task.await?);
-    }
-    ticker.abort();
-    let problems = std::mem::take(&mut *problems.lock().unwrap_or_else(|p| p.into_inner()));
-    Ok(Sent {
-        started,
-        finished,
-        sent: counters.sent.load(Ordering::Relaxed),
-        refused: counters.refused.load(Ordering::Relaxed),
-        problems,
-        max_lag: Duration::ZERO,
-    })
+    finish(tasks, ticker, started, &counters, &problems, Duration::ZERO).await
 }
 
 /// An open loop's schedule: `rate` orders a second for `duration`, at most
@@ -225,6 +212,19 @@ pub async fn open_loop(
         }));
     }
     drop(accepted);
+    finish(tasks, ticker, started, &counters, &problems, max_lag).await
+}
+
+/// Waits for every sending task (each returns when it last heard back),
+/// stops the progress bar and sums the load up.
+async fn finish(
+    tasks: Vec<tokio::task::JoinHandle<Instant>>,
+    ticker: tokio::task::JoinHandle<()>,
+    started: Instant,
+    counters: &Counters,
+    problems: &Mutex<Vec<String>>,
+    max_lag: Duration,
+) -> Result<Sent> {
     let mut finished = started;
     for task in tasks {
         finished = finished.max(task.await?);

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use domain::page::MAX_LIMIT;
 use domain::product::MAX_STOCK;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use domain::{quote, Cents, NewProduct, Order, OrderStatus, Page, PageRequest, Product, Quantity, Restock};
 use redis::AsyncCommands;
@@ -36,12 +36,18 @@ pub struct Shop {
     durability: Durability,
     /// Spreads new products without an idempotency key over the partitions.
     next_partition: Arc<AtomicU64>,
+    /// Prices of the products this process has seen, so that placing an
+    /// order needs no read before its script (see [`Shop::price_of`]).
+    prices: Arc<RwLock<HashMap<String, Cents>>>,
     /// How long the `order-status` feed is kept (approximately), in entries.
     status_maxlen: u64,
     /// How long an idempotency key is remembered, in seconds.
     idempotency_window_secs: u64,
     admin: AdminGate,
 }
+
+/// Product prices a process remembers at most (then it starts afresh).
+const MAX_REMEMBERED_PRICES: usize = 100_000;
 
 /// The longest idempotency key accepted.
 pub const MAX_IDEMPOTENCY_KEY_CHARS: usize = 200;
@@ -74,6 +80,7 @@ impl Shop {
             layout: config.layout.clone(),
             durability: Durability::of(config),
             next_partition: Arc::new(AtomicU64::new(u64::from(crate::now_ms() as u16))),
+            prices: Arc::default(),
             status_maxlen: config.stream_maxlen,
             idempotency_window_secs: config.idempotency_window.as_secs(),
         })
@@ -142,6 +149,7 @@ impl Shop {
             tracing::info!(product_id = %earlier.id, "product request replayed by idempotency key");
             return Ok(CreatedProduct { product: earlier, replayed: true });
         }
+        self.remember_price(&product);
         tracing::info!(product_id = %product.id, name = %product.name, "product created");
         Ok(CreatedProduct { product, replayed: false })
     }
@@ -231,8 +239,8 @@ impl Shop {
         // and re-created never reuses an id, but prices may become editable);
         // the script refuses a stale price and we price again.
         for _ in 0..3 {
-            let product = match self.product(product_id).await {
-                Ok(product) => product,
+            let price = match self.price_of(product_id).await {
+                Ok(price) => price,
                 // The product may be gone while the order made for this key lives on.
                 Err(StoreError::NotFound { .. }) if idempotency_key.is_some() => {
                     return match self.earlier_order(keys, idempotency_key.unwrap_or_default()).await? {
@@ -242,12 +250,12 @@ impl Shop {
                 }
                 Err(error) => return Err(error),
             };
-            let quote = quote(product.price, quantity)
+            let quote = quote(price, quantity)
                 .ok_or_else(|| StoreError::invalid("quantity", "the order's total is too large"))?;
             let now = now_ms();
             let order = Order {
                 id: new_id(keys.partition()),
-                product_id: product.id.clone(),
+                product_id: product_id.to_string(),
                 price: quote.unit_price,
                 fee: quote.fee,
                 total: quote.total,
@@ -274,7 +282,7 @@ impl Shop {
                 .await?;
             match placement {
                 scripts::Placement::Placed => {
-                    tracing::info!(order_id = %order.id, product_id = %order.product_id, quantity = quantity.get(), total = %order.total, "order placed");
+                    tracing::debug!(order_id = %order.id, product_id = %order.product_id, quantity = quantity.get(), total = %order.total, "order placed");
                     return Ok(Placed { order, replayed: false });
                 }
                 scripts::Placement::Replayed { order_id } => {
@@ -282,12 +290,37 @@ impl Shop {
                     return self.replayed(earlier, product_id, quantity);
                 }
                 scripts::Placement::NoProduct => {
-                    return Err(StoreError::NotFound { kind: "product", id: product_id.to_string() })
+                    self.forget_price(product_id);
+                    return Err(StoreError::NotFound { kind: "product", id: product_id.to_string() });
                 }
-                scripts::Placement::PriceChanged => continue,
+                scripts::Placement::PriceChanged => self.forget_price(product_id),
             }
         }
         Err(StoreError::invalid("product_id", "the product's price keeps changing; try again"))
+    }
+
+    /// A product's price, from this process's memory when it has seen it:
+    /// the script that saves an order checks it against the product, so a
+    /// price remembered wrongly costs a retry, never a wrong order.
+    async fn price_of(&self, product_id: &str) -> StoreResult<Cents> {
+        if let Some(price) = self.prices.read().unwrap_or_else(|p| p.into_inner()).get(product_id) {
+            return Ok(*price);
+        }
+        let product = self.product(product_id).await?;
+        self.remember_price(&product);
+        Ok(product.price)
+    }
+
+    fn remember_price(&self, product: &Product) {
+        let mut prices = self.prices.write().unwrap_or_else(|p| p.into_inner());
+        if prices.len() >= MAX_REMEMBERED_PRICES {
+            prices.clear();
+        }
+        prices.insert(product.id.clone(), product.price);
+    }
+
+    fn forget_price(&self, product_id: &str) {
+        self.prices.write().unwrap_or_else(|p| p.into_inner()).remove(product_id);
     }
 
     async fn earlier_order(&self, keys: &PartitionKeys, idempotency_key: &str) -> StoreResult<Option<Order>> {

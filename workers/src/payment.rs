@@ -47,7 +47,7 @@ impl Handler for Payment {
             |placed, ack| scripts::complete_order(&scope.keys, &placed.order_id, now, self.status_maxlen, Some(ack)),
             |placed, change| match change {
                 Change::Applied => {
-                    tracing::info!(order_id = %placed.order_id, "order completed");
+                    tracing::debug!(order_id = %placed.order_id, "order completed");
                     Outcome::Acked
                 }
                 Change::Skipped => Outcome::Acked,

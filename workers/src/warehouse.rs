@@ -48,7 +48,7 @@ impl Handler for Warehouse {
 fn judge(completed: &OrderCompleted, verdict: Fulfilment) -> Outcome {
     match verdict {
         Fulfilment::Fulfilled { stock_left } => {
-            tracing::info!(order_id = %completed.order_id, product_id = %completed.product_id, stock_left, "order fulfilled");
+            tracing::debug!(order_id = %completed.order_id, product_id = %completed.product_id, stock_left, "order fulfilled");
             Outcome::Acked
         }
         Fulfilment::RefundInitiated { reason } => {

@@ -16,8 +16,6 @@
 //! another number of partitions, is ignored: the browser then follows live
 //! from now, and its page reloads its lists.
 
-use std::fmt::Write as _;
-
 pub use store::streams::EntryId;
 
 /// The last entry seen in each partition's status stream.
@@ -28,7 +26,9 @@ impl Cursor {
     /// The event id that stands for this cursor.
     pub fn encode(&self) -> String {
         let base = self.0.iter().filter(|id| **id != EntryId::START).map(|id| id.ms).min().unwrap_or(0);
-        let mut text = base36(base);
+        // One allocation per event id: it is made once per event and browser.
+        let mut text = String::with_capacity(16 + self.0.len() * 6);
+        push_base36(&mut text, base);
         text.push(':');
         for (i, id) in self.0.iter().enumerate() {
             if i > 0 {
@@ -37,9 +37,10 @@ impl Cursor {
             if *id == EntryId::START {
                 continue;
             }
-            text.push_str(&base36(id.ms - base));
+            push_base36(&mut text, id.ms - base);
             if id.seq != 0 {
-                let _ = write!(text, ".{}", base36(id.seq));
+                text.push('.');
+                push_base36(&mut text, id.seq);
             }
         }
         text
@@ -66,18 +67,21 @@ impl Cursor {
     }
 }
 
-fn base36(mut n: u64) -> String {
+/// Appends `n` in base 36 (lowercase digits).
+fn push_base36(text: &mut String, mut n: u64) {
     const DIGITS: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
-    let mut digits = Vec::new();
+    // u64::MAX has 13 base-36 digits.
+    let mut digits = [0u8; 13];
+    let mut start = digits.len();
     loop {
-        digits.push(DIGITS[(n % 36) as usize]);
+        start -= 1;
+        digits[start] = DIGITS[(n % 36) as usize];
         n /= 36;
         if n == 0 {
             break;
         }
     }
-    digits.reverse();
-    String::from_utf8(digits).unwrap_or_default()
+    text.extend(digits[start..].iter().map(|&d| char::from(d)));
 }
 
 fn from_base36(text: &str) -> Option<u64> {
@@ -100,7 +104,9 @@ mod tests {
         let cursor =
             Cursor(vec![id(1_700_000_000_000, 0), id(1_700_000_000_056, 2), EntryId::START, id(1_700_000_000_115, 0)]);
         let text = cursor.encode();
-        assert_eq!(text, format!("{}:0,1k.2,,37", base36(1_700_000_000_000)));
+        let mut base = String::new();
+        push_base36(&mut base, 1_700_000_000_000);
+        assert_eq!(text, format!("{base}:0,1k.2,,37"));
         assert_eq!(Cursor::decode(&text, 4), Some(cursor));
     }
 
@@ -109,6 +115,15 @@ mod tests {
         let cursor = Cursor(vec![EntryId::START; 3]);
         assert_eq!(cursor.encode(), "0:,,");
         assert_eq!(Cursor::decode("0:,,", 3), Some(cursor));
+    }
+
+    #[test]
+    fn base_36_reads_back() {
+        for n in [0, 1, 35, 36, 1_700_000_000_000, u64::MAX] {
+            let mut text = String::new();
+            push_base36(&mut text, n);
+            assert_eq!(from_base36(&text), Some(n), "{text}");
+        }
     }
 
     #[test]

@@ -193,14 +193,15 @@ impl Reader {
                         for entry in &entries {
                             if let Some(id) = EntryId::parse(&entry.id) {
                                 last = Some(id);
+                                // The head moves before the send: a browser that
+                                // subscribes after the send starts past it, one that
+                                // subscribed before gets it (see `follow`).
+                                self.set_head(partition, id);
                             }
                             if let Some(event) = to_event(partition, entry) {
                                 // No subscribers is fine: nobody is watching.
                                 let _ = self.sender.send(event);
                             }
-                        }
-                        if let Some(id) = last {
-                            self.set_head(partition, id);
                         }
                     }
                     Err(error) => {
@@ -255,14 +256,18 @@ enum Message {
 async fn follow(feed: StatusFeed, resume: Option<Cursor>, tx: mpsc::Sender<Message>) {
     // Subscribe before replaying so nothing falls between the two.
     let mut live = feed.sender.subscribe();
-    let mut cursor = match resume {
-        Some(cursor) => cursor,
-        None => feed.current_heads().await,
+    // A browser without `Last-Event-ID` starts at the heads, read after
+    // subscribing: every change sent before that is behind a head, every one
+    // sent after reaches the subscription, so there is nothing to replay.
+    let (mut cursor, mut behind) = match resume {
+        Some(cursor) => (cursor, true),
+        None => (feed.current_heads().await, false),
     };
     let mut announced = false;
     loop {
         // Catch up from Redis, partition by partition, until the replay runs dry.
-        for partition in 0..cursor.0.len() {
+        let partitions = if std::mem::replace(&mut behind, true) { cursor.0.len() } else { 0 };
+        for partition in 0..partitions {
             loop {
                 match feed.replay(partition, cursor.0[partition]).await {
                     Ok(events) => {
