@@ -4,6 +4,8 @@
 -- up), refunds that order with the reason, so nothing is left hanging.
 -- An entry that is no longer pending (another consumer committed it in the
 -- meantime) is left alone: its order is fine.
+-- The dead letter keeps the entry's fields (as `field:<name>`), its id
+-- (`source_id`), the error, the consumer and how often it was delivered.
 -- One atomic step: a crash cannot lose the dead letter nor duplicate it.
 -- KEYS: source stream, dead-letter stream, order-status, dead letters dropped
 --       by the cap, then the indexes of orders by status (each name ends in
@@ -20,8 +22,10 @@ local function index(status)
     if string.sub(KEYS[i], -#status - 1) == ':' .. status then return KEYS[i] end
   end
 end
-if redis.call('XACK', KEYS[1], ARGV[3], ARGV[4]) == 0 then return {'not_pending'} end
-local fields = {'source_id', ARGV[4], 'error', ARGV[5], 'consumer', ARGV[6]}
+local pending = redis.call('XPENDING', KEYS[1], ARGV[3], ARGV[4], ARGV[4], 1)
+if #pending == 0 then return {'not_pending'} end
+redis.call('XACK', KEYS[1], ARGV[3], ARGV[4])
+local fields = {'source_id', ARGV[4], 'error', ARGV[5], 'consumer', ARGV[6], 'deliveries', pending[1][4]}
 for i = 11, #ARGV, 2 do
   fields[#fields + 1] = 'field:' .. ARGV[i]
   fields[#fields + 1] = ARGV[i + 1]

@@ -20,12 +20,14 @@
 //! - [`shop`]: the service layer for products and orders, shared by REST and server functions.
 //! - [`streams`]: stream entries as typed events.
 //! - [`observe`]: orders by status and stream backlogs, for metrics.
+//! - [`dead_letters`]: the dead letters of every stream, listed, retried, discarded.
 //! - [`error`]: the error type of this layer.
 //! - [`shutdown`]: SIGTERM / ctrl-c as a cancellation token.
 
 pub mod admin;
 pub mod config;
 pub mod connection;
+pub mod dead_letters;
 pub mod deployment;
 pub mod durability;
 pub mod error;

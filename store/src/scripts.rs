@@ -36,6 +36,7 @@ struct Scripts {
     restock: Script,
     migrate_entry: Script,
     remove_consumer: Script,
+    retry_dead_letter: Script,
 }
 
 const PLACE_ORDER: &str = include_str!("../lua/place_order.lua");
@@ -47,7 +48,8 @@ const CREATE_PRODUCT: &str = include_str!("../lua/create_product.lua");
 const RESTOCK: &str = include_str!("../lua/restock.lua");
 const MIGRATE_ENTRY: &str = include_str!("../lua/migrate_entry.lua");
 const REMOVE_CONSUMER: &str = include_str!("../lua/remove_consumer.lua");
-const ALL: [&str; 9] = [
+const RETRY_DEAD_LETTER: &str = include_str!("../lua/retry_dead_letter.lua");
+const ALL: [&str; 10] = [
     PLACE_ORDER,
     COMPLETE_ORDER,
     FULFIL_ORDER,
@@ -57,6 +59,7 @@ const ALL: [&str; 9] = [
     RESTOCK,
     MIGRATE_ENTRY,
     REMOVE_CONSUMER,
+    RETRY_DEAD_LETTER,
 ];
 
 static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
@@ -69,6 +72,7 @@ static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     restock: Script::new(RESTOCK),
     migrate_entry: Script::new(MIGRATE_ENTRY),
     remove_consumer: Script::new(REMOVE_CONSUMER),
+    retry_dead_letter: Script::new(RETRY_DEAD_LETTER),
 });
 
 /// One script call, and the type its reply parses into.
@@ -530,6 +534,33 @@ pub fn migrate_entry(keys: &PartitionKeys, stream: &str, legacy_id: &str, fields
 /// (see `remove_consumer.lua`). Replies whether it was removed.
 pub fn remove_consumer(stream: &str, group: &str, consumer: &str) -> Call<bool> {
     Call::new(&SCRIPTS.remove_consumer, &[stream.to_string()]).arg(group).arg(consumer)
+}
+
+/// What [`retry_dead_letter`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Retry {
+    /// Back on its stream as this new entry.
+    Retried { entry_id: String },
+    /// No such dead letter (retried or discarded already).
+    Gone,
+}
+
+impl FromRedisValue for Retry {
+    fn from_redis_value(value: Value) -> Result<Self, ParsingError> {
+        let reply = words(value)?;
+        match reply.first().map(String::as_str) {
+            Some("retried") => Ok(Retry::Retried { entry_id: number(RETRY, &reply, 1)? }),
+            Some("gone") => Ok(Retry::Gone),
+            _ => Err(unexpected(RETRY, &reply)),
+        }
+    }
+}
+
+const RETRY: &str = "retry_dead_letter.lua";
+
+/// Puts a dead letter of `stream` back on `stream`, once (see `retry_dead_letter.lua`).
+pub fn retry_dead_letter(keys: &PartitionKeys, stream: Stream, entry_id: &str) -> Call<Retry> {
+    Call::new(&SCRIPTS.retry_dead_letter, &[keys.dead_letters(stream), keys.stream(stream)]).arg(entry_id)
 }
 
 /// Loads every script into Redis's script cache (on a cluster, every master's).
