@@ -48,6 +48,19 @@ fn assert_one_order_per_request(answers: &HashMap<String, String>, orders: &[dom
     assert_eq!(existing, answered, "every order belongs to a request that got it, and no other exists");
 }
 
+/// Polls `/readyz` until it answers `wanted`, for up to `within`.
+async fn readyz_becomes(http: &reqwest::Client, base: &str, wanted: reqwest::StatusCode, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let status = http.get(format!("{base}/readyz")).send().await.map(|r| r.status()).ok();
+        if status == Some(wanted) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "/readyz did not answer {wanted} within {within:?} (last: {status:?})");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_master_killed_under_load_loses_no_acknowledged_order() {
     let mut app = start_on(Backend::Cluster, |config| {
@@ -69,12 +82,14 @@ async fn a_master_killed_under_load_loses_no_acknowledged_order() {
 
     // Kill the master holding the first product's partition; its replica takes over.
     let slot = key_slot(&shop.layout().keys_of_id(&products[0]).unwrap().product(&products[0]));
+    let (http, base) = (app.http.clone(), app.base.clone());
     let cluster = app.redis.cluster();
-    let (killed, failover) = tokio::task::block_in_place(|| {
-        let killed = cluster.kill_master_of_slot(slot);
-        (killed, cluster.wait_for_failover(slot, Duration::from_secs(30)))
-    });
+    let killed = tokio::task::block_in_place(|| cluster.kill_master_of_slot(slot));
     let answered_at_kill = answered.load(std::sync::atomic::Ordering::Relaxed);
+    // Not ready while a partition has no master; ready again once its replica took over.
+    readyz_becomes(&http, &base, reqwest::StatusCode::SERVICE_UNAVAILABLE, Duration::from_secs(10)).await;
+    let failover = tokio::task::block_in_place(|| cluster.wait_for_failover(slot, Duration::from_secs(30)));
+    readyz_becomes(&http, &base, reqwest::StatusCode::OK, Duration::from_secs(20)).await;
     // The old master comes back as a replica, so writes can reach a replica again.
     tokio::task::block_in_place(|| cluster.restart_node(killed));
 
