@@ -47,7 +47,7 @@ pub use connection::{Redis, RedisTarget};
 pub use error::{StoreError, StoreResult};
 pub use keys::{Layout, PartitionKeys, Stream};
 pub use partition::{Partition, Partitions};
-pub use shop::{CreatedProduct, Placed, Shop};
+pub use shop::{CreatedProduct, OrderFilter, Placed, Shop};
 
 /// Milliseconds since the Unix epoch, the unit of every timestamp we store.
 pub fn now_ms() -> u64 {

@@ -49,6 +49,15 @@ pub struct Shop {
 /// Product prices a process remembers at most (then it starts afresh).
 const MAX_REMEMBERED_PRICES: usize = 100_000;
 
+/// Which orders a list shows; the default shows all.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OrderFilter {
+    /// Only orders in this status.
+    pub status: Option<OrderStatus>,
+    /// Only orders of these products.
+    pub products: Option<Vec<String>>,
+}
+
 /// The longest idempotency key accepted.
 pub const MAX_IDEMPOTENCY_KEY_CHARS: usize = 200;
 
@@ -188,7 +197,7 @@ impl Shop {
 
     /// One page of products, oldest first.
     pub async fn products_page(&self, request: &PageRequest) -> StoreResult<Page<Product>> {
-        let ids = self.ids_by_lex(PartitionKeys::products, request, false).await?;
+        let ids = self.ids_by_lex(&self.everywhere(PartitionKeys::products), request, false).await?;
         let hashes = self.hashes(&ids, PartitionKeys::product).await?;
         let products = hashes.iter().map(|(key, fields)| parse_product(key, fields)).collect::<StoreResult<_>>()?;
         Ok(Page::from_fetched(products, request.limit, |p: &Product| &p.id))
@@ -406,62 +415,150 @@ impl Shop {
 
     /// One page of orders, newest first.
     pub async fn orders_page(&self, request: &PageRequest) -> StoreResult<Page<Order>> {
-        let ids = self.ids_by_lex(PartitionKeys::orders, request, true).await?;
-        let hashes = self.hashes(&ids, PartitionKeys::order).await?;
-        let orders = hashes.iter().map(|(key, fields)| parse_order(key, fields)).collect::<StoreResult<_>>()?;
-        Ok(Page::from_fetched(orders, request.limit, |o: &Order| &o.id))
+        self.orders_page_where(request, &OrderFilter::default()).await
     }
 
-    /// The ids of one page of the partitions' indexes merged, plus one more
-    /// when there is a next page: after `request.after` (exclusive), oldest
-    /// first or newest first. Every member has score 0, so each index sorts
-    /// by id, and ids sort by creation time across partitions too.
+    /// One page of the orders that pass `filter`, newest first: by status
+    /// (each partition's status index), by product (each product's index, in
+    /// its partition), or both (the products' indexes, filtered by status).
+    pub async fn orders_page_where(&self, request: &PageRequest, filter: &OrderFilter) -> StoreResult<Page<Order>> {
+        let sources = match (&filter.products, filter.status) {
+            (None, None) => self.everywhere(PartitionKeys::orders),
+            (None, Some(status)) => self.everywhere(|keys| keys.orders_in(status)),
+            (Some(products), _) => products
+                .iter()
+                .filter_map(|id| self.layout.keys_of_id(id).map(|keys| (keys.partition(), keys.product_orders(id))))
+                .collect(),
+        };
+        if sources.is_empty() {
+            return Ok(Page { items: Vec::new(), next_cursor: None });
+        }
+        let limit = request.limit;
+        let mut request = request.clone();
+        let mut orders: Vec<Order> = Vec::new();
+        // Within products' indexes a status filter may skip orders, so this
+        // may take more than one round; each round moves the cursor on.
+        loop {
+            let ids = self.ids_by_lex(&sources, &request, true).await?;
+            let more = ids.len() > request.limit;
+            let batch = &ids[..request.limit.min(ids.len())];
+            let hashes = self.hashes(batch, PartitionKeys::order).await?;
+            let count = hashes.len();
+            for (n, (key, fields)) in hashes.iter().enumerate() {
+                let order = parse_order(key, fields)?;
+                if filter.status.is_some_and(|status| order.status != status) {
+                    continue;
+                }
+                orders.push(order);
+                if orders.len() == limit {
+                    let may_be_more = more || n + 1 < count;
+                    let next_cursor = may_be_more.then(|| orders[limit - 1].id.clone());
+                    return Ok(Page { items: orders, next_cursor });
+                }
+            }
+            match batch.last() {
+                Some((last, _)) if more => request.after = Some(last.clone()),
+                _ => return Ok(Page { items: orders, next_cursor: None }),
+            }
+        }
+    }
+
+    /// How many orders are in each status, across every partition.
+    pub async fn status_counts(&self) -> StoreResult<Vec<(OrderStatus, u64)>> {
+        let counts = self.layout.all().map(|keys| {
+            let mut pipe = redis::pipe();
+            for status in OrderStatus::ALL {
+                pipe.zcard(keys.orders_in(status));
+            }
+            let mut conn = self.conn.clone();
+            async move { pipe.query_async::<Vec<u64>>(&mut conn).await }
+        });
+        let mut totals = [0u64; 4];
+        for partition in futures::future::try_join_all(counts).await? {
+            for (total, count) in totals.iter_mut().zip(partition) {
+                *total += count;
+            }
+        }
+        Ok(OrderStatus::ALL.into_iter().zip(totals).collect())
+    }
+
+    /// The products whose name contains `text` (ignoring case), oldest first,
+    /// at most `limit` (the warehouse's search box; a shop has few enough
+    /// products to look through them all).
+    pub async fn products_named(&self, text: &str, limit: usize) -> StoreResult<Vec<Product>> {
+        let wanted = text.trim().to_lowercase();
+        let mut found = Vec::new();
+        let mut request = PageRequest::first(MAX_LIMIT);
+        loop {
+            let page = self.products_page(&request).await?;
+            found.extend(page.items.into_iter().filter(|p| p.name.to_lowercase().contains(&wanted)));
+            match page.next_cursor {
+                Some(cursor) if found.len() < limit => request.after = Some(cursor),
+                _ => break,
+            }
+        }
+        found.truncate(limit);
+        Ok(found)
+    }
+
+    /// The ids of one page of several indexes (`sources`: each in its
+    /// partition) merged, plus one more when there is a next page: after
+    /// `request.after` (exclusive), oldest first or newest first. Every member
+    /// has score 0, so each index sorts by id, and ids sort by creation time
+    /// across indexes too.
     ///
-    /// Reading a whole page from every partition would move `partitions ×
-    /// page` ids for one page; instead each partition gives about twice its
-    /// share first, and only a partition whose share all made it into the
-    /// page (so it may hold more of it) is asked for the rest.
+    /// Reading a whole page from every index would move `indexes × page` ids
+    /// for one page; instead each index gives about twice its share first,
+    /// and only an index whose share all made it into the page (so it may
+    /// hold more of it) is asked for the rest.
     async fn ids_by_lex(
         &self,
-        index: fn(&PartitionKeys) -> String,
+        sources: &[(Partition, String)],
         request: &PageRequest,
         newest_first: bool,
     ) -> StoreResult<Vec<(String, Partition)>> {
         let wanted = request.limit + 1;
-        let share = (wanted / usize::from(self.layout.partitions().count()) + 1) * 2;
-        let share = share.min(wanted);
+        let share = ((wanted / sources.len().max(1) + 1) * 2).min(wanted);
         let after = request.after.as_deref();
         let first = futures::future::try_join_all(
-            self.layout.all().map(|keys| self.index_range(index(keys), keys.partition(), after, share, newest_first)),
+            sources.iter().map(|(partition, index)| self.index_range(index, *partition, after, share, newest_first)),
         )
         .await?;
         let mut ids: Vec<(String, Partition)> = first.iter().flatten().cloned().collect();
         sort_ids(&mut ids, newest_first);
-        // The last id of the page so far: a partition whose share ends before it is done.
+        // The last id of the page so far: an index whose share ends before it is done.
         let boundary = ids.get(wanted - 1).map(|(id, _)| id.clone());
-        let unfinished = first.iter().filter(|part| part.len() == share).filter_map(|part| {
-            let (last, partition) = part.last()?;
-            let may_hold_more = match &boundary {
-                None => true,
-                Some(boundary) if newest_first => last >= boundary,
-                Some(boundary) => last <= boundary,
-            };
-            may_hold_more.then(|| (last.clone(), *partition))
-        });
-        let rest = futures::future::try_join_all(unfinished.map(|(last, partition)| {
-            self.index_range(index(self.layout.keys(partition)), partition, Some(&last), wanted, newest_first)
-        }))
-        .await?;
+        let unfinished =
+            sources.iter().zip(&first).filter(|(_, part)| part.len() == share).filter_map(|(source, part)| {
+                let (last, _) = part.last()?;
+                let may_hold_more = match &boundary {
+                    None => true,
+                    Some(boundary) if newest_first => last >= boundary,
+                    Some(boundary) => last <= boundary,
+                };
+                may_hold_more.then(|| (source, last.clone()))
+            });
+        let rest =
+            futures::future::try_join_all(unfinished.map(|((partition, index), last)| {
+                self.index_range(index, *partition, Some(&last), wanted, newest_first)
+            }))
+            .await?;
         ids.extend(rest.into_iter().flatten());
         sort_ids(&mut ids, newest_first);
+        ids.dedup();
         ids.truncate(wanted);
         Ok(ids)
+    }
+
+    /// One index of every partition, as sources for [`Shop::ids_by_lex`].
+    fn everywhere(&self, index: impl Fn(&PartitionKeys) -> String) -> Vec<(Partition, String)> {
+        self.layout.all().map(|keys| (keys.partition(), index(keys))).collect()
     }
 
     /// Up to `count` ids of one partition's index after `after` (exclusive).
     fn index_range(
         &self,
-        index: String,
+        index: &str,
         partition: Partition,
         after: Option<&str>,
         count: usize,

@@ -20,6 +20,7 @@ on_every_backend!(
     an_entry_committed_meanwhile_is_not_dead_lettered,
     only_refunds_the_warehouse_initiated_are_applied,
     dead_letters_have_their_own_cap_and_count_what_falls_off,
+    lists_filter_by_status_and_product_and_count_by_status,
 );
 
 fn config_for(redis: &TestRedis) -> Config {
@@ -342,4 +343,65 @@ async fn dead_letters_have_their_own_cap_and_count_what_falls_off(backend: Backe
     let observed = store::observe::observe(&conn, shop.layout()).await.unwrap();
     let stats = observed.streams.iter().find(|s| s.stream == "order-completed").unwrap();
     assert_eq!((stats.dead_letters, stats.dead_letters_dropped), (kept, dropped));
+}
+
+/// The lists an operator filters: by status (each partition's status index),
+/// by product (its own index), both, and products by name; counts by status.
+async fn lists_filter_by_status_and_product_and_count_by_status(backend: Backend) {
+    let redis = TestRedis::start(backend);
+    let (shop, mut conn) = shop_on(&redis).await;
+    let mut products = Vec::new();
+    for name in ["Red chair", "Blue chair", "Lamp"] {
+        products.push(shop.create_product(NewProduct::parse(name, "2", "100").unwrap()).await.unwrap());
+    }
+    let mut placed = Vec::new();
+    for i in 0..30 {
+        let product = &products[i % 3];
+        placed.push((product.id.clone(), shop.place_order(&product.id, qty(1)).await.unwrap().id));
+    }
+    // Pay every third order: completed.
+    for (n, (product_id, order_id)) in placed.iter().enumerate() {
+        if n % 3 == 0 {
+            run(&mut conn, scripts::complete_order(&keys_of(&shop, product_id), order_id, now_ms(), 1000, None)).await;
+        }
+    }
+    let newest_first = |wanted: &dyn Fn(usize, &str) -> bool| -> Vec<String> {
+        placed.iter().enumerate().rev().filter(|(n, (p, _))| wanted(*n, p)).map(|(_, (_, o))| o.clone()).collect()
+    };
+    let all_pages = |filter: store::OrderFilter| {
+        let shop = shop.clone();
+        async move {
+            let (mut seen, mut request) = (Vec::new(), domain::PageRequest::first(4));
+            loop {
+                let page = shop.orders_page_where(&request, &filter).await.unwrap();
+                seen.extend(page.items.iter().map(|o| o.id.clone()));
+                match page.next_cursor {
+                    Some(cursor) => request.after = Some(cursor),
+                    None => return seen,
+                }
+                assert!(seen.len() <= 30, "the cursor never ends");
+            }
+        }
+    };
+    let completed = store::OrderFilter { status: Some(OrderStatus::Completed), products: None };
+    assert_eq!(all_pages(completed).await, newest_first(&|n, _| n % 3 == 0));
+    let chairs = vec![products[0].id.clone(), products[1].id.clone()];
+    let of_chairs = store::OrderFilter { status: None, products: Some(chairs.clone()) };
+    assert_eq!(all_pages(of_chairs).await, newest_first(&|_, p| chairs.contains(&p.to_string())));
+    let pending_chairs = store::OrderFilter { status: Some(OrderStatus::Pending), products: Some(chairs.clone()) };
+    assert_eq!(all_pages(pending_chairs).await, newest_first(&|n, p| n % 3 != 0 && chairs.contains(&p.to_string())));
+
+    let counts = shop.status_counts().await.unwrap();
+    assert_eq!(
+        counts,
+        vec![
+            (OrderStatus::Pending, 20),
+            (OrderStatus::Completed, 10),
+            (OrderStatus::Fulfilled, 0),
+            (OrderStatus::Refunded, 0)
+        ]
+    );
+    let found: Vec<String> = shop.products_named("CHAIR", 10).await.unwrap().into_iter().map(|p| p.name).collect();
+    assert_eq!(found, vec!["Red chair", "Blue chair"]);
+    assert!(shop.products_named("sofa", 10).await.unwrap().is_empty());
 }
