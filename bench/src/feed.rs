@@ -133,6 +133,13 @@ pub struct Accepted {
     pub answered: Instant,
 }
 
+impl Accepted {
+    /// How to make one from the order, once it is accepted.
+    pub fn of(product: usize, quantity: u32, sent: Instant, answered: Instant) -> impl FnOnce(Ulid) -> Accepted {
+        move |order| Accepted { order, product, quantity, sent, answered }
+    }
+}
+
 /// Everything a load and its drain produced.
 pub struct Outcome {
     pub accepted: Vec<Accepted>,

@@ -12,6 +12,8 @@ use anyhow::Result;
 use indicatif::ProgressBar;
 use tokio::sync::{mpsc, Semaphore};
 
+use ulid::Ulid;
+
 use crate::feed::Accepted;
 use crate::http::{Conn, Placed, Pool, Product, Target};
 
@@ -67,6 +69,31 @@ fn note(problems: &Mutex<Vec<String>>, problem: String) {
     }
 }
 
+/// Counts one answer to `POST /orders`, passing an accepted order on
+/// (`accepted` is how to make it from the order).
+fn record(
+    placed: Result<Placed>,
+    accepted: impl FnOnce(Ulid) -> Accepted,
+    counters: &Counters,
+    problems: &Mutex<Vec<String>>,
+    to: &mpsc::UnboundedSender<Accepted>,
+) {
+    match placed {
+        Ok(Placed::Accepted(order)) => {
+            counters.accepted.fetch_add(1, Ordering::Relaxed);
+            let _ = to.send(accepted(order));
+        }
+        Ok(Placed::Refused(why)) => {
+            counters.refused.fetch_add(1, Ordering::Relaxed);
+            note(problems, why);
+        }
+        Err(error) => {
+            counters.refused.fetch_add(1, Ordering::Relaxed);
+            note(problems, format!("POST /orders: {error:#}"));
+        }
+    }
+}
+
 /// `lanes` connections, each sending one order after another.
 pub async fn closed_loop(
     target: &Arc<Target>,
@@ -107,25 +134,16 @@ pub async fn closed_loop(
                     let (product, quantity) = plan(i);
                     let sent = Instant::now();
                     counters.sent.fetch_add(1, Ordering::Relaxed);
-                    match conn.place_order(&ids[product], quantity).await {
-                        Ok(Placed::Accepted(order)) => {
-                            counters.accepted.fetch_add(1, Ordering::Relaxed);
-                            let answered = Instant::now();
-                            let _ = accepted.send(Accepted { order, product, quantity, sent, answered });
-                        }
-                        Ok(Placed::Refused(why)) => {
-                            counters.refused.fetch_add(1, Ordering::Relaxed);
-                            note(&problems, why);
-                        }
-                        Err(error) => {
-                            counters.refused.fetch_add(1, Ordering::Relaxed);
-                            note(&problems, format!("POST /orders: {error:#}"));
-                            match Conn::open(&target).await {
-                                Ok(fresh) => conn = fresh,
-                                Err(error) => {
-                                    note(&problems, format!("reconnecting: {error:#}"));
-                                    break;
-                                }
+                    let placed = conn.place_order(&ids[product], quantity).await;
+                    let answered = Instant::now();
+                    let failed = placed.is_err();
+                    record(placed, Accepted::of(product, quantity, sent, answered), &counters, &problems, &accepted);
+                    if failed {
+                        match Conn::open(&target).await {
+                            Ok(fresh) => conn = fresh,
+                            Err(error) => {
+                                note(&problems, format!("reconnecting: {error:#}"));
+                                break;
                             }
                         }
                     }
@@ -194,20 +212,7 @@ pub async fn open_loop(
             };
             let answered = Instant::now();
             drop(permit);
-            match placed {
-                Ok(Placed::Accepted(order)) => {
-                    counters.accepted.fetch_add(1, Ordering::Relaxed);
-                    let _ = accepted.send(Accepted { order, product, quantity, sent: due, answered });
-                }
-                Ok(Placed::Refused(why)) => {
-                    counters.refused.fetch_add(1, Ordering::Relaxed);
-                    note(&problems, why);
-                }
-                Err(error) => {
-                    counters.refused.fetch_add(1, Ordering::Relaxed);
-                    note(&problems, format!("POST /orders: {error:#}"));
-                }
-            }
+            record(placed, Accepted::of(product, quantity, due, answered), &counters, &problems, &accepted);
             answered
         }));
     }

@@ -31,40 +31,16 @@ pub async fn run(ctx: &Ctx, feed: &mut Feed) -> Result<Report> {
 
     // Warm-up, not measured: connections, caches, the consumers' first batches.
     let warm = bar("warm-up");
-    let (tx, rx) = mpsc::unbounded_channel();
-    let (sent, outcome) = tokio::join!(
-        closed_loop(
-            &ctx.target,
-            &products,
-            sizes.throughput_lanes,
-            Until::Elapsed(sizes.warmup),
-            plan.clone(),
-            tx,
-            &warm
-        ),
-        collect(feed, rx, sizes.drain, &warm)
-    );
+    let (_, warm_outcome) =
+        load_and_drain(ctx, feed, &products, Until::Elapsed(sizes.warmup), plan.clone(), &warm).await?;
     warm.finish_and_clear();
-    let (_, warm_outcome) = (sent?, outcome?);
     report.failures.extend(warm_outcome.failures("throughput warm-up"));
     feed.discard();
 
     let bar = bar("throughput");
     let cpu_before = ctx.observer.cpu().await;
-    let (tx, rx) = mpsc::unbounded_channel();
-    let (sent, outcome) = tokio::join!(
-        closed_loop(
-            &ctx.target,
-            &products,
-            sizes.throughput_lanes,
-            Until::Elapsed(sizes.throughput_time),
-            plan,
-            tx,
-            &bar
-        ),
-        collect(feed, rx, sizes.drain, &bar)
-    );
-    let (sent, outcome) = (sent?, outcome?);
+    let (sent, outcome) =
+        load_and_drain(ctx, feed, &products, Until::Elapsed(sizes.throughput_time), plan, &bar).await?;
     let cpu = cpu_before.until(&ctx.observer.cpu().await);
     bar.finish_and_clear();
 
@@ -105,4 +81,22 @@ pub async fn run(ctx: &Ctx, feed: &mut Feed) -> Result<Report> {
     report.failures.extend(sent.failures("throughput"));
     report.failures.extend(outcome.failures("throughput"));
     Ok(report)
+}
+
+/// The closed loop of `lanes` connections until `until`, and the drain of
+/// the live feed until every accepted order is final.
+async fn load_and_drain(
+    ctx: &Ctx,
+    feed: &mut Feed,
+    products: &[crate::http::Product],
+    until: Until,
+    plan: Plan,
+    bar: &indicatif::ProgressBar,
+) -> Result<(crate::load::Sent, crate::feed::Outcome)> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let (sent, outcome) = tokio::join!(
+        closed_loop(&ctx.target, products, ctx.sizes.throughput_lanes, until, plan, tx, bar),
+        collect(feed, rx, ctx.sizes.drain, bar)
+    );
+    Ok((sent?, outcome?))
 }
