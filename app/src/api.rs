@@ -19,6 +19,38 @@ pub struct AdminAccess {
     pub signed_in: bool,
 }
 
+/// An order with what the detail page shows beside it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderDetail {
+    pub order: Order,
+    /// The product's name, while the product exists.
+    pub product_name: Option<String>,
+}
+
+/// One dead letter, as the dead-letters view lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeadLetterRow {
+    /// Its id (`<partition>.<stream>.<entry id>`), for retry and discard.
+    pub id: String,
+    pub stream: String,
+    /// When it was given up on, in milliseconds since the Unix epoch.
+    pub at: u64,
+    pub error: String,
+    pub deliveries: u64,
+    pub order_id: Option<String>,
+}
+
+/// A page of dead letters, newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeadLetterPage {
+    pub items: Vec<DeadLetterRow>,
+    /// The cursor of the next page, when there is more.
+    pub next_cursor: Option<String>,
+}
+
+/// Dead letters per page of the dead-letters view.
+pub const DEAD_LETTER_PAGE: usize = 20;
+
 #[cfg(feature = "ssr")]
 mod ssr {
     use leptos::prelude::*;
@@ -47,7 +79,7 @@ mod ssr {
     }
 
     /// Answers with `status` and `message`.
-    fn refuse(status: http::StatusCode, message: &str) -> ServerFnError {
+    pub fn refuse(status: http::StatusCode, message: &str) -> ServerFnError {
         if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
             response.set_status(status);
         }
@@ -84,11 +116,32 @@ mod ssr {
 
     /// The shop, for a warehouse change: 401 unless [`is_admin`].
     pub async fn shop_for_admin() -> Result<Shop, ServerFnError> {
+        shop_for_admin_or("Sign in as admin to change products.").await
+    }
+
+    /// The shop, for an admin: 401 with `message` unless [`is_admin`].
+    pub async fn shop_for_admin_or(message: &str) -> Result<Shop, ServerFnError> {
         let shop = shop()?;
         if is_admin(&shop).await? {
             Ok(shop)
         } else {
-            Err(unauthorized("Sign in as admin to change products."))
+            Err(unauthorized(message))
+        }
+    }
+
+    /// A dead letter id from a form: 404 when it names nothing that can exist.
+    pub fn dead_letter_id(shop: &Shop, text: &str) -> Result<store::dead_letters::DeadLetterId, ServerFnError> {
+        store::dead_letters::DeadLetterId::parse(text.trim(), shop.layout())
+            .map_err(|_| refuse(http::StatusCode::NOT_FOUND, "No such dead letter."))
+    }
+
+    /// For a dead letter that is gone: says so with 404.
+    pub fn dead_letter_message(error: StoreError) -> ServerFnError {
+        match error {
+            StoreError::NotFound { .. } => {
+                refuse(http::StatusCode::NOT_FOUND, "That dead letter was retried or discarded already.")
+            }
+            other => to_message(other),
         }
     }
 
@@ -193,15 +246,98 @@ pub async fn sign_out() -> Result<(), ServerFnError> {
     Ok(())
 }
 
-/// Places an order from the order form.
+/// Places an order from the order form. The form sends one idempotency key
+/// per attempt, so a double click or a retried request creates one order.
 #[server(endpoint = "place_order")]
-pub async fn place_order(product_id: String, quantity: String) -> Result<Order, ServerFnError> {
+pub async fn place_order(
+    product_id: String,
+    quantity: String,
+    idempotency_key: Option<String>,
+) -> Result<Order, ServerFnError> {
     if product_id.trim().is_empty() {
         return Err(ssr::to_message(store::StoreError::invalid("product", "choose a product")));
     }
     let quantity = domain::Quantity::parse(&quantity)
         .map_err(|e| ssr::to_message(store::StoreError::invalid("quantity", e.to_string())))?;
-    ssr::shop()?.place_order(product_id.trim(), quantity).await.map_err(ssr::to_message)
+    let key = idempotency_key.as_deref().map(str::trim).filter(|k| !k.is_empty());
+    let placed = ssr::shop()?.place_order_once(product_id.trim(), quantity, key).await.map_err(ssr::to_message)?;
+    Ok(placed.order)
+}
+
+/// One order with its product's name, for the order page; 404 "No such
+/// order" for an unknown or malformed id.
+#[server(endpoint = "get_order")]
+pub async fn get_order(id: String) -> Result<OrderDetail, ServerFnError> {
+    let shop = ssr::shop()?;
+    let order = match shop.order(id.trim()).await {
+        Ok(order) => order,
+        Err(store::StoreError::NotFound { .. }) => {
+            return Err(ssr::refuse(http::StatusCode::NOT_FOUND, "No such order."));
+        }
+        Err(other) => return Err(ssr::to_message(other)),
+    };
+    let product_name = match shop.product(&order.product_id).await {
+        Ok(product) => Some(product.name),
+        Err(store::StoreError::NotFound { .. }) => None,
+        Err(other) => return Err(ssr::to_message(other)),
+    };
+    Ok(OrderDetail { order, product_name })
+}
+
+/// The number of dead letters, or `None` when this browser may not see them.
+#[server(endpoint = "dead_letter_count")]
+pub async fn dead_letter_count() -> Result<Option<u64>, ServerFnError> {
+    let shop = ssr::shop()?;
+    if !ssr::is_admin(&shop).await? {
+        return Ok(None);
+    }
+    store::dead_letters::count(&shop.connection(), shop.layout()).await.map(Some).map_err(ssr::to_message)
+}
+
+/// A page of dead letters, newest first, after `cursor` (a page's `next_cursor`).
+#[server(endpoint = "dead_letters")]
+pub async fn dead_letters(cursor: Option<String>) -> Result<DeadLetterPage, ServerFnError> {
+    let shop = ssr::shop_for_admin_or("Sign in as admin to see dead letters.").await?;
+    let after = match cursor.as_deref().filter(|c| !c.is_empty()) {
+        Some(cursor) => Some(
+            store::dead_letters::DeadLetterId::parse(cursor, shop.layout())
+                .map_err(|_| ssr::refuse(http::StatusCode::UNPROCESSABLE_ENTITY, "cursor: not a dead letter id"))?,
+        ),
+        None => None,
+    };
+    let page = store::dead_letters::page(&shop.connection(), shop.layout(), DEAD_LETTER_PAGE, after)
+        .await
+        .map_err(ssr::to_message)?;
+    let items = page
+        .items
+        .into_iter()
+        .map(|letter| DeadLetterRow {
+            id: letter.id,
+            stream: letter.stream.to_string(),
+            at: letter.at,
+            error: letter.error,
+            deliveries: letter.deliveries,
+            order_id: letter.order_id,
+        })
+        .collect();
+    Ok(DeadLetterPage { items, next_cursor: page.next_cursor })
+}
+
+/// Puts a dead letter back on its stream, to be processed once more.
+#[server(endpoint = "retry_dead_letter")]
+pub async fn retry_dead_letter(id: String) -> Result<(), ServerFnError> {
+    let shop = ssr::shop_for_admin_or("Sign in as admin to retry dead letters.").await?;
+    let id = ssr::dead_letter_id(&shop, &id)?;
+    store::dead_letters::retry(&shop.connection(), shop.layout(), id).await.map_err(ssr::dead_letter_message)?;
+    Ok(())
+}
+
+/// Removes a dead letter for good.
+#[server(endpoint = "discard_dead_letter")]
+pub async fn discard_dead_letter(id: String) -> Result<(), ServerFnError> {
+    let shop = ssr::shop_for_admin_or("Sign in as admin to discard dead letters.").await?;
+    let id = ssr::dead_letter_id(&shop, &id)?;
+    store::dead_letters::discard(&shop.connection(), shop.layout(), id).await.map_err(ssr::dead_letter_message)
 }
 
 /// Every order, newest first.

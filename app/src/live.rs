@@ -5,9 +5,9 @@
 //! browser reconnects by itself and sends `Last-Event-ID`, so the server
 //! replays whatever was missed.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
-use domain::{OrderStatus, StatusChange};
+use domain::{OrderStatus, StatusChange, Step};
 use leptos::prelude::*;
 
 /// The path of the server-sent events endpoint.
@@ -24,6 +24,13 @@ pub struct LiveFeed {
     pub stock: RwSignal<HashMap<String, u32>>,
     /// Bumped when the lists should be fetched again (an unknown order appeared, or the feed reconnected).
     pub refresh: RwSignal<u64>,
+    /// Every step the feed reported for each order since the page loaded, oldest first.
+    pub steps: RwSignal<HashMap<String, Vec<Step>>>,
+    /// Bumped when the number of dead letters may have changed.
+    pub dead_letters_changed: RwSignal<u64>,
+    /// The orders the page lists, when it lists orders: an event for another
+    /// one bumps [`LiveFeed::refresh`].
+    pub listed: StoredValue<Option<HashSet<String>>>,
     /// Whether the event stream is connected.
     pub connected: RwSignal<bool>,
 }
@@ -35,6 +42,9 @@ impl LiveFeed {
             refund_reasons: RwSignal::new(HashMap::new()),
             stock: RwSignal::new(HashMap::new()),
             refresh: RwSignal::new(0),
+            steps: RwSignal::new(HashMap::new()),
+            dead_letters_changed: RwSignal::new(0),
+            listed: StoredValue::new(None),
             connected: RwSignal::new(false),
         }
     }
@@ -53,9 +63,28 @@ impl LiveFeed {
         listed.map(str::to_string).or_else(|| self.refund_reasons.with(|r| r.get(order_id).cloned()))
     }
 
-    /// Applies one change from the feed. `known` says whether the order is listed.
-    pub fn apply(&self, change: StatusChange, known: bool) {
+    /// The steps of an order's life: the listed ones, then those the feed
+    /// brought that are not listed yet, oldest first.
+    pub fn timeline_of(&self, order_id: &str, listed: &[Step]) -> Vec<Step> {
+        let mut steps = listed.to_vec();
+        self.steps.with(|live| {
+            for step in live.get(order_id).into_iter().flatten() {
+                if !steps.iter().any(|s| s.step == step.step) {
+                    steps.push(step.clone());
+                }
+            }
+        });
+        steps.sort_by_key(|s| s.at);
+        steps
+    }
+
+    /// Applies one change from the feed.
+    pub fn apply(&self, change: StatusChange) {
+        let known = self.listed.with_value(|listed| listed.as_ref().is_none_or(|l| l.contains(&change.order_id)));
         if let (OrderStatus::Refunded, Some(reason)) = (change.status, &change.reason) {
+            if is_dead_lettered(reason) {
+                self.dead_letters_changed.update(|n| *n += 1);
+            }
             self.refund_reasons.update(|r| {
                 r.insert(change.order_id.clone(), reason.clone());
             });
@@ -65,6 +94,12 @@ impl LiveFeed {
                 s.insert(change.product_id.clone(), stock);
             });
         }
+        self.steps.update(|s| {
+            let steps = s.entry(change.order_id.clone()).or_default();
+            if !steps.iter().any(|step| step.step == change.status.as_str()) {
+                steps.push(Step { step: change.status.as_str().to_string(), at: change.at });
+            }
+        });
         self.statuses.update(|s| {
             let entry = s.entry(change.order_id).or_insert(change.status);
             if rank(change.status) > rank(*entry) {
@@ -83,6 +118,11 @@ impl Default for LiveFeed {
     }
 }
 
+/// Whether a refund reason says the order's entry was dead-lettered.
+pub fn is_dead_lettered(reason: &str) -> bool {
+    reason.starts_with("processing failed")
+}
+
 fn rank(status: OrderStatus) -> u8 {
     match status {
         OrderStatus::Pending => 0,
@@ -92,9 +132,8 @@ fn rank(status: OrderStatus) -> u8 {
 }
 
 /// Opens the event stream (in the browser only) and feeds `feed`.
-/// `is_known` tells whether an order id is in the current list.
 #[cfg(feature = "hydrate")]
-pub fn connect(feed: LiveFeed, is_known: impl Fn(&str) -> bool + 'static) {
+pub fn connect(feed: LiveFeed) {
     use wasm_bindgen::prelude::*;
     use wasm_bindgen::JsCast;
 
@@ -107,10 +146,7 @@ pub fn connect(feed: LiveFeed, is_known: impl Fn(&str) -> bool + 'static) {
             return;
         };
         match serde_json::from_str::<StatusChange>(&data) {
-            Ok(change) => {
-                let known = is_known(&change.order_id);
-                feed.apply(change, known);
-            }
+            Ok(change) => feed.apply(change),
             Err(error) => leptos::logging::warn!("ignoring a malformed live event: {error}"),
         }
     });
@@ -118,6 +154,7 @@ pub fn connect(feed: LiveFeed, is_known: impl Fn(&str) -> bool + 'static) {
         feed.connected.set(true);
         // Catch up on whatever changed before the stream was open.
         feed.refresh.update(|n| *n += 1);
+        feed.dead_letters_changed.update(|n| *n += 1);
     });
     let on_error = Closure::<dyn FnMut(web_sys::Event)>::new(move |_| feed.connected.set(false));
     source.set_onmessage(Some(on_message.as_ref().unchecked_ref()));

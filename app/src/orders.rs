@@ -6,6 +6,7 @@ use leptos::prelude::*;
 
 use crate::api::{error_text, PlaceOrder};
 use crate::live::LiveFeed;
+use crate::util::{new_idempotency_key, short_id};
 
 type Products = Resource<Result<Vec<Product>, ServerFnError>>;
 type Orders = Resource<Result<Vec<Order>, ServerFnError>>;
@@ -16,11 +17,20 @@ pub fn OrderForm(products: Products, place_order: ServerAction<PlaceOrder>) -> i
     let quantity = RwSignal::new("1".to_string());
     let order_error = move || place_order.value().get().and_then(|r| r.err()).map(|e| error_text(&e));
     let placed = move || place_order.value().get().and_then(|r| r.ok());
+    // One idempotency key per attempt: kept until an order is placed, so a
+    // double click or a retried request places one order.
+    let key = RwSignal::new(new_idempotency_key());
+    Effect::new(move |_| {
+        if let Some(Ok(_)) = place_order.value().get() {
+            key.set(new_idempotency_key());
+        }
+    });
 
     view! {
         <section class="panel" aria-labelledby="order-title">
             <h2 id="order-title">"Place an order"</h2>
             <ActionForm action=place_order attr:class="stack" attr:data-testid="order-form">
+                <input type="hidden" name="idempotency_key" prop:value=move || key.get()/>
                 <label>
                     "Product"
                     <select name="product_id" required on:change=move |ev| selected.set(event_target_value(&ev)) prop:value=move || selected.get()>
@@ -50,7 +60,7 @@ pub fn OrderForm(products: Products, place_order: ServerAction<PlaceOrder>) -> i
                 <button type="submit" disabled=move || place_order.pending().get()>"Place order"</button>
                 {move || order_error().map(|e| view! { <p class="error" role="alert" data-testid="order-error">{e}</p> })}
                 {move || placed().map(|o| view! {
-                    <p class="ok" data-testid="order-placed">"Order " <code>{short_id(&o.id)}</code> " placed: " {o.total.to_string()} " total."</p>
+                    <p class="ok" data-testid="order-placed">"Order " <a href=format!("/order/{}", o.id)><code>{short_id(&o.id)}</code></a> " placed: " {o.total.to_string()} " total."</p>
                 })}
             </ActionForm>
         </section>
@@ -114,6 +124,8 @@ pub fn OrderList(orders: Orders, products: Products) -> impl IntoView {
                                         let (id, listed) = (order.id.clone(), order.status);
                                         let (reason_id, listed_reason) = (order.id.clone(), order.refund_reason.clone());
                                         let status = Signal::derive(move || feed.status_of(&id, listed));
+                                        let (href, link_label, short) =
+                                            (format!("/order/{}", order.id), format!("Order {}", order.id), short_id(&order.id));
                                         let refund_reason = move || {
                                             (status.get() == OrderStatus::Refunded)
                                                 .then(|| feed.refund_reason_of(&reason_id, listed_reason.as_deref()))
@@ -121,7 +133,7 @@ pub fn OrderList(orders: Orders, products: Products) -> impl IntoView {
                                         };
                                         view! {
                                             <tr data-order-id=order.id.clone()>
-                                                <td><code title=order.id.clone()>{short_id(&order.id)}</code></td>
+                                                <td><a href=href title=order.id.clone() aria-label=link_label><code>{short}</code></a></td>
                                                 <td>{name}</td>
                                                 <td class="num">{order.quantity.get()}</td>
                                                 <td class="num">{order.price.to_string()}</td>
@@ -144,9 +156,4 @@ pub fn OrderList(orders: Orders, products: Products) -> impl IntoView {
             </Transition>
         </section>
     }
-}
-
-/// The last characters of a ULID: enough to tell orders apart on screen.
-fn short_id(id: &str) -> String {
-    id.chars().skip(id.chars().count().saturating_sub(8)).collect()
 }

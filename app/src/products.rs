@@ -37,9 +37,19 @@ impl Default for WarehouseActions {
 
 /// Sign-in to change products, shown only when the server requires it.
 #[component]
-fn AdminSignIn() -> impl IntoView {
+pub fn AdminSignIn() -> impl IntoView {
     let sign_in = ServerAction::<SignIn>::new();
     let sign_out = ServerAction::<SignOut>::new();
+    // The rest of the page (the dead-letter count, the dead letters) follows.
+    if let Some(session) = use_context::<crate::Session>() {
+        Effect::new(move |seen: Option<(usize, usize)>| {
+            let now = (sign_in.version().get(), sign_out.version().get());
+            if seen.is_some_and(|seen| seen != now) {
+                session.changed.update(|n| *n += 1);
+            }
+            now
+        });
+    }
     let access =
         Resource::new(move || (sign_in.version().get(), sign_out.version().get()), |_| crate::api::admin_status());
     let sign_in_error = move || sign_in.value().get().and_then(|r| r.err()).map(|e| error_text(&e));
@@ -104,12 +114,13 @@ pub fn Warehouse(products: Products, actions: WarehouseActions) -> impl IntoView
                                 <tbody>
                                     {list.into_iter().map(|product| {
                                         let Product { id, name, price, quantity: listed } = product;
-                                        let (live_id, row_id, label) = (id.clone(), id.clone(), format!("Delete {name}"));
+                                        let (live_id, row_id) = (id.clone(), id.clone());
                                         let (restock_id, restock_label) = (id.clone(), format!("Units of {name} to add"));
+                                        let restock_button = format!("Restock {name}");
                                         let stock = Signal::derive(move || feed.stock.with(|s| s.get(&live_id).copied()).unwrap_or(listed));
                                         view! {
                                             <tr data-product-id=row_id>
-                                                <td class="name">{name}</td>
+                                                <td class="name">{name.clone()}</td>
                                                 <td class="num">{price.to_string()}</td>
                                                 <td class="num stock" class:out=move || stock.get() == 0>{stock}</td>
                                                 <td class="actions">
@@ -117,12 +128,9 @@ pub fn Warehouse(products: Products, actions: WarehouseActions) -> impl IntoView
                                                         <input type="hidden" name="id" value=restock_id/>
                                                         <input type="number" name="quantity" min="1" max="1000000" step="1" required
                                                             value="10" aria-label=restock_label/>
-                                                        <button type="submit">"Restock"</button>
+                                                        <button type="submit" aria-label=restock_button>"Restock"</button>
                                                     </ActionForm>
-                                                    <ActionForm action=delete_product>
-                                                        <input type="hidden" name="id" value=id/>
-                                                        <button type="submit" class="danger" aria-label=label>"Delete"</button>
-                                                    </ActionForm>
+                                                    <ConfirmDelete id name action=delete_product/>
                                                 </td>
                                             </tr>
                                         }
@@ -147,5 +155,33 @@ pub fn Warehouse(products: Products, actions: WarehouseActions) -> impl IntoView
                 {move || add_error().map(|e| view! { <p class="error" role="alert" data-testid="add-product-error">{e}</p> })}
             </ActionForm>
         </section>
+    }
+}
+
+/// Delete, with a confirm step: the button turns into "Really delete?" and "Cancel".
+#[component]
+fn ConfirmDelete(id: String, name: String, action: ServerAction<DeleteProduct>) -> impl IntoView {
+    let confirming = RwSignal::new(false);
+    let (label, really, cancel) =
+        (format!("Delete {name}"), format!("Really delete {name}?"), format!("Cancel deleting {name}"));
+    move || {
+        if confirming.get() {
+            let (id, really, cancel) = (id.clone(), really.clone(), cancel.clone());
+            view! {
+                <ActionForm action>
+                    <input type="hidden" name="id" value=id/>
+                    <button type="submit" class="danger strong" aria-label=really>"Really delete?"</button>
+                    <button type="button" class="link" aria-label=cancel
+                        on:click=move |_| confirming.set(false)>"Cancel"</button>
+                </ActionForm>
+            }
+            .into_any()
+        } else {
+            view! {
+                <button type="button" class="danger" aria-label=label.clone()
+                    on:click=move |_| confirming.set(true)>"Delete"</button>
+            }
+            .into_any()
+        }
     }
 }

@@ -30,7 +30,7 @@ test("warehouse changes need the admin sign-in, held in an HttpOnly SameSite=Str
   const row = await addProduct(page, name, "120", "2");
   await expect(row.locator(".stock")).toHaveText("2");
   await row.getByLabel(`Units of ${name} to add`).fill("5");
-  await row.getByRole("button", { name: "Restock" }).click();
+  await row.getByRole("button", { name: `Restock ${name}` }).click();
   await expect(row.locator(".stock")).toHaveText("7");
 
   // Signed in across a reload; signed out after signing out.
@@ -38,6 +38,7 @@ test("warehouse changes need the admin sign-in, held in an HttpOnly SameSite=Str
   await expect(page.getByTestId("admin-signed-in")).toBeVisible();
   await page.getByRole("button", { name: "Sign out" }).click();
   await expect(page.getByTestId("admin-sign-in")).toBeVisible();
-  await row.getByRole("button", { name: `Delete ${name}` }).click();
+  await row.getByRole("button", { name: `Delete ${name}`, exact: true }).click();
+  await row.getByRole("button", { name: `Really delete ${name}?`, exact: true }).click();
   await expect(page.getByTestId("delete-error")).toHaveText("Sign in as admin to change products.");
 });

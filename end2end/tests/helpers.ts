@@ -57,3 +57,9 @@ export async function watchStatus(badge: Locator) {
     }).observe(el, { childList: true, characterData: true, subtree: true });
   });
 }
+
+/// Deletes a product from its warehouse row, through the confirm step.
+export async function deleteProduct(row: Locator, name: string) {
+  await row.getByRole("button", { name: `Delete ${name}`, exact: true }).click();
+  await row.getByRole("button", { name: `Really delete ${name}?`, exact: true }).click();
+}

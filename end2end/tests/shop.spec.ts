@@ -1,5 +1,5 @@
 import { test, expect } from "@playwright/test";
-import { addProduct, openShop, placeOrder, submitProduct, unique, watchStatus } from "./helpers";
+import { addProduct, deleteProduct, openShop, placeOrder, submitProduct, unique, watchStatus } from "./helpers";
 
 test("a shopper adds a product, orders it and watches the order get fulfilled live", async ({ page }) => {
   await openShop(page);
@@ -55,9 +55,29 @@ test("a product can be deleted", async ({ page }) => {
   await openShop(page);
   const name = unique("Old stool");
   const row = await addProduct(page, name, "3", "2");
-  await row.getByRole("button", { name: `Delete ${name}` }).click();
+  // Delete asks first; Cancel keeps the product.
+  await row.getByRole("button", { name: `Delete ${name}`, exact: true }).click();
+  await row.getByRole("button", { name: `Cancel deleting ${name}` }).click();
+  await expect(row.getByRole("button", { name: `Delete ${name}`, exact: true })).toBeVisible();
+  await deleteProduct(row, name);
   await expect(page.getByTestId("products").locator("tr", { hasText: name })).toHaveCount(0);
   // Gone for the REST API too.
   const products = await (await page.request.get("/products")).json();
   expect(products.some((p: { name: string }) => p.name === name)).toBe(false);
+});
+
+test("the shop page asks for nothing that is missing: no answer is 400 or more", async ({ page }) => {
+  const failed: string[] = [];
+  page.on("response", (response) => {
+    if (response.status() >= 400) failed.push(`${response.status()} ${response.url()}`);
+  });
+  await openShop(page);
+  await page.reload();
+  await expect(page.getByTestId("live-indicator")).toHaveText("live");
+  // The icon the page names is there.
+  const icon = await page.locator('link[rel="icon"]').getAttribute("href");
+  const answer = await page.request.get(icon!);
+  expect(answer.status()).toBe(200);
+  expect(answer.headers()["content-type"]).toContain("image/svg+xml");
+  expect(failed).toEqual([]);
 });
