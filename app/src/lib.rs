@@ -57,7 +57,10 @@ pub fn App() -> impl IntoView {
     let session = Session { changed: RwSignal::new(0) };
     provide_context(session);
 
-    #[cfg(feature = "hydrate")]
+    // Only in the browser: the server calls `App` outside any page too (to
+    // list the routes), and a workspace-wide test build turns `hydrate` on
+    // for the server as well.
+    #[cfg(all(feature = "hydrate", target_arch = "wasm32"))]
     Effect::new(move |started: Option<()>| {
         if started.is_none() {
             live::connect(feed);
