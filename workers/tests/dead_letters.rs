@@ -16,7 +16,7 @@ use store::{Layout, PartitionKeys, Redis, Shop, Stream};
 use testkit::{on_every_backend, Backend, TestRedis};
 
 mod common;
-use common::{config_for, spawn_workers};
+use common::{config_for, spawn_workers, summed_len};
 
 on_every_backend!(
     poison_entries_are_dead_lettered_while_the_rest_flows,
@@ -29,15 +29,6 @@ on_every_backend!(
 /// The keys of the partition `id` (a product's) lives in: its orders' too.
 fn keys_of(shop: &Shop, id: &str) -> PartitionKeys {
     shop.layout().keys_of_id(id).unwrap().clone()
-}
-
-/// The dead letters of `stream` summed over every partition.
-async fn dead_letters_everywhere(conn: &mut Redis, layout: &Layout, stream: Stream) -> u64 {
-    let mut total = 0;
-    for keys in layout.all() {
-        total += conn.xlen::<_, u64>(keys.dead_letters(stream)).await.unwrap();
-    }
-    total
 }
 
 async fn poison_entries_are_dead_lettered_while_the_rest_flows(backend: Backend) {
@@ -86,8 +77,8 @@ async fn poison_entries_are_dead_lettered_while_the_rest_flows(backend: Backend)
         assert_eq!(shop.order(&order.id).await.unwrap().status, OrderStatus::Fulfilled);
     }
     // No other partition saw any of it.
-    assert_eq!(dead_letters_everywhere(&mut conn, &layout, Stream::OrderCompleted).await, 4);
-    assert_eq!(dead_letters_everywhere(&mut conn, &layout, Stream::OrderPlaced).await, 1);
+    assert_eq!(summed_len(&mut conn, &layout, |keys| keys.dead_letters(Stream::OrderCompleted)).await, 4);
+    assert_eq!(summed_len(&mut conn, &layout, |keys| keys.dead_letters(Stream::OrderPlaced)).await, 1);
 
     // Each dead letter keeps the original fields and says what was wrong.
     let dead: StreamRangeReply = conn.xrange_all(keys.dead_letters(Stream::OrderCompleted)).await.unwrap();
@@ -167,7 +158,7 @@ async fn entries_of_a_dead_consumer_are_reclaimed_and_over_delivered_ones_refund
     let dead: StreamRangeReply = conn.xrange_all(keys.dead_letters(Stream::OrderPlaced)).await.unwrap();
     assert_eq!(dead.ids.len(), 1);
     assert_eq!(dead.ids[0].get::<String>("field:order_id"), Some(doomed.id.clone()));
-    assert_eq!(dead_letters_everywhere(&mut conn, shop.layout(), Stream::OrderPlaced).await, 1);
+    assert_eq!(summed_len(&mut conn, shop.layout(), |keys| keys.dead_letters(Stream::OrderPlaced)).await, 1);
     assert_eq!(shop.product(&product.id).await.unwrap().quantity, 4, "only the reclaimed order took stock");
 
     assert_eq!(workers.terminate(Duration::from_secs(5)), Some(0));
@@ -285,7 +276,7 @@ async fn a_payment_held_longer_than_the_claim_time_is_never_counted_as_failed(ba
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let mut conn = shop.connection();
-    assert_eq!(dead_letters_everywhere(&mut conn, shop.layout(), Stream::OrderPlaced).await, 0);
+    assert_eq!(summed_len(&mut conn, shop.layout(), |keys| keys.dead_letters(Stream::OrderPlaced)).await, 0);
     assert_eq!(first.terminate(Duration::from_secs(5)), Some(0));
     assert_eq!(second.terminate(Duration::from_secs(5)), Some(0));
 }

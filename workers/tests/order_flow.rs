@@ -8,7 +8,7 @@ mod common;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use common::{config_for, status_events, wait_until_idle};
+use common::{config_for, status_events, summed_len, wait_until_idle};
 use domain::{NewProduct, Order, OrderStatus, Quantity};
 use redis::streams::StreamRangeReply;
 use redis::AsyncCommands;
@@ -91,7 +91,7 @@ async fn contested_stock_is_allocated_exactly_and_redelivery_changes_nothing(bac
 
     // Deliver every event of the finished run again: nothing may change.
     let stock_before: Vec<_> = shop.products().await.unwrap();
-    let status_len = total_len(&mut conn, &layout, Stream::OrderStatus).await;
+    let status_len = summed_len(&mut conn, &layout, |keys| keys.stream(Stream::OrderStatus)).await;
     for stream in [Stream::OrderPlaced, Stream::OrderCompleted, Stream::RefundInitiated] {
         let mut redelivered = 0;
         for keys in layout.all() {
@@ -115,7 +115,11 @@ async fn contested_stock_is_allocated_exactly_and_redelivery_changes_nothing(bac
         after.iter().map(|o| (&o.id, o.status)).collect::<Vec<_>>(),
         orders.iter().map(|o| (&o.id, o.status)).collect::<Vec<_>>()
     );
-    assert_eq!(total_len(&mut conn, &layout, Stream::OrderStatus).await, status_len, "no new status events");
+    assert_eq!(
+        summed_len(&mut conn, &layout, |keys| keys.stream(Stream::OrderStatus)).await,
+        status_len,
+        "no new status events"
+    );
     let mut dead = 0;
     for keys in layout.all() {
         dead += conn.xlen::<_, u64>(keys.dead_letters(Stream::OrderCompleted)).await.unwrap();
@@ -129,15 +133,6 @@ async fn contested_stock_is_allocated_exactly_and_redelivery_changes_nothing(bac
 
 fn initial_price(products: &[domain::Product], id: &str) -> domain::Cents {
     products.iter().find(|p| p.id == id).unwrap().price
-}
-
-/// The length of `stream` summed over every partition.
-async fn total_len(conn: &mut store::Redis, layout: &store::Layout, stream: Stream) -> u64 {
-    let mut total = 0;
-    for keys in layout.all() {
-        total += conn.xlen::<_, u64>(keys.stream(stream)).await.unwrap();
-    }
-    total
 }
 
 /// Payment delays run concurrently: 1,000 orders with a one-second payment

@@ -9,7 +9,7 @@ use std::time::Duration;
 use domain::OrderStatus;
 use redis::streams::StreamRangeReply;
 use redis::AsyncCommands;
-use store::{Config, Layout, Redis, RedisTarget, Stream};
+use store::{Config, Layout, PartitionKeys, Redis, RedisTarget, Stream};
 use testkit::{Process, TestRedis};
 
 pub const WORKERS_BIN: &str = env!("CARGO_BIN_EXE_workers");
@@ -81,4 +81,14 @@ pub async fn status_events(conn: &mut Redis, layout: &Layout) -> HashMap<String,
         }
     }
     events
+}
+
+/// The length of one stream of every partition, summed: `key` names it in a
+/// partition (`|keys| keys.stream(..)`, `|keys| keys.dead_letters(..)`).
+pub async fn summed_len(conn: &mut Redis, layout: &Layout, key: impl Fn(&PartitionKeys) -> String) -> u64 {
+    let mut total = 0;
+    for keys in layout.all() {
+        total += conn.xlen::<_, u64>(key(keys)).await.unwrap();
+    }
+    total
 }
