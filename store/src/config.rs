@@ -196,6 +196,15 @@ impl Config {
         Config::for_target(RedisTarget::cluster(seeds).expect("cluster seed URLs"))
     }
 
+    /// Test defaults pointed where the environment variable `variable` would
+    /// point a process: `("REDIS_URL", url)` or `("REDIS_CLUSTER_NODES", seeds)`.
+    pub fn for_variable((variable, value): (&str, String)) -> Config {
+        match variable {
+            "REDIS_CLUSTER_NODES" => Config::for_cluster(&value),
+            _ => Config::for_redis(value),
+        }
+    }
+
     /// Test defaults with a given Redis or cluster: no payment delay, short blocking reads.
     pub fn for_target(redis: RedisTarget) -> Config {
         Config {

@@ -13,7 +13,7 @@
 use std::time::Duration;
 
 use redis::aio::ConnectionLike;
-use redis::FromRedisValue;
+use redis::{FromRedisValue, Pipeline, Value};
 
 use crate::config::Config;
 use crate::error::{StoreError, StoreResult};
@@ -43,22 +43,28 @@ impl Durability {
         }
         let mut pipe = redis::pipe();
         call.add_to(&mut pipe);
-        self.append_wait(&mut pipe);
-        let (reply, reached): (T, u32) = scripts::query(conn, &pipe).await?;
-        self.check(reached)?;
-        Ok(reply)
+        let reply = self.run_all(conn, pipe).await?.pop().unwrap_or(Value::Nil);
+        Ok(T::from_redis_value(reply).map_err(redis::RedisError::from)?)
     }
 
-    /// Appends the `WAIT` to a pipeline of writes to one partition; its reply
-    /// comes last. Does nothing when no replicas are required.
-    pub fn append_wait(&self, pipe: &mut redis::Pipeline) {
+    /// Runs a pipeline of script calls to one partition and, when replicas
+    /// are required, waits for them (a `WAIT` sent last, on the same
+    /// connection, so to the same master); the calls' replies, in order.
+    pub async fn run_all<C: ConnectionLike>(&self, conn: &mut C, mut pipe: Pipeline) -> StoreResult<Vec<Value>> {
+        let calls = pipe.len();
         if self.waits() {
             pipe.cmd("WAIT").arg(self.min_replicas).arg(self.timeout.as_millis() as u64);
         }
+        let mut replies: Vec<Value> = scripts::query(conn, &pipe).await?;
+        if replies.len() > calls {
+            let reached = replies.pop().and_then(|v| redis::from_redis_value(v).ok()).unwrap_or(0);
+            self.check(reached)?;
+        }
+        Ok(replies)
     }
 
     /// Whether `reached` replicas are enough.
-    pub fn check(&self, reached: u32) -> StoreResult<()> {
+    fn check(&self, reached: u32) -> StoreResult<()> {
         if reached >= self.min_replicas {
             Ok(())
         } else {

@@ -5,11 +5,11 @@
 
 use std::collections::HashMap;
 
-use domain::page::MAX_LIMIT;
-use domain::product::MAX_STOCK;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
+use domain::page::MAX_LIMIT;
+use domain::product::MAX_STOCK;
 use domain::{quote, Cents, NewProduct, Order, OrderStatus, Page, PageRequest, Product, Quantity, Restock};
 use redis::AsyncCommands;
 
@@ -362,10 +362,7 @@ impl Shop {
                 let not_found = StoreError::NotFound { kind: "order", id: id.to_string() };
                 let Some(partition) = moved else { return Err(not_found) };
                 let key = self.layout.keys(self.layout.partitions().nth(partition.into())).order(id);
-                let fields: Fields = self.conn.clone().hgetall(&key).await?;
-                if fields.is_empty() {
-                    return Err(not_found);
-                }
+                let fields = self.fields_at(&key).await?.ok_or(not_found)?;
                 parse_order(&key, &fields)
             }
             Err(error) => Err(error),
@@ -385,11 +382,14 @@ impl Shop {
             return Err(not_found());
         };
         let key = key_of(keys, id);
-        let fields: Fields = self.conn.clone().hgetall(&key).await?;
-        if fields.is_empty() {
-            return Err(not_found());
-        }
+        let fields = self.fields_at(&key).await?.ok_or_else(not_found)?;
         Ok((key, fields))
+    }
+
+    /// The fields of the hash at `key`, or `None` when there is none.
+    async fn fields_at(&self, key: &str) -> StoreResult<Option<Fields>> {
+        let fields: Fields = self.conn.clone().hgetall(key).await?;
+        Ok((!fields.is_empty()).then_some(fields))
     }
 
     /// All orders, newest first (at most [`MAX_LIMIT`]).

@@ -6,16 +6,13 @@ use domain::{NewProduct, Quantity};
 use redis::streams::StreamRangeReply;
 use redis::AsyncCommands;
 use store::dead_letters::{self, DeadLetterId};
-use store::{now_ms, scripts, Config, PartitionKeys, Redis, RedisTarget, Shop, StoreError, Stream};
+use store::{now_ms, scripts, Config, PartitionKeys, Redis, Shop, StoreError, Stream};
 use testkit::{on_every_backend, Backend, TestRedis};
 
 on_every_backend!(dead_letters_are_listed_retried_once_and_discarded);
 
 fn config_for(redis: &TestRedis) -> Config {
-    match redis.env() {
-        ("REDIS_CLUSTER_NODES", seeds) => Config::for_target(RedisTarget::cluster(&seeds).unwrap()),
-        (_, url) => Config::for_redis(url),
-    }
+    Config::for_variable(redis.env())
 }
 
 /// Gives up on a fresh entry of `stream` naming `order_id`, as a consumer would.

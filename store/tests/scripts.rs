@@ -5,7 +5,7 @@
 use domain::{NewProduct, OrderStatus, Quantity};
 use redis::AsyncCommands;
 use store::scripts::{Change, DeadLettered, Fulfilment};
-use store::{now_ms, scripts, Config, PartitionKeys, Redis, RedisTarget, Shop, StoreError, Stream};
+use store::{now_ms, scripts, Config, PartitionKeys, Redis, Shop, StoreError, Stream};
 use testkit::{on_every_backend, Backend, TestRedis};
 
 on_every_backend!(
@@ -24,10 +24,7 @@ on_every_backend!(
 );
 
 fn config_for(redis: &TestRedis) -> Config {
-    match redis.env() {
-        ("REDIS_CLUSTER_NODES", seeds) => Config::for_target(RedisTarget::cluster(&seeds).unwrap()),
-        (_, url) => Config::for_redis(url),
-    }
+    Config::for_variable(redis.env())
 }
 
 async fn shop_on(redis: &TestRedis) -> (Shop, Redis) {

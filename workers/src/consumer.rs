@@ -486,10 +486,7 @@ async fn dead_letter<H: Handler>(
         scripts::dead_letter(&scope.keys, &letter, now, config.stream_maxlen, config.dead_letter_maxlen)
             .add_to(&mut pipe);
     }
-    let count = pipe.len();
-    scope.durability.append_wait(&mut pipe);
-    let mut replies: Vec<Value> = scripts::query(conn, &pipe).await?;
-    check_replicated(&scope.durability, &mut replies, count)?;
+    let replies = scope.durability.run_all(conn, pipe).await.map_err(to_redis_error)?;
     let (mut refunded, mut dropped, mut not_pending) = (0, 0, 0);
     for reply in replies {
         match DeadLettered::from_redis_value(reply) {
@@ -513,17 +510,6 @@ async fn dead_letter<H: Handler>(
             cap = config.dead_letter_maxlen,
             "old dead letters fell off the cap (DEAD_LETTER_MAXLEN)"
         );
-    }
-    Ok(())
-}
-
-/// Takes the `WAIT` reply off the end of `replies` (when replicas are
-/// required) and fails when too few replicas have the effects: the batch is
-/// then retried, which changes nothing already applied.
-fn check_replicated(durability: &Durability, replies: &mut Vec<Value>, count: usize) -> RedisResult<()> {
-    if replies.len() > count {
-        let reached: u32 = replies.pop().and_then(|v| redis::from_redis_value(v).ok()).unwrap_or(0);
-        durability.check(reached).map_err(to_redis_error)?;
     }
     Ok(())
 }
@@ -554,11 +540,7 @@ pub async fn apply_each<E, R: FromRedisValue>(
     let mut replies = if pipe.is_empty() {
         Vec::new().into_iter()
     } else {
-        let count = pipe.len();
-        scope.durability.append_wait(&mut pipe);
-        let mut replies = scripts::query::<_, Vec<Value>>(conn, &pipe).await?;
-        check_replicated(&scope.durability, &mut replies, count)?;
-        replies.into_iter()
+        scope.durability.run_all(conn, pipe).await.map_err(to_redis_error)?.into_iter()
     };
     Ok(parsed
         .into_iter()

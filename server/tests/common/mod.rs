@@ -8,7 +8,7 @@ use std::time::Duration;
 use leptos::prelude::LeptosOptions;
 use reqwest::StatusCode;
 use serde_json::Value;
-use store::{Config, RedisTarget};
+use store::Config;
 use testkit::{Backend, TestRedis};
 use tokio_util::sync::CancellationToken;
 
@@ -27,10 +27,7 @@ impl Drop for Running {
 
 /// The test defaults, pointed at `redis` (one server or a cluster).
 pub fn config_for(redis: &TestRedis) -> Config {
-    match redis.env() {
-        ("REDIS_CLUSTER_NODES", seeds) => Config::for_target(RedisTarget::cluster(&seeds).unwrap()),
-        (_, url) => Config::for_redis(url),
-    }
+    Config::for_variable(redis.env())
 }
 
 /// The server with the default configuration, on a single redis-server.

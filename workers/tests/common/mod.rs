@@ -9,17 +9,14 @@ use std::time::Duration;
 use domain::OrderStatus;
 use redis::streams::StreamRangeReply;
 use redis::AsyncCommands;
-use store::{Config, Layout, PartitionKeys, Redis, RedisTarget, Stream};
+use store::{Config, Layout, PartitionKeys, Redis, Stream};
 use testkit::{Process, TestRedis};
 
 pub const WORKERS_BIN: &str = env!("CARGO_BIN_EXE_workers");
 
 /// The test defaults, pointed at `redis` (one server or a cluster).
 pub fn config_for(redis: &TestRedis) -> Config {
-    match redis.env() {
-        ("REDIS_CLUSTER_NODES", seeds) => Config::for_target(RedisTarget::cluster(&seeds).unwrap()),
-        (_, url) => Config::for_redis(url),
-    }
+    Config::for_variable(redis.env())
 }
 
 /// Starts `workers` against `redis` with quick reclaim and shutdown, plus `extra` settings.
