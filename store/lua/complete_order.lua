@@ -1,31 +1,57 @@
--- Payment finished: the order moves to its next status (pending → completed,
--- from the domain's rules), emitting order-completed for the warehouse and
--- the status event, in one atomic step. From any other status this entry was
--- already applied, so nothing changes.
--- The order-placed entry that asked for this is acknowledged in the same step
--- (when an entry id is given), so it is acked exactly when its effect commits.
--- KEYS: order, order-completed, order-status, order-placed, then the indexes
---       of orders by status, one per status (each name ends in ':<status>')
--- ARGV: statuses it applies from (',pending,'), status it leads to,
---       order id, now (ms), order-status max length, group, entry id ('' = no ack)
--- Returns 'applied', 'skipped' or 'missing' (not acked: the caller dead-letters it).
-local from, to = ARGV[1], ARGV[2]
+-- Payment finished, for a batch of orders: each order in a status the
+-- domain's rules allow (pending) moves to its next status (completed),
+-- emitting order-completed for the warehouse and its status event; from any
+-- other status its entry was already applied, so nothing changes. The whole
+-- batch is one atomic step: the status index moves and the acknowledgement of
+-- every order-placed entry that asked for a change (when an entry id is
+-- given) commit together with the changes, so an entry is acked exactly when
+-- its effect commits.
+-- KEYS: order-placed, order-completed, order-status, then the indexes of
+--       orders by status (each name ends in ':<status>'), then one order key
+--       per order of the batch
+-- ARGV: statuses it applies from (',pending,'), status it leads to, now (ms),
+--       order-status max length, group, number of status indexes, then per
+--       order: order id, entry id ('' = no ack)
+-- Returns one reply per order, in order: 'applied', 'skipped' or 'missing'
+-- (not acked: the caller dead-letters it).
+local from, to, now, maxlen, group = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local last_index = 3 + tonumber(ARGV[6])
 local function index(status)
-  for i = 5, #KEYS do
+  for i = 4, last_index do
     if string.sub(KEYS[i], -#status - 1) == ':' .. status then return KEYS[i] end
   end
 end
-local function ack()
-  if ARGV[7] ~= '' then redis.call('XACK', KEYS[4], ARGV[6], ARGV[7]) end
+-- Commands with many arguments, sent in slices (Lua's stack is bounded).
+local function each_slice(items, send)
+  for first = 1, #items, 500 do send(unpack(items, first, math.min(first + 499, #items))) end
 end
-local order = redis.call('HMGET', KEYS[1], 'status', 'product_id', 'quantity')
-if not order[1] then return 'missing' end
-if not string.find(from, ',' .. order[1] .. ',', 1, true) then ack() return 'skipped' end
-redis.call('HSET', KEYS[1], 'status', to, 'updated_at', ARGV[4], 'at:' .. to, ARGV[4])
-redis.call('ZREM', index(order[1]), ARGV[3])
-redis.call('ZADD', index(to), 0, ARGV[3])
-redis.call('XADD', KEYS[2], '*', 'order_id', ARGV[3], 'product_id', order[2], 'quantity', order[3])
-redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], '*',
-  'order_id', ARGV[3], 'product_id', order[2], 'status', to, 'at', ARGV[4])
-ack()
-return 'applied'
+local replies, acks, left, entered = {}, {}, {}, {}
+for i = 1, (#ARGV - 6) / 2 do
+  local id, entry = ARGV[5 + 2 * i], ARGV[6 + 2 * i]
+  local key = KEYS[last_index + i]
+  local order = redis.call('HMGET', key, 'status', 'product_id', 'quantity')
+  if not order[1] then
+    replies[i] = 'missing'
+  else
+    if string.find(from, ',' .. order[1] .. ',', 1, true) then
+      redis.call('HSET', key, 'status', to, 'updated_at', now, 'at:' .. to, now)
+      left[order[1]] = left[order[1]] or {}
+      table.insert(left[order[1]], id)
+      table.insert(entered, 0)
+      table.insert(entered, id)
+      redis.call('XADD', KEYS[2], '*', 'order_id', id, 'product_id', order[2], 'quantity', order[3])
+      redis.call('XADD', KEYS[3], 'MAXLEN', '~', maxlen, '*',
+        'order_id', id, 'product_id', order[2], 'status', to, 'at', now)
+      replies[i] = 'applied'
+    else
+      replies[i] = 'skipped'
+    end
+    if entry ~= '' then table.insert(acks, entry) end
+  end
+end
+for status, ids in pairs(left) do
+  each_slice(ids, function(...) redis.call('ZREM', index(status), ...) end)
+end
+each_slice(entered, function(...) redis.call('ZADD', index(to), ...) end)
+each_slice(acks, function(...) redis.call('XACK', KEYS[1], group, ...) end)
+return replies

@@ -1,48 +1,87 @@
--- The warehouse takes the stock of a paid order, or initiates its refund.
--- Check and decrement happen in one atomic step, so stock never goes below
--- zero however many workers run. Only an order in a status the domain's rules
--- allow (completed) without a refund under way is touched, so a redelivered
--- entry changes nothing. When stock is short (or the product gone) the reason
--- and its time are recorded on the order by this same step: the refund
--- consumer refunds only orders that carry it. The order-completed entry is
--- acknowledged in the same step (when an id is given).
--- KEYS: order, product, refund-initiated, order-status, order-completed, then
---       the indexes of orders by status (each name ends in ':<status>')
--- ARGV: statuses it applies from (',completed,'), status it leads to,
---       order id, product id (from the event), now (ms), order-status max
---       length, reason when stock is short, reason when the product is gone,
---       group, entry id ('' = no ack)
--- Returns {'fulfilled', stock left}, {'refund_initiated', reason},
---         {'skipped'}, or, not acked, {'missing'} or {'mismatch'}.
-local from, to = ARGV[1], ARGV[2]
+-- The warehouse takes the stock of a batch of paid orders, in order, or
+-- initiates their refund. Check and decrement happen in one atomic step, so
+-- stock never goes below zero however many workers run; each product's stock
+-- is read once and written once per batch. Only an order in a status the
+-- domain's rules allow (completed) without a refund under way is touched, so
+-- a redelivered entry changes nothing. When stock is short (or the product
+-- gone) the reason and its time are recorded on the order by this same step:
+-- the refund consumer refunds only orders that carry it. The status index
+-- moves and the acknowledgement of the order-completed entries (when entry
+-- ids are given) are part of the same step.
+-- KEYS: order-completed, refund-initiated, order-status, then the indexes of
+--       orders by status (each name ends in ':<status>'), then one order key
+--       per order, then one key per product of the batch
+-- ARGV: statuses it applies from (',completed,'), status it leads to, now (ms),
+--       order-status max length, group, number of status indexes, reason
+--       when stock is short, reason when the product is gone, number of
+--       orders, then per order: order id, product id (from the event), the
+--       position of its product's key among the product keys, entry id
+--       ('' = no ack)
+-- Returns one reply per order, in order: {'fulfilled', stock left},
+-- {'refund_initiated', reason}, {'skipped'}, or, not acked, {'missing'} or
+-- {'mismatch'}.
+local from, to, now, maxlen, group = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local last_index = 3 + tonumber(ARGV[6])
+local short, gone = ARGV[7], ARGV[8]
+local orders = tonumber(ARGV[9])
 local function index(status)
-  for i = 6, #KEYS do
+  for i = 4, last_index do
     if string.sub(KEYS[i], -#status - 1) == ':' .. status then return KEYS[i] end
   end
 end
-local function ack()
-  if ARGV[10] ~= '' then redis.call('XACK', KEYS[5], ARGV[9], ARGV[10]) end
+local function each_slice(items, send)
+  for first = 1, #items, 500 do send(unpack(items, first, math.min(first + 499, #items))) end
 end
-local order = redis.call('HMGET', KEYS[1], 'status', 'product_id', 'quantity', 'refund_reason')
-if not order[1] then return {'missing'} end
-if order[2] ~= ARGV[4] then return {'mismatch'} end
-if not string.find(from, ',' .. order[1] .. ',', 1, true) or order[4] then ack() return {'skipped'} end
-local wanted = tonumber(order[3])
-local stock = redis.call('HGET', KEYS[2], 'quantity')
-if stock and tonumber(stock) >= wanted then
-  local left = redis.call('HINCRBY', KEYS[2], 'quantity', -wanted)
-  redis.call('HSET', KEYS[1], 'status', to, 'updated_at', ARGV[5], 'at:' .. to, ARGV[5])
-  redis.call('ZREM', index(order[1]), ARGV[3])
-  redis.call('ZADD', index(to), 0, ARGV[3])
-  redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[6], '*',
-    'order_id', ARGV[3], 'product_id', ARGV[4], 'status', to,
-    'stock', left, 'at', ARGV[5])
-  ack()
-  return {'fulfilled', left}
+-- Each product's stock as this batch leaves it (false: no such product), and
+-- how much the batch took from it.
+local stock, taken = {}, {}
+local replies, acks, left, entered = {}, {}, {}, {}
+for i = 1, orders do
+  local at = 9 + 4 * (i - 1)
+  local id, product_id, entry = ARGV[at + 1], ARGV[at + 2], ARGV[at + 4]
+  local key, product = KEYS[last_index + i], KEYS[last_index + orders + tonumber(ARGV[at + 3])]
+  local order = redis.call('HMGET', key, 'status', 'product_id', 'quantity', 'refund_reason')
+  if not order[1] then
+    replies[i] = {'missing'}
+  elseif order[2] ~= product_id then
+    replies[i] = {'mismatch'}
+  else
+    if not string.find(from, ',' .. order[1] .. ',', 1, true) or order[4] then
+      replies[i] = {'skipped'}
+    else
+      if stock[product] == nil then
+        local quantity = redis.call('HGET', product, 'quantity')
+        stock[product] = quantity and tonumber(quantity) or false
+        taken[product] = 0
+      end
+      local wanted = tonumber(order[3])
+      if stock[product] and stock[product] >= wanted then
+        stock[product] = stock[product] - wanted
+        taken[product] = taken[product] + wanted
+        redis.call('HSET', key, 'status', to, 'updated_at', now, 'at:' .. to, now)
+        left[order[1]] = left[order[1]] or {}
+        table.insert(left[order[1]], id)
+        table.insert(entered, 0)
+        table.insert(entered, id)
+        redis.call('XADD', KEYS[3], 'MAXLEN', '~', maxlen, '*',
+          'order_id', id, 'product_id', product_id, 'status', to, 'stock', stock[product], 'at', now)
+        replies[i] = {'fulfilled', stock[product]}
+      else
+        local reason = stock[product] and short or gone
+        redis.call('HSET', key, 'refund_reason', reason, 'at:refund_initiated', now)
+        redis.call('XADD', KEYS[2], '*', 'order_id', id, 'product_id', product_id, 'reason', reason)
+        replies[i] = {'refund_initiated', reason}
+      end
+    end
+    if entry ~= '' then table.insert(acks, entry) end
+  end
 end
-local reason = ARGV[7]
-if not stock then reason = ARGV[8] end
-redis.call('HSET', KEYS[1], 'refund_reason', reason, 'at:refund_initiated', ARGV[5])
-redis.call('XADD', KEYS[3], '*', 'order_id', ARGV[3], 'product_id', ARGV[4], 'reason', reason)
-ack()
-return {'refund_initiated', reason}
+for product, units in pairs(taken) do
+  if units > 0 then redis.call('HINCRBY', product, 'quantity', -units) end
+end
+for status, ids in pairs(left) do
+  each_slice(ids, function(...) redis.call('ZREM', index(status), ...) end)
+end
+each_slice(entered, function(...) redis.call('ZADD', index(to), ...) end)
+each_slice(acks, function(...) redis.call('XACK', KEYS[1], group, ...) end)
+return replies

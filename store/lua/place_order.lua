@@ -1,34 +1,63 @@
--- Saves a new, priced order in its first status together with its outbox
--- entry, its first status event and its index entries, in one atomic step.
--- With an idempotency key, a retry of the same request returns the order the
--- first attempt created, even when the two race: the check and the creation
--- are one step.
--- KEYS: product, order, orders index, order-placed, order-status, index of
---       the first status's orders, index of the product's orders,
---       [idempotency key] (absent = none)
--- ARGV: order id, product id, unit price (cents, as priced), quantity, fee,
---       total, now (ms), order-status max length, idempotency window (s),
---       the status a new order has (from the domain's rules: pending)
--- Returns {'placed'}, {'replayed', earlier order id}, {'no_product'}, or
--- {'price_changed'} (priced against a stale price).
-if KEYS[8] then
-  local earlier = redis.call('GET', KEYS[8])
-  if earlier then return {'replayed', earlier} end
+-- Saves a batch of new, priced orders, each in its first status together
+-- with its outbox entry, its first status event and its index entries, in
+-- one atomic step (the server gathers the orders placed at the same time in
+-- one partition). With an idempotency key, a retry of the same request
+-- returns the order the first attempt created, even when the two race: the
+-- check and the creation are one step.
+-- KEYS: orders index, order-placed, order-status, index of the first
+--       status's orders, then per order: product, order, index of the
+--       product's orders, and its idempotency key when it has one
+-- ARGV: order-status max length, idempotency window (s), the status a new
+--       order has (from the domain's rules: pending), then per order: order
+--       id, product id, unit price (cents, as priced), quantity, fee, total,
+--       now (ms), whether it has an idempotency key ('1' or '0')
+-- Returns one reply per order, in order: {'placed'}, {'replayed', earlier
+-- order id}, {'no_product'}, or {'price_changed'} (priced against a stale price).
+local maxlen, window, status = ARGV[1], ARGV[2], ARGV[3]
+local function each_slice(items, send)
+  for first = 1, #items, 500 do send(unpack(items, first, math.min(first + 499, #items))) end
 end
-local price = redis.call('HGET', KEYS[1], 'price')
-if not price then return {'no_product'} end
-if price ~= ARGV[3] then return {'price_changed'} end
-redis.call('HSET', KEYS[2],
-  'id', ARGV[1], 'product_id', ARGV[2], 'price', ARGV[3], 'quantity', ARGV[4],
-  'fee', ARGV[5], 'total', ARGV[6], 'status', ARGV[10],
-  'created_at', ARGV[7], 'updated_at', ARGV[7], 'at:' .. ARGV[10], ARGV[7])
-redis.call('ZADD', KEYS[3], 0, ARGV[1])
-redis.call('ZADD', KEYS[6], 0, ARGV[1])
-redis.call('ZADD', KEYS[7], 0, ARGV[1])
-redis.call('XADD', KEYS[4], '*', 'order_id', ARGV[1])
-redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[8], '*',
-  'order_id', ARGV[1], 'product_id', ARGV[2], 'status', ARGV[10], 'at', ARGV[7])
-if KEYS[8] then
-  redis.call('SET', KEYS[8], ARGV[1], 'EX', ARGV[9])
+-- Each product's price (false: no such product), and its new orders.
+local prices, of_product = {}, {}
+local replies, placed = {}, {}
+local key = 5
+for i = 1, (#ARGV - 3) / 8 do
+  local at = 3 + 8 * (i - 1)
+  local id, product_id, price, now = ARGV[at + 1], ARGV[at + 2], ARGV[at + 3], ARGV[at + 7]
+  local product, order, product_orders = KEYS[key], KEYS[key + 1], KEYS[key + 2]
+  local idempotency = nil
+  if ARGV[at + 8] == '1' then idempotency = KEYS[key + 3] end
+  key = key + (idempotency and 4 or 3)
+  local earlier = idempotency and redis.call('GET', idempotency)
+  if not earlier and prices[product] == nil then
+    prices[product] = redis.call('HGET', product, 'price') or false
+  end
+  if earlier then
+    replies[i] = {'replayed', earlier}
+  elseif not prices[product] then
+    replies[i] = {'no_product'}
+  elseif prices[product] ~= price then
+    replies[i] = {'price_changed'}
+  else
+    redis.call('HSET', order,
+      'id', id, 'product_id', product_id, 'price', price, 'quantity', ARGV[at + 4],
+      'fee', ARGV[at + 5], 'total', ARGV[at + 6], 'status', status,
+      'created_at', now, 'updated_at', now, 'at:' .. status, now)
+    table.insert(placed, 0)
+    table.insert(placed, id)
+    of_product[product_orders] = of_product[product_orders] or {}
+    table.insert(of_product[product_orders], 0)
+    table.insert(of_product[product_orders], id)
+    redis.call('XADD', KEYS[2], '*', 'order_id', id)
+    redis.call('XADD', KEYS[3], 'MAXLEN', '~', maxlen, '*',
+      'order_id', id, 'product_id', product_id, 'status', status, 'at', now)
+    if idempotency then redis.call('SET', idempotency, id, 'EX', window) end
+    replies[i] = {'placed'}
+  end
 end
-return {'placed'}
+each_slice(placed, function(...) redis.call('ZADD', KEYS[1], ...) end)
+each_slice(placed, function(...) redis.call('ZADD', KEYS[4], ...) end)
+for index, ids in pairs(of_product) do
+  each_slice(ids, function(...) redis.call('ZADD', index, ...) end)
+end
+return replies

@@ -1,32 +1,54 @@
--- Refunds an order the warehouse decided to refund, and publishes the change,
--- in one atomic step. Only an order that carries the reason the warehouse
--- recorded (see fulfil_order.lua) is refunded: a refund-initiated entry for
--- any other order is refused. From a status the domain's rules do not allow
--- (anything but completed) this entry was already applied. The
--- refund-initiated entry is acknowledged in the same step (when an id is given).
--- KEYS: order, order-status, refund-initiated, then the indexes of orders by
---       status (each name ends in ':<status>')
--- ARGV: statuses it applies from (',completed,'), status it leads to,
---       order id, now (ms), order-status max length, group, entry id ('' = no ack)
--- Returns 'applied', 'skipped', or, not acked, 'missing' or 'not_initiated'.
-local from, to = ARGV[1], ARGV[2]
+-- Refunds a batch of orders the warehouse decided to refund, and publishes
+-- each change. Only an order that carries the reason the warehouse recorded
+-- (see fulfil_order.lua) is refunded: a refund-initiated entry for any other
+-- order is refused. From a status the domain's rules do not allow (anything
+-- but completed) its entry was already applied. The whole batch is one atomic
+-- step, the status index moves and the acknowledgement of the
+-- refund-initiated entries (when entry ids are given) included.
+-- KEYS: refund-initiated, order-status, then the indexes of orders by status
+--       (each name ends in ':<status>'), then one order key per order
+-- ARGV: statuses it applies from (',completed,'), status it leads to, now (ms),
+--       order-status max length, group, number of status indexes, then per
+--       order: order id, entry id ('' = no ack)
+-- Returns one reply per order, in order: 'applied', 'skipped', or, not
+-- acked, 'missing' or 'not_initiated'.
+local from, to, now, maxlen, group = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local last_index = 2 + tonumber(ARGV[6])
 local function index(status)
-  for i = 4, #KEYS do
+  for i = 3, last_index do
     if string.sub(KEYS[i], -#status - 1) == ':' .. status then return KEYS[i] end
   end
 end
-local function ack()
-  if ARGV[7] ~= '' then redis.call('XACK', KEYS[3], ARGV[6], ARGV[7]) end
+local function each_slice(items, send)
+  for first = 1, #items, 500 do send(unpack(items, first, math.min(first + 499, #items))) end
 end
-local order = redis.call('HMGET', KEYS[1], 'status', 'product_id', 'refund_reason')
-if not order[1] then return 'missing' end
-if not string.find(from, ',' .. order[1] .. ',', 1, true) then ack() return 'skipped' end
-if not order[3] then return 'not_initiated' end
-redis.call('HSET', KEYS[1], 'status', to, 'updated_at', ARGV[4], 'at:' .. to, ARGV[4])
-redis.call('ZREM', index(order[1]), ARGV[3])
-redis.call('ZADD', index(to), 0, ARGV[3])
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*',
-  'order_id', ARGV[3], 'product_id', order[2], 'status', to,
-  'reason', order[3], 'at', ARGV[4])
-ack()
-return 'applied'
+local replies, acks, left, entered = {}, {}, {}, {}
+for i = 1, (#ARGV - 6) / 2 do
+  local id, entry = ARGV[5 + 2 * i], ARGV[6 + 2 * i]
+  local key = KEYS[last_index + i]
+  local order = redis.call('HMGET', key, 'status', 'product_id', 'refund_reason')
+  if not order[1] then
+    replies[i] = 'missing'
+  elseif not string.find(from, ',' .. order[1] .. ',', 1, true) then
+    replies[i] = 'skipped'
+    if entry ~= '' then table.insert(acks, entry) end
+  elseif not order[3] then
+    replies[i] = 'not_initiated'
+  else
+    redis.call('HSET', key, 'status', to, 'updated_at', now, 'at:' .. to, now)
+    left[order[1]] = left[order[1]] or {}
+    table.insert(left[order[1]], id)
+    table.insert(entered, 0)
+    table.insert(entered, id)
+    redis.call('XADD', KEYS[2], 'MAXLEN', '~', maxlen, '*',
+      'order_id', id, 'product_id', order[2], 'status', to, 'reason', order[3], 'at', now)
+    replies[i] = 'applied'
+    if entry ~= '' then table.insert(acks, entry) end
+  end
+end
+for status, ids in pairs(left) do
+  each_slice(ids, function(...) redis.call('ZREM', index(status), ...) end)
+end
+each_slice(entered, function(...) redis.call('ZADD', index(to), ...) end)
+each_slice(acks, function(...) redis.call('XACK', KEYS[1], group, ...) end)
+return replies

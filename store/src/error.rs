@@ -3,7 +3,7 @@
 use domain::ProductError;
 
 /// What can go wrong when reading or changing the shop's state.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// No product or order with that id.
     #[error("{kind} {id} not found")]

@@ -36,6 +36,7 @@ pub mod keys;
 pub mod migrate;
 pub mod observe;
 pub mod partition;
+pub mod placing;
 pub mod scripts;
 pub mod shop;
 pub mod shutdown;

@@ -105,11 +105,10 @@ impl<R: FromRedisValue> Call<R> {
         self.arg(from).arg(event.leads_to().as_str())
     }
 
-    fn ack(self, ack: Option<Ack>) -> Call<R> {
-        match ack {
-            Some(ack) => self.arg(ack.group).arg(ack.entry_id),
-            None => self.arg("").arg(""),
-        }
+    /// The call of a batch script for a batch of one: its reply is the one
+    /// element of the batch's (see [`words`]).
+    fn single<T>(self) -> Call<T> {
+        Call { cmd: self.cmd, reply: PhantomData }
     }
 
     /// Runs the call alone.
@@ -147,9 +146,11 @@ pub struct Ack<'a> {
     pub entry_id: &'a str,
 }
 
-/// Reads a reply of the form `{word, ...}` or `word`.
+/// Reads a reply of the form `{word, ...}` or `word`, or the batch of one
+/// holding it (`{{word, ...}}`), as a batch script answers a single call.
 fn words(value: Value) -> Result<Vec<String>, ParsingError> {
     match value {
+        Value::Array(mut items) if items.len() == 1 && matches!(items[0], Value::Array(_)) => words(items.remove(0)),
         Value::Array(items) => items.into_iter().map(String::from_redis_value).collect(),
         other => Ok(vec![String::from_redis_value(other)?]),
     }
@@ -321,53 +322,98 @@ const DEAD: &str = "dead_letter.lua";
 const CREATE: &str = "create_product.lua";
 const RESTOCK_NAME: &str = "restock.lua";
 
-/// The fields of a priced order that [`place_order`] saves.
-pub struct PlacedOrder<'a> {
-    pub order_id: &'a str,
-    pub product_id: &'a str,
+/// A priced order for [`place_orders`] to save.
+#[derive(Debug, Clone)]
+pub struct PlacedOrder {
+    pub order_id: String,
+    pub product_id: String,
     pub unit_price: u64,
     pub quantity: u32,
     pub fee: u64,
     pub total: u64,
     pub now: u64,
-    /// The client's idempotency key and how long it is remembered, in seconds.
-    pub idempotency: Option<(&'a str, u64)>,
+    /// The client's idempotency key, if any.
+    pub idempotency_key: Option<String>,
 }
 
-/// Saves a priced order in its first status with its outbox entry, or finds
-/// the order an earlier attempt with the same idempotency key created (see `place_order.lua`).
-pub fn place_order(keys: &PartitionKeys, order: &PlacedOrder, status_maxlen: u64) -> Call<Placement> {
+/// Saves a batch of priced orders of one partition, each in its first status
+/// with its outbox entry, or finds the order an earlier attempt with the same
+/// idempotency key created, in one atomic step (see `place_order.lua`). An
+/// idempotency key is remembered for `window` seconds. One reply per order,
+/// in order.
+pub fn place_orders(
+    keys: &PartitionKeys,
+    orders: &[PlacedOrder],
+    status_maxlen: u64,
+    window: u64,
+) -> Call<Vec<Placement>> {
     let mut touched = vec![
-        keys.product(order.product_id),
-        keys.order(order.order_id),
         keys.orders(),
         keys.stream(Stream::OrderPlaced),
         keys.stream(Stream::OrderStatus),
         keys.orders_in(OrderStatus::INITIAL),
-        keys.product_orders(order.product_id),
     ];
-    let window = match order.idempotency {
-        Some((key, window)) => {
-            touched.push(keys.order_idempotency(key));
-            window
-        }
-        None => 0,
-    };
-    Call::new(&SCRIPTS.place_order, &touched)
-        .arg(order.order_id)
-        .arg(order.product_id)
-        .arg(order.unit_price)
-        .arg(order.quantity)
-        .arg(order.fee)
-        .arg(order.total)
-        .arg(order.now)
-        .arg(status_maxlen)
-        .arg(window)
-        .arg(OrderStatus::INITIAL.as_str())
+    for order in orders {
+        touched.push(keys.product(&order.product_id));
+        touched.push(keys.order(&order.order_id));
+        touched.push(keys.product_orders(&order.product_id));
+        touched.extend(order.idempotency_key.as_deref().map(|key| keys.order_idempotency(key)));
+    }
+    let mut call =
+        Call::new(&SCRIPTS.place_order, &touched).arg(status_maxlen).arg(window).arg(OrderStatus::INITIAL.as_str());
+    for order in orders {
+        call = call
+            .arg(&order.order_id)
+            .arg(&order.product_id)
+            .arg(order.unit_price)
+            .arg(order.quantity)
+            .arg(order.fee)
+            .arg(order.total)
+            .arg(order.now)
+            .arg(if order.idempotency_key.is_some() { "1" } else { "0" });
+    }
+    call
 }
 
-/// Payment done ([`OrderEvent::PaymentCompleted`]), emitting
-/// `order-completed`, acking the `order-placed` entry (see `complete_order.lua`).
+/// One entry of a batch a consumer applies: the order it names and the
+/// entry's id, acknowledged in the same atomic step as its change (`None`
+/// applies the change without acknowledging anything).
+#[derive(Debug, Clone, Copy)]
+pub struct Applying<'a> {
+    pub order_id: &'a str,
+    pub entry_id: Option<&'a str>,
+}
+
+/// Payment done ([`OrderEvent::PaymentCompleted`]) for a batch of orders, in
+/// one atomic step: each emits `order-completed` and its status event, and
+/// every `order-placed` entry is acked in `group` (see `complete_order.lua`).
+/// One reply per order, in order.
+pub fn complete_orders(
+    keys: &PartitionKeys,
+    group: &str,
+    orders: &[Applying],
+    now: u64,
+    status_maxlen: u64,
+) -> Call<Vec<Change>> {
+    let mut touched =
+        vec![keys.stream(Stream::OrderPlaced), keys.stream(Stream::OrderCompleted), keys.stream(Stream::OrderStatus)];
+    let indexes = keys.status_indexes();
+    let index_count = indexes.len();
+    touched.extend(indexes);
+    touched.extend(orders.iter().map(|order| keys.order(order.order_id)));
+    let mut call = Call::new(&SCRIPTS.complete_order, &touched)
+        .guard(OrderEvent::PaymentCompleted)
+        .arg(now)
+        .arg(status_maxlen)
+        .arg(group)
+        .arg(index_count);
+    for order in orders {
+        call = call.arg(order.order_id).arg(order.entry_id.unwrap_or(""));
+    }
+    call
+}
+
+/// [`complete_orders`] for one order.
 pub fn complete_order(
     keys: &PartitionKeys,
     order_id: &str,
@@ -375,23 +421,68 @@ pub fn complete_order(
     status_maxlen: u64,
     ack: Option<Ack>,
 ) -> Call<Change> {
-    let mut touched = vec![
-        keys.order(order_id),
-        keys.stream(Stream::OrderCompleted),
-        keys.stream(Stream::OrderStatus),
-        keys.stream(Stream::OrderPlaced),
-    ];
-    touched.extend(keys.status_indexes());
-    Call::new(&SCRIPTS.complete_order, &touched)
-        .guard(OrderEvent::PaymentCompleted)
-        .arg(order_id)
-        .arg(now)
-        .arg(status_maxlen)
-        .ack(ack)
+    let order = Applying { order_id, entry_id: ack.map(|ack| ack.entry_id) };
+    complete_orders(keys, ack.map_or("", |ack| ack.group), &[order], now, status_maxlen).single()
 }
 
-/// The warehouse takes the stock ([`OrderEvent::StockTaken`]) or initiates a
-/// refund, acking the `order-completed` entry (see `fulfil_order.lua`).
+/// One entry of a batch the warehouse applies: [`Applying`], with the
+/// product the entry names.
+#[derive(Debug, Clone, Copy)]
+pub struct Taking<'a> {
+    pub order_id: &'a str,
+    pub product_id: &'a str,
+    pub entry_id: Option<&'a str>,
+}
+
+/// The warehouse takes the stock ([`OrderEvent::StockTaken`]) of a batch of
+/// orders, first come, first served, or initiates their refunds, in one
+/// atomic step, acking every `order-completed` entry in `group` (see
+/// `fulfil_order.lua`). One reply per order, in order.
+pub fn fulfil_orders(
+    keys: &PartitionKeys,
+    group: &str,
+    orders: &[Taking],
+    now: u64,
+    status_maxlen: u64,
+) -> Call<Vec<Fulfilment>> {
+    let mut touched = vec![
+        keys.stream(Stream::OrderCompleted),
+        keys.stream(Stream::RefundInitiated),
+        keys.stream(Stream::OrderStatus),
+    ];
+    let indexes = keys.status_indexes();
+    let index_count = indexes.len();
+    touched.extend(indexes);
+    touched.extend(orders.iter().map(|order| keys.order(order.order_id)));
+    // Each product once; each order names its product by position.
+    let mut products: Vec<&str> = Vec::new();
+    let positions: Vec<usize> = orders
+        .iter()
+        .map(|order| match products.iter().position(|p| *p == order.product_id) {
+            Some(at) => at + 1,
+            None => {
+                products.push(order.product_id);
+                products.len()
+            }
+        })
+        .collect();
+    touched.extend(products.iter().map(|product| keys.product(product)));
+    let mut call = Call::new(&SCRIPTS.fulfil_order, &touched)
+        .guard(OrderEvent::StockTaken)
+        .arg(now)
+        .arg(status_maxlen)
+        .arg(group)
+        .arg(index_count)
+        .arg(reason::INSUFFICIENT_STOCK)
+        .arg(reason::PRODUCT_GONE)
+        .arg(orders.len());
+    for (order, position) in orders.iter().zip(positions) {
+        call = call.arg(order.order_id).arg(order.product_id).arg(position).arg(order.entry_id.unwrap_or(""));
+    }
+    call
+}
+
+/// [`fulfil_orders`] for one order.
 pub fn fulfil_order(
     keys: &PartitionKeys,
     order_id: &str,
@@ -400,27 +491,38 @@ pub fn fulfil_order(
     status_maxlen: u64,
     ack: Option<Ack>,
 ) -> Call<Fulfilment> {
-    let mut touched = vec![
-        keys.order(order_id),
-        keys.product(product_id),
-        keys.stream(Stream::RefundInitiated),
-        keys.stream(Stream::OrderStatus),
-        keys.stream(Stream::OrderCompleted),
-    ];
-    touched.extend(keys.status_indexes());
-    Call::new(&SCRIPTS.fulfil_order, &touched)
-        .guard(OrderEvent::StockTaken)
-        .arg(order_id)
-        .arg(product_id)
-        .arg(now)
-        .arg(status_maxlen)
-        .arg(reason::INSUFFICIENT_STOCK)
-        .arg(reason::PRODUCT_GONE)
-        .ack(ack)
+    let order = Taking { order_id, product_id, entry_id: ack.map(|ack| ack.entry_id) };
+    fulfil_orders(keys, ack.map_or("", |ack| ack.group), &[order], now, status_maxlen).single()
 }
 
-/// Applies the refund the warehouse initiated ([`OrderEvent::RefundApplied`]),
-/// acking the `refund-initiated` entry (see `refund_order.lua`).
+/// Applies the refunds the warehouse initiated ([`OrderEvent::RefundApplied`])
+/// for a batch of orders, in one atomic step, acking the `refund-initiated`
+/// entries in `group` (see `refund_order.lua`). One reply per order, in order.
+pub fn refund_orders(
+    keys: &PartitionKeys,
+    group: &str,
+    orders: &[Applying],
+    now: u64,
+    status_maxlen: u64,
+) -> Call<Vec<Change>> {
+    let mut touched = vec![keys.stream(Stream::RefundInitiated), keys.stream(Stream::OrderStatus)];
+    let indexes = keys.status_indexes();
+    let index_count = indexes.len();
+    touched.extend(indexes);
+    touched.extend(orders.iter().map(|order| keys.order(order.order_id)));
+    let mut call = Call::new(&SCRIPTS.refund_order, &touched)
+        .guard(OrderEvent::RefundApplied)
+        .arg(now)
+        .arg(status_maxlen)
+        .arg(group)
+        .arg(index_count);
+    for order in orders {
+        call = call.arg(order.order_id).arg(order.entry_id.unwrap_or(""));
+    }
+    call
+}
+
+/// [`refund_orders`] for one order.
 pub fn refund_order(
     keys: &PartitionKeys,
     order_id: &str,
@@ -428,15 +530,8 @@ pub fn refund_order(
     status_maxlen: u64,
     ack: Option<Ack>,
 ) -> Call<Change> {
-    let mut touched =
-        vec![keys.order(order_id), keys.stream(Stream::OrderStatus), keys.stream(Stream::RefundInitiated)];
-    touched.extend(keys.status_indexes());
-    Call::new(&SCRIPTS.refund_order, &touched)
-        .guard(OrderEvent::RefundApplied)
-        .arg(order_id)
-        .arg(now)
-        .arg(status_maxlen)
-        .ack(ack)
+    let order = Applying { order_id, entry_id: ack.map(|ack| ack.entry_id) };
+    refund_orders(keys, ack.map_or("", |ack| ack.group), &[order], now, status_maxlen).single()
 }
 
 /// An entry given up on (see `dead_letter.lua`).

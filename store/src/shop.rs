@@ -21,6 +21,7 @@ use crate::error::{StoreError, StoreResult};
 use crate::ids::{is_id, new_id};
 use crate::keys::{Layout, PartitionKeys};
 use crate::partition::Partition;
+use crate::placing::Placements;
 use crate::{connection, now_ms, scripts};
 
 /// Handle to the shop's state in Redis; cheap to clone.
@@ -32,18 +33,16 @@ use crate::{connection, now_ms, scripts};
 pub struct Shop {
     conn: Redis,
     layout: Layout,
-    /// Replicas an order must reach before it is acknowledged.
-    durability: Durability,
     /// Spreads new products without an idempotency key over the partitions.
     next_partition: Arc<AtomicU64>,
     /// Prices of the products this process has seen, so that placing an
     /// order needs no read before its script (see [`Shop::price_of`]).
     prices: Arc<RwLock<HashMap<String, Cents>>>,
-    /// How long the `order-status` feed is kept (approximately), in entries.
-    status_maxlen: u64,
     /// How long an idempotency key is remembered, in seconds.
     idempotency_window_secs: u64,
     admin: AdminGate,
+    /// Saves new orders, those placed at the same time in a partition together.
+    placements: Placements,
 }
 
 /// Product prices a process remembers at most (then it starts afresh).
@@ -85,13 +84,18 @@ impl Shop {
         let conn = connection::connect(&config.redis)?;
         Ok(Shop {
             admin: AdminGate::new(config.admin_token.as_ref(), conn.clone(), config.layout.clone()),
-            conn,
+            conn: conn.clone(),
             layout: config.layout.clone(),
-            durability: Durability::of(config),
             next_partition: Arc::new(AtomicU64::new(u64::from(crate::now_ms() as u16))),
             prices: Arc::default(),
-            status_maxlen: config.stream_maxlen,
             idempotency_window_secs: config.idempotency_window.as_secs(),
+            placements: Placements::new(
+                conn.clone(),
+                config.layout.clone(),
+                Durability::of(config),
+                config.stream_maxlen,
+                config.idempotency_window.as_secs(),
+            ),
         })
     }
 
@@ -276,19 +280,16 @@ impl Shop {
                 timeline: vec![domain::Step { step: OrderStatus::INITIAL.to_string(), at: now }],
             };
             let placed = scripts::PlacedOrder {
-                order_id: &order.id,
-                product_id: &order.product_id,
+                order_id: order.id.clone(),
+                product_id: order.product_id.clone(),
                 unit_price: order.price.0,
                 quantity: quantity.get(),
                 fee: order.fee.0,
                 total: order.total.0,
                 now,
-                idempotency: idempotency_key.map(|key| (key, self.idempotency_window_secs)),
+                idempotency_key: idempotency_key.map(str::to_string),
             };
-            let placement = self
-                .durability
-                .run(&mut self.conn.clone(), scripts::place_order(keys, &placed, self.status_maxlen))
-                .await?;
+            let placement = self.placements.place(keys.partition(), placed).await?;
             match placement {
                 scripts::Placement::Placed => {
                     tracing::debug!(order_id = %order.id, product_id = %order.product_id, quantity = quantity.get(), total = %order.total, "order placed");

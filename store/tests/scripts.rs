@@ -4,7 +4,7 @@
 
 use domain::{NewProduct, OrderStatus, Quantity};
 use redis::AsyncCommands;
-use store::scripts::{Change, DeadLettered, Fulfilment};
+use store::scripts::{Applying, Change, DeadLettered, Fulfilment, Taking};
 use store::{now_ms, scripts, Config, PartitionKeys, Redis, Shop, StoreError, Stream};
 use testkit::{on_every_backend, Backend, TestRedis};
 
@@ -21,6 +21,8 @@ on_every_backend!(
     only_refunds_the_warehouse_initiated_are_applied,
     dead_letters_have_their_own_cap_and_count_what_falls_off,
     lists_filter_by_status_and_product_and_count_by_status,
+    a_batch_takes_stock_first_come_first_served_and_acks_each_entry_it_commits,
+    orders_placed_at_once_are_saved_together_each_once,
 );
 
 fn config_for(redis: &TestRedis) -> Config {
@@ -401,4 +403,110 @@ async fn lists_filter_by_status_and_product_and_count_by_status(backend: Backend
     let found: Vec<String> = shop.products_named("CHAIR", 10).await.unwrap().into_iter().map(|p| p.name).collect();
     assert_eq!(found, vec!["Red chair", "Blue chair"]);
     assert!(shop.products_named("sofa", 10).await.unwrap().is_empty());
+}
+
+/// The warehouse's batch script: stock read once and written once, yet each
+/// order judged in turn, exactly as if one by one; skipped and applied
+/// entries acked in the same step, missing ones not.
+async fn a_batch_takes_stock_first_come_first_served_and_acks_each_entry_it_commits(backend: Backend) {
+    let redis = TestRedis::start(backend);
+    let (shop, mut conn) = shop_on(&redis).await;
+    let product = shop.create_product(NewProduct::parse("Stool", "3", "5").unwrap()).await.unwrap();
+    let k = keys_of(&shop, &product.id);
+    let mut orders = Vec::new();
+    for units in [2, 2, 2, 1] {
+        orders.push(shop.place_order(&product.id, qty(units)).await.unwrap().id);
+    }
+    // Completed through the stream, so each order-completed entry is pending in the group.
+    let group = "warehouse-test";
+    let _: () = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(k.stream(Stream::OrderCompleted))
+        .arg(group)
+        .arg("0")
+        .arg("MKSTREAM")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let applying: Vec<Applying> = orders.iter().map(|id| Applying { order_id: id, entry_id: None }).collect();
+    let completed = run(&mut conn, scripts::complete_orders(&k, "", &applying, now_ms(), 1000)).await;
+    assert_eq!(completed, vec![Change::Applied; 4]);
+    let read: redis::streams::StreamReadReply = redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg(group)
+        .arg("c")
+        .arg("STREAMS")
+        .arg(k.stream(Stream::OrderCompleted))
+        .arg(">")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let entries: Vec<String> = read.keys[0].ids.iter().map(|entry| entry.id.clone()).collect();
+    assert_eq!(entries.len(), 4);
+
+    // The first order again (a redelivery in the same batch) and one that does not exist.
+    let missing = "01J00000000000000000000000";
+    let mut batch: Vec<Taking> = orders
+        .iter()
+        .zip(&entries)
+        .map(|(id, entry)| Taking { order_id: id, product_id: &product.id, entry_id: Some(entry) })
+        .collect();
+    batch.push(Taking { order_id: &orders[0], product_id: &product.id, entry_id: Some(&entries[0]) });
+    batch.push(Taking { order_id: missing, product_id: &product.id, entry_id: Some("1-1") });
+    let verdicts = run(&mut conn, scripts::fulfil_orders(&k, group, &batch, now_ms(), 1000)).await;
+    let short = Fulfilment::RefundInitiated { reason: scripts::reason::INSUFFICIENT_STOCK.into() };
+    assert_eq!(
+        verdicts,
+        vec![
+            Fulfilment::Fulfilled { stock_left: 3 },
+            Fulfilment::Fulfilled { stock_left: 1 },
+            short,
+            Fulfilment::Fulfilled { stock_left: 0 },
+            Fulfilment::Skipped,
+            Fulfilment::Missing,
+        ]
+    );
+    assert_eq!(shop.product(&product.id).await.unwrap().quantity, 0);
+    let pending: redis::streams::StreamPendingReply =
+        conn.xpending(k.stream(Stream::OrderCompleted), group).await.unwrap();
+    assert_eq!(pending.count(), 0, "every entry of an order that exists is acked");
+    let (fulfilled, refunding) = (shop.order(&orders[1]).await.unwrap(), shop.order(&orders[2]).await.unwrap());
+    assert_eq!((fulfilled.status, refunding.status), (OrderStatus::Fulfilled, OrderStatus::Completed));
+    let counts = shop.status_counts().await.unwrap();
+    assert!(
+        counts.contains(&(OrderStatus::Fulfilled, 3)) && counts.contains(&(OrderStatus::Completed, 1)),
+        "{counts:?}"
+    );
+    assert_eq!(len(&mut conn, &k, Stream::RefundInitiated).await, 1);
+}
+
+/// Orders placed at the same moment share one script call; each is saved
+/// once with its entries, and two requests with one idempotency key make
+/// one order even in the same call.
+async fn orders_placed_at_once_are_saved_together_each_once(backend: Backend) {
+    let redis = TestRedis::start(backend);
+    let (shop, mut conn) = shop_on(&redis).await;
+    let product = shop.create_product(NewProduct::parse("Mug", "2.50", "100").unwrap()).await.unwrap();
+    let k = keys_of(&shop, &product.id);
+    let placing = (0..40).map(|i| {
+        let (shop, product_id) = (shop.clone(), product.id.clone());
+        tokio::spawn(async move {
+            let key = if i % 10 == 0 { Some("same-key") } else { None };
+            shop.place_order_once(&product_id, qty(1), key).await.unwrap()
+        })
+    });
+    let placed: Vec<_> = futures::future::join_all(placing).await.into_iter().map(Result::unwrap).collect();
+    let keyed: std::collections::HashSet<_> =
+        placed.iter().enumerate().filter(|(i, _)| i % 10 == 0).map(|(_, p)| p.order.id.clone()).collect();
+    assert_eq!(keyed.len(), 1, "one order for one idempotency key");
+    assert_eq!(placed.iter().filter(|p| p.replayed).count(), 3);
+    assert_eq!(shop.orders().await.unwrap().len(), 37);
+    assert_eq!(len(&mut conn, &k, Stream::OrderPlaced).await, 37);
+    assert_eq!(len(&mut conn, &k, Stream::OrderStatus).await, 37);
+    assert!(shop.status_counts().await.unwrap().contains(&(OrderStatus::Pending, 37)));
+    let of_product: u64 = conn.zcard(k.product_orders(&product.id)).await.unwrap();
+    assert_eq!(of_product, 37);
+    for placed in placed.iter().filter(|p| !p.replayed) {
+        assert_eq!(shop.order(&placed.order.id).await.unwrap(), placed.order, "saved as answered");
+    }
 }

@@ -24,7 +24,7 @@ use redis::streams::{StreamAutoClaimReply, StreamId, StreamPendingCountReply, St
 use redis::{FromRedisValue, RedisResult, Value};
 use store::connection::{self, Backoff};
 use store::durability::Durability;
-use store::scripts::{self, Ack, Call, DeadLettered};
+use store::scripts::{self, Call, DeadLettered};
 use store::streams::{ensure_group, MalformedEntry, NEW_ENTRIES};
 use store::{Config, PartitionKeys, Redis, Stream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -518,36 +518,39 @@ fn value_text(value: &Value) -> String {
     redis::from_redis_value_ref::<String>(value).unwrap_or_else(|_| format!("{value:?}"))
 }
 
-/// Shared by handlers whose effect is one script call per entry: builds the
-/// calls (each acknowledging its own entry), sends them in one pipelined
-/// round trip, and judges each reply.
-pub async fn apply_each<E, R: FromRedisValue>(
+/// Shared by every handler: parses the batch, applies every entry that
+/// parses in one batch script call (each entry acknowledged in the same
+/// atomic step as its change), and judges each entry's reply. Entries that do
+/// not parse are poison.
+pub async fn apply_batch<E, R: FromRedisValue>(
     conn: &mut Redis,
     scope: &Scope,
     batch: &[StreamId],
-    group: &str,
     parse: impl Fn(&StreamId) -> Result<E, MalformedEntry>,
-    call: impl Fn(&E, Ack) -> Call<R>,
+    call: impl FnOnce(&[(&E, &str)]) -> Call<Vec<R>>,
     judge: impl Fn(&E, R) -> Outcome,
 ) -> RedisResult<Vec<Outcome>> {
     let parsed: Vec<Result<E, MalformedEntry>> = batch.iter().map(parse).collect();
-    let mut pipe = redis::pipe();
-    for (entry, event) in batch.iter().zip(&parsed) {
-        if let Ok(event) = event {
-            call(event, Ack { group, entry_id: &entry.id }).add_to(&mut pipe);
-        }
-    }
-    let mut replies = if pipe.is_empty() {
+    let applying: Vec<(&E, &str)> = batch
+        .iter()
+        .zip(&parsed)
+        .filter_map(|(entry, event)| event.as_ref().ok().map(|event| (event, entry.id.as_str())))
+        .collect();
+    let mut replies = if applying.is_empty() {
         Vec::new().into_iter()
     } else {
-        scope.durability.run_all(conn, pipe).await.map_err(to_redis_error)?.into_iter()
+        let replies = scope.durability.run(conn, call(&applying)).await.map_err(to_redis_error)?;
+        if replies.len() != applying.len() {
+            let problem = format!("{} replies for {} entries", replies.len(), applying.len());
+            return Err(redis::RedisError::from((redis::ErrorKind::Parse, "batch script", problem)));
+        }
+        replies.into_iter()
     };
     Ok(parsed
         .into_iter()
         .map(|event| match event {
-            Ok(event) => match replies.next().map(R::from_redis_value) {
-                Some(Ok(reply)) => judge(&event, reply),
-                Some(Err(error)) => Outcome::poison(error.to_string()),
+            Ok(event) => match replies.next() {
+                Some(reply) => judge(&event, reply),
                 None => Outcome::poison("no reply from redis"),
             },
             Err(malformed) => malformed.into(),

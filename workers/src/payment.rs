@@ -10,11 +10,11 @@ use std::time::Duration;
 
 use redis::streams::StreamId;
 use redis::RedisResult;
-use store::scripts::{self, Change};
+use store::scripts::{self, Applying, Change};
 use store::streams::{EntryId, OrderPlaced};
 use store::{keys, now_ms, Redis, Stream};
 
-use crate::consumer::{apply_each, Handler, Outcome, Scope};
+use crate::consumer::{apply_batch, Handler, Outcome, Scope};
 
 pub struct Payment {
     pub delay: Duration,
@@ -38,13 +38,18 @@ impl Handler for Payment {
             tokio::time::sleep(Duration::from_millis(due - now)).await;
         }
         let now = now_ms();
-        apply_each(
+        apply_batch(
             conn,
             scope,
             batch,
-            Self::GROUP,
             OrderPlaced::parse,
-            |placed, ack| scripts::complete_order(&scope.keys, &placed.order_id, now, self.status_maxlen, Some(ack)),
+            |placed| {
+                let orders: Vec<Applying> = placed
+                    .iter()
+                    .map(|(placed, entry_id)| Applying { order_id: &placed.order_id, entry_id: Some(entry_id) })
+                    .collect();
+                scripts::complete_orders(&scope.keys, Self::GROUP, &orders, now, self.status_maxlen)
+            },
             |placed, change| match change {
                 Change::Applied => {
                     tracing::debug!(order_id = %placed.order_id, "order completed");

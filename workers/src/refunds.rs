@@ -1,15 +1,15 @@
 //! Refunds: marks orders refunded once the warehouse has initiated it.
 //!
-//! Reads `refund-initiated`; each order moves completed → refunded with its
-//! status event in one script (see `refund_order.lua`).
+//! Reads `refund-initiated`; each order of a batch moves completed → refunded
+//! with its status event, the whole batch in one script (see `refund_order.lua`).
 
 use redis::streams::StreamId;
 use redis::RedisResult;
-use store::scripts::{self, Change};
+use store::scripts::{self, Applying, Change};
 use store::streams::RefundInitiated;
 use store::{keys, now_ms, Redis, Stream};
 
-use crate::consumer::{apply_each, Handler, Outcome, Scope};
+use crate::consumer::{apply_batch, Handler, Outcome, Scope};
 
 pub struct Refunds {
     pub status_maxlen: u64,
@@ -21,13 +21,18 @@ impl Handler for Refunds {
 
     async fn handle(&self, conn: &mut Redis, scope: &Scope, batch: &[StreamId]) -> RedisResult<Vec<Outcome>> {
         let now = now_ms();
-        apply_each(
+        apply_batch(
             conn,
             scope,
             batch,
-            Self::GROUP,
             RefundInitiated::parse,
-            |refund, ack| scripts::refund_order(&scope.keys, &refund.order_id, now, self.status_maxlen, Some(ack)),
+            |refunds| {
+                let orders: Vec<Applying> = refunds
+                    .iter()
+                    .map(|(refund, entry_id)| Applying { order_id: &refund.order_id, entry_id: Some(entry_id) })
+                    .collect();
+                scripts::refund_orders(&scope.keys, Self::GROUP, &orders, now, self.status_maxlen)
+            },
             |refund, change| match change {
                 Change::Applied => {
                     tracing::info!(order_id = %refund.order_id, reason = %refund.reason, "order refunded");

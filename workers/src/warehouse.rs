@@ -2,16 +2,16 @@
 //!
 //! Reads `order-completed` one batch at a time, in stream order, so stock goes
 //! to orders first come, first served. Check and decrement are one Lua script
-//! per order (see `fulfil_order.lua`), pipelined per batch: stock can never go
+//! per batch (see `fulfil_order.lua`), orders taken in stream order: stock can never go
 //! below zero, however many workers processes run.
 
 use redis::streams::StreamId;
 use redis::RedisResult;
-use store::scripts::{self, Fulfilment};
+use store::scripts::{self, Fulfilment, Taking};
 use store::streams::OrderCompleted;
 use store::{keys, now_ms, Redis, Stream};
 
-use crate::consumer::{apply_each, Handler, Outcome, Scope};
+use crate::consumer::{apply_batch, Handler, Outcome, Scope};
 
 pub struct Warehouse {
     pub status_maxlen: u64,
@@ -23,21 +23,21 @@ impl Handler for Warehouse {
 
     async fn handle(&self, conn: &mut Redis, scope: &Scope, batch: &[StreamId]) -> RedisResult<Vec<Outcome>> {
         let now = now_ms();
-        apply_each(
+        apply_batch(
             conn,
             scope,
             batch,
-            Self::GROUP,
             OrderCompleted::parse,
-            |completed, ack| {
-                scripts::fulfil_order(
-                    &scope.keys,
-                    &completed.order_id,
-                    &completed.product_id,
-                    now,
-                    self.status_maxlen,
-                    Some(ack),
-                )
+            |completed| {
+                let orders: Vec<Taking> = completed
+                    .iter()
+                    .map(|(completed, entry_id)| Taking {
+                        order_id: &completed.order_id,
+                        product_id: &completed.product_id,
+                        entry_id: Some(entry_id),
+                    })
+                    .collect();
+                scripts::fulfil_orders(&scope.keys, Self::GROUP, &orders, now, self.status_maxlen)
             },
             judge,
         )

@@ -507,7 +507,8 @@ async fn redis_commands_per_order() {
     let calls = |name: &str| by_command.iter().find(|(n, _)| n == name).map_or(0, |(_, calls)| *calls);
     // The work itself: placing runs its script (the price is remembered, so
     // at most one HGETALL per product); payment and the warehouse run one
-    // script each, a refund one more.
+    // script each, a refund one more; each of these scripts takes every
+    // order that is ready at once, so there are at most that many calls.
     let work = calls("hgetall") + calls("evalsha");
     // The consumer loops' reads: one per batch, and batches form as entries arrive.
     let reads = calls("xreadgroup") + calls("xautoclaim") + calls("xpending");
@@ -524,7 +525,7 @@ async fn redis_commands_per_order() {
     );
     println!("  plus {:.2} executed inside the Lua scripts' atomic steps", in_scripts as f64 / orders as f64);
     println!("  by command: {by_command:?} (including {} of the test's own)", xranges + 1);
-    assert_eq!(calls("evalsha"), 3 * orders as u64 + refunded, "3 EVALSHA per order, 1 more per refund");
+    assert!(calls("evalsha") <= 3 * orders as u64 + refunded, "at most 3 EVALSHA per order, 1 more per refund");
     assert!(calls("hgetall") <= 20, "at most one product read per product: {}", calls("hgetall"));
     // Measured 3.8 to 4.8: work 3.0, reads 0.7 to 1.8 by how entries batch
     // (16 partitions split the traffic, so most batches hold one entry; with

@@ -1,0 +1,128 @@
+//! Group commit of new orders: the orders placed at the same time in one
+//! partition are saved by one script call.
+//!
+//! Each partition has a task that owns its placements: it takes every order
+//! waiting in its queue (up to [`MAX_BATCH`]), saves them in one
+//! `place_order.lua` call (then `WAIT`s, when replicas are required), and
+//! answers each caller. With one call in flight per partition, the orders
+//! that arrive meanwhile queue up and go together in the next one: no timer,
+//! so nothing waits when the shop is quiet, and under load fewer round trips
+//! and commands per order. The task is its own, so a caller that goes away
+//! (a client hanging up) never strands the orders queued behind it.
+
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::connection::Redis;
+use crate::durability::Durability;
+use crate::error::{StoreError, StoreResult};
+use crate::keys::{Layout, PartitionKeys};
+use crate::partition::Partition;
+use crate::scripts::{self, PlacedOrder, Placement};
+
+/// The most orders one call saves.
+pub const MAX_BATCH: usize = 256;
+
+/// What the partition tasks need to save orders.
+#[derive(Clone)]
+struct Saving {
+    conn: Redis,
+    durability: Durability,
+    /// How long the `order-status` feed is kept (approximately), in entries.
+    status_maxlen: u64,
+    /// How long an idempotency key is remembered, in seconds.
+    idempotency_window_secs: u64,
+}
+
+type Request = (PlacedOrder, oneshot::Sender<StoreResult<Placement>>);
+
+/// The queues of every partition's placing task; cheap to clone.
+#[derive(Clone)]
+pub struct Placements {
+    saving: Saving,
+    layout: Layout,
+    /// One queue per partition, its task started on first use (and again if
+    /// the runtime it ran on has gone).
+    queues: Arc<Vec<Mutex<Option<mpsc::UnboundedSender<Request>>>>>,
+}
+
+impl Placements {
+    pub fn new(
+        conn: Redis,
+        layout: Layout,
+        durability: Durability,
+        status_maxlen: u64,
+        idempotency_window_secs: u64,
+    ) -> Placements {
+        let queues = (0..layout.partitions().count()).map(|_| Mutex::new(None)).collect();
+        Placements {
+            saving: Saving { conn, durability, status_maxlen, idempotency_window_secs },
+            layout,
+            queues: Arc::new(queues),
+        }
+    }
+
+    /// Saves `order` in `partition`, together with the orders placed there at
+    /// the same time; what the script made of it.
+    pub async fn place(&self, partition: Partition, order: PlacedOrder) -> StoreResult<Placement> {
+        let (reply, answer) = oneshot::channel();
+        self.queue(partition).send((order, reply)).map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())?
+    }
+
+    fn queue(&self, partition: Partition) -> mpsc::UnboundedSender<Request> {
+        let mut queue = self.queues[usize::from(partition.index())].lock().unwrap_or_else(|p| p.into_inner());
+        match queue.as_ref() {
+            Some(sender) if !sender.is_closed() => sender.clone(),
+            _ => {
+                let (sender, receiver) = mpsc::unbounded_channel();
+                let keys = self.layout.keys(partition).clone();
+                tokio::spawn(save_batches(self.saving.clone(), keys, receiver));
+                *queue = Some(sender.clone());
+                sender
+            }
+        }
+    }
+}
+
+/// A placing task stopped before answering (its runtime is shutting down).
+fn gone() -> StoreError {
+    StoreError::Redis(redis::RedisError::from((redis::ErrorKind::Io, "the order could not be saved; try again")))
+}
+
+/// One partition's task: saves what its queue holds, a batch at a time.
+async fn save_batches(saving: Saving, keys: PartitionKeys, mut queue: mpsc::UnboundedReceiver<Request>) {
+    let mut conn = saving.conn.clone();
+    let mut batch: Vec<Request> = Vec::new();
+    while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        // A caller that has gone gets no order: it was never told of one.
+        batch.retain(|(_, reply)| !reply.is_closed());
+        if batch.is_empty() {
+            continue;
+        }
+        let orders: Vec<PlacedOrder> = batch.iter().map(|(order, _)| order.clone()).collect();
+        let call = scripts::place_orders(&keys, &orders, saving.status_maxlen, saving.idempotency_window_secs);
+        match saving.durability.run(&mut conn, call).await {
+            Ok(placements) if placements.len() == batch.len() => {
+                for ((_, reply), placement) in batch.drain(..).zip(placements) {
+                    let _ = reply.send(Ok(placement));
+                }
+            }
+            Ok(placements) => {
+                let error = StoreError::Corrupt {
+                    key: keys.orders(),
+                    detail: format!("{} replies for {} orders", placements.len(), batch.len()),
+                };
+                for (_, reply) in batch.drain(..) {
+                    let _ = reply.send(Err(error.clone()));
+                }
+            }
+            Err(error) => {
+                for (_, reply) in batch.drain(..) {
+                    let _ = reply.send(Err(error.clone()));
+                }
+            }
+        }
+    }
+}
