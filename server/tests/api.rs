@@ -16,6 +16,7 @@ on_every_backend!(
     products_and_orders_keep_the_original_contract,
     bad_requests_get_clear_4xx_errors,
     the_live_feed_relays_every_change_and_replays_after_last_event_id,
+    a_long_replay_keeps_each_orders_changes_in_order,
     concurrent_retries_with_one_idempotency_key_create_one_order,
     metrics_report_orders_streams_groups_and_latencies,
 );
@@ -190,6 +191,63 @@ async fn the_live_feed_relays_every_change_and_replays_after_last_event_id(backe
         app.http.get(format!("{}/api/events", app.base)).header("Last-Event-ID", &events[0].0).send().await.unwrap();
     let replayed = read_events(resumed, 2).await;
     assert_eq!(replayed, events[1..].to_vec());
+}
+
+/// A replay longer than one page of each of a partition's three live streams
+/// (`order-placed`, `order-completed`, `order-status`) still gives every
+/// change once and each order's changes in order.
+async fn a_long_replay_keeps_each_orders_changes_in_order(backend: Backend) {
+    let app = start_on(backend, |_| {}).await;
+    let (_, product) = app.post("/product", json!({"name": "Nail", "price": 0.1, "quantity": 100000})).await;
+    let mut live = Feed::new(app.http.get(format!("{}/api/events", app.base)).send().await.unwrap()).subscribed().await;
+    let orders = 700;
+    let placing = (0..orders).map(|_| app.post("/orders", json!({"product_id": product["id"], "quantity": 1})));
+    for (status, _) in futures::future::join_all(placing).await {
+        assert_eq!(status, StatusCode::CREATED);
+    }
+    let seen = live.events(3 * orders).await;
+
+    let resumed =
+        app.http.get(format!("{}/api/events", app.base)).header("Last-Event-ID", &seen[0].0).send().await.unwrap();
+    let replayed = read_events(resumed, 3 * orders - 1).await;
+    let steps = |events: &[(String, Value)]| {
+        let mut steps: std::collections::HashMap<String, Vec<String>> = Default::default();
+        for (_, event) in events {
+            let order = event["order_id"].as_str().unwrap().to_string();
+            steps.entry(order).or_default().push(event["status"].as_str().unwrap().to_string());
+        }
+        steps
+    };
+    let (live_steps, replayed_steps) = (steps(&seen), steps(&replayed));
+    assert_eq!(live_steps.len(), orders);
+    for (order, statuses) in &live_steps {
+        assert_eq!(statuses, &["pending", "completed", "fulfilled"], "{order} live");
+        let expected: &[String] = if *order == seen[0].1["order_id"] { &statuses[1..] } else { statuses };
+        assert_eq!(replayed_steps[order], expected, "{order} replayed");
+    }
+
+    // A browser whose order-placed position is at the start but whose other
+    // two are past the 300th order's fulfilment: more than a page of pending
+    // changes to replay, less than one of the others, yet each order's
+    // changes come in order (an order's pending one first).
+    let slots = seen[0].0.split(':').nth(1).unwrap().split(',').count();
+    let fulfilled: Vec<&(String, Value)> = seen.iter().filter(|(_, e)| e["status"] == "fulfilled").collect();
+    let mut behind = server::feed::cursor::Cursor::decode(&fulfilled[299].0, slots).unwrap();
+    let partition = store::Partitions::new(u16::try_from(slots / 3).unwrap())
+        .unwrap()
+        .of_id(product["id"].as_str().unwrap())
+        .unwrap();
+    behind.0[usize::from(partition.index()) * 3] = store::streams::EntryId::START;
+    let resumed =
+        app.http.get(format!("{}/api/events", app.base)).header("Last-Event-ID", behind.encode()).send().await.unwrap();
+    let later = seen.iter().skip_while(|(id, _)| *id != fulfilled[299].0).count() - 1;
+    let replayed = read_events(resumed, orders + later).await;
+    let rank = |status: &str| ["pending", "completed", "fulfilled"].iter().position(|s| *s == status).unwrap();
+    for (order, statuses) in steps(&replayed) {
+        let ranks: Vec<usize> = statuses.iter().map(|s| rank(s)).collect();
+        assert!(ranks.windows(2).all(|w| w[0] < w[1]) && ranks[0] == 0, "{order}: {statuses:?}");
+    }
+    assert_eq!(steps(&replayed).len(), orders);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,23 +1,22 @@
 -- Payment finished, for a batch of orders: each order in a status the
 -- domain's rules allow (pending) moves to its next status (completed),
--- emitting order-completed for the warehouse and its status event; from any
--- other status its entry was already applied, so nothing changes. The whole
--- batch is one atomic step: the status index moves and the acknowledgement of
--- every order-placed entry that asked for a change (when an entry id is
--- given) commit together with the changes, so an entry is acked exactly when
--- its effect commits.
--- KEYS: order-placed, order-completed, order-status, then the indexes of
---       orders by status (each name ends in ':<status>'), then one order key
---       per order of the batch
+-- emitting order-completed for the warehouse (the entry is also the live
+-- feed's event of the change); from any other status its entry was already
+-- applied, so nothing changes. The whole batch is one atomic step: the status
+-- index moves and the acknowledgement of every order-placed entry that asked
+-- for a change (when an entry id is given) commit together with the changes,
+-- so an entry is acked exactly when its effect commits.
+-- KEYS: order-placed, order-completed, then the indexes of orders by status
+--       (each name ends in ':<status>'), then one order key per order
 -- ARGV: statuses it applies from (',pending,'), status it leads to, now (ms),
---       order-status max length, group, number of status indexes, then per
---       order: order id, entry id ('' = no ack)
+--       group, number of status indexes, then per order: order id, entry id
+--       ('' = no ack)
 -- Returns one reply per order, in order: 'applied', 'skipped' or 'missing'
 -- (not acked: the caller dead-letters it).
-local from, to, now, maxlen, group = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local last_index = 3 + tonumber(ARGV[6])
+local from, to, now, group = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local last_index = 2 + tonumber(ARGV[5])
 local function index(status)
-  for i = 4, last_index do
+  for i = 3, last_index do
     if string.sub(KEYS[i], -#status - 1) == ':' .. status then return KEYS[i] end
   end
 end
@@ -26,8 +25,8 @@ local function each_slice(items, send)
   for first = 1, #items, 500 do send(unpack(items, first, math.min(first + 499, #items))) end
 end
 local replies, acks, left, entered = {}, {}, {}, {}
-for i = 1, (#ARGV - 6) / 2 do
-  local id, entry = ARGV[5 + 2 * i], ARGV[6 + 2 * i]
+for i = 1, (#ARGV - 5) / 2 do
+  local id, entry = ARGV[4 + 2 * i], ARGV[5 + 2 * i]
   local key = KEYS[last_index + i]
   local order = redis.call('HMGET', key, 'status', 'product_id', 'quantity')
   if not order[1] then
@@ -39,9 +38,7 @@ for i = 1, (#ARGV - 6) / 2 do
       table.insert(left[order[1]], id)
       table.insert(entered, 0)
       table.insert(entered, id)
-      redis.call('XADD', KEYS[2], '*', 'order_id', id, 'product_id', order[2], 'quantity', order[3])
-      redis.call('XADD', KEYS[3], 'MAXLEN', '~', maxlen, '*',
-        'order_id', id, 'product_id', order[2], 'status', to, 'at', now)
+      redis.call('XADD', KEYS[2], '*', 'order_id', id, 'product_id', order[2], 'quantity', order[3], 'at', now)
       replies[i] = 'applied'
     else
       replies[i] = 'skipped'

@@ -69,7 +69,7 @@ for i = 1, orders do
       else
         local reason = stock[product] and short or gone
         redis.call('HSET', key, 'refund_reason', reason, 'at:refund_initiated', now)
-        redis.call('XADD', KEYS[2], '*', 'order_id', id, 'product_id', product_id, 'reason', reason)
+        redis.call('XADD', KEYS[2], '*', 'order_id', id, 'product_id', product_id, 'reason', reason, 'at', now)
         replies[i] = {'refund_initiated', reason}
       end
     end

@@ -1,28 +1,26 @@
 -- Saves a batch of new, priced orders, each in its first status together
--- with its outbox entry, its first status event and its index entries, in
--- one atomic step (the server gathers the orders placed at the same time in
+-- with its outbox entry (which is also the live feed's event of the status)
+-- and its index entries, in one atomic step (the server gathers the orders placed at the same time in
 -- one partition). With an idempotency key, a retry of the same request
 -- returns the order the first attempt created, even when the two race: the
 -- check and the creation are one step.
--- KEYS: orders index, order-placed, order-status, index of the first
---       status's orders, then per order: product, order, index of the
+-- KEYS: orders index, order-placed, index of the first status's orders, then per order: product, order, index of the
 --       product's orders, and its idempotency key when it has one
--- ARGV: order-status max length, idempotency window (s), the status a new
---       order has (from the domain's rules: pending), then per order: order
+-- ARGV: idempotency window (s), the status a new order has (from the domain's rules: pending), then per order: order
 --       id, product id, unit price (cents, as priced), quantity, fee, total,
 --       now (ms), whether it has an idempotency key ('1' or '0')
 -- Returns one reply per order, in order: {'placed'}, {'replayed', earlier
 -- order id}, {'no_product'}, or {'price_changed'} (priced against a stale price).
-local maxlen, window, status = ARGV[1], ARGV[2], ARGV[3]
+local window, status = ARGV[1], ARGV[2]
 local function each_slice(items, send)
   for first = 1, #items, 500 do send(unpack(items, first, math.min(first + 499, #items))) end
 end
 -- Each product's price (false: no such product), and its new orders.
 local prices, of_product = {}, {}
 local replies, placed = {}, {}
-local key = 5
-for i = 1, (#ARGV - 3) / 8 do
-  local at = 3 + 8 * (i - 1)
+local key = 4
+for i = 1, (#ARGV - 2) / 8 do
+  local at = 2 + 8 * (i - 1)
   local id, product_id, price, now = ARGV[at + 1], ARGV[at + 2], ARGV[at + 3], ARGV[at + 7]
   local product, order, product_orders = KEYS[key], KEYS[key + 1], KEYS[key + 2]
   local idempotency = nil
@@ -48,15 +46,13 @@ for i = 1, (#ARGV - 3) / 8 do
     of_product[product_orders] = of_product[product_orders] or {}
     table.insert(of_product[product_orders], 0)
     table.insert(of_product[product_orders], id)
-    redis.call('XADD', KEYS[2], '*', 'order_id', id)
-    redis.call('XADD', KEYS[3], 'MAXLEN', '~', maxlen, '*',
-      'order_id', id, 'product_id', product_id, 'status', status, 'at', now)
+    redis.call('XADD', KEYS[2], '*', 'order_id', id, 'product_id', product_id, 'at', now)
     if idempotency then redis.call('SET', idempotency, id, 'EX', window) end
     replies[i] = {'placed'}
   end
 end
 each_slice(placed, function(...) redis.call('ZADD', KEYS[1], ...) end)
-each_slice(placed, function(...) redis.call('ZADD', KEYS[4], ...) end)
+each_slice(placed, function(...) redis.call('ZADD', KEYS[3], ...) end)
 for index, ids in pairs(of_product) do
   each_slice(ids, function(...) redis.call('ZADD', index, ...) end)
 end

@@ -15,7 +15,16 @@ for i = 1, #stored, 2 do
     fields[#fields + 1] = stored[i + 1]
   end
 end
-if #fields == 0 then fields = {'retried', ARGV[1]} end
+-- Marked as a retry: it asks for a change again but is none itself, so the
+-- live feed does not relay it.
+local marked = false
+for i = 1, #fields, 2 do
+  if fields[i] == 'retried' then fields[i + 1] = ARGV[1]; marked = true end
+end
+if not marked then
+  fields[#fields + 1] = 'retried'
+  fields[#fields + 1] = ARGV[1]
+end
 local id = redis.call('XADD', KEYS[2], '*', unpack(fields))
 redis.call('XDEL', KEYS[1], ARGV[1])
 return {'retried', id}

@@ -53,7 +53,12 @@ pub struct Settings {
     /// How long one blocking stream read waits, in milliseconds; bounds shutdown time.
     #[arg(long, env = "READ_BLOCK_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(10..=60_000), help_heading = "Streams")]
     pub read_block_ms: u64,
-    /// Stream entries read and pipelined per batch.
+    /// Under load (a read brought more than one entry but less than a full batch), how long a
+    /// consumer waits before its next read, in milliseconds, so batches grow: fewer, larger
+    /// script calls. 0 reads again at once. A read that brings one entry never waits.
+    #[arg(long, env = "READ_LINGER_MS", default_value_t = 2, value_parser = clap::value_parser!(u64).range(0..=1000), help_heading = "Streams")]
+    pub read_linger_ms: u64,
+    /// Stream entries read and applied per batch (one script call).
     #[arg(long, env = "READ_COUNT", default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..=10_000), help_heading = "Streams")]
     pub read_count: u64,
     /// Simulated payment time, in milliseconds; delays run concurrently.
@@ -130,8 +135,10 @@ pub struct Config {
     /// `READ_BLOCK_MS`: how long one XREADGROUP blocks; bounds how quickly a
     /// consumer notices shutdown.
     pub read_block: Duration,
-    /// `READ_COUNT`: stream entries read (and pipelined) per batch.
+    /// `READ_COUNT`: stream entries read (and applied in one script call) per batch.
     pub read_count: usize,
+    /// `READ_LINGER_MS`: the pause between reads under load, so batches grow.
+    pub read_linger: Duration,
     /// `IDEMPOTENCY_TTL_SECS`: how long an `Idempotency-Key` is remembered.
     pub idempotency_window: Duration,
     /// `ADMIN_TOKEN`: when set, creating, deleting and restocking products
@@ -174,6 +181,7 @@ impl Settings {
             consumer_expiry,
             read_block: Duration::from_millis(self.read_block_ms),
             read_count: self.read_count as usize,
+            read_linger: Duration::from_millis(self.read_linger_ms),
             idempotency_window: Duration::from_secs(self.idempotency_ttl_secs),
             admin_token: self.admin_token.filter(|t| !t.is_empty()).map(Secret::new),
             cors_origins: self.cors_origins.map(|o| o.0).unwrap_or_default(),
@@ -222,6 +230,7 @@ impl Config {
             consumer_expiry: Duration::from_secs(3600),
             read_block: Duration::from_millis(200),
             read_count: 128,
+            read_linger: Duration::from_millis(2),
             idempotency_window: Duration::from_secs(86_400),
             admin_token: None,
             cors_origins: Vec::new(),

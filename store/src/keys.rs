@@ -40,13 +40,19 @@ pub enum Stream {
     OrderCompleted,
     /// Orders the warehouse could not fulfil.
     RefundInitiated,
-    /// Every status change, for the live feed.
+    /// The status changes no work stream records (fulfilled, refunded), for the live feed.
     OrderStatus,
 }
 
 impl Stream {
     pub const ALL: [Stream; 4] =
         [Stream::OrderPlaced, Stream::OrderCompleted, Stream::RefundInitiated, Stream::OrderStatus];
+
+    /// The streams the live feed relays: each entry of these is one status
+    /// change (`order-placed` is `pending`, `order-completed` is `completed`,
+    /// `order-status` the rest). In the order of the steps they record: an
+    /// order's earlier change is always in an earlier stream of this list.
+    pub const LIVE: [Stream; 3] = [Stream::OrderPlaced, Stream::OrderCompleted, Stream::OrderStatus];
 
     /// The stream's name within a partition (and in metrics labels).
     pub fn name(self) -> &'static str {

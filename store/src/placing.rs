@@ -29,8 +29,6 @@ pub const MAX_BATCH: usize = 256;
 struct Saving {
     conn: Redis,
     durability: Durability,
-    /// How long the `order-status` feed is kept (approximately), in entries.
-    status_maxlen: u64,
     /// How long an idempotency key is remembered, in seconds.
     idempotency_window_secs: u64,
 }
@@ -48,19 +46,9 @@ pub struct Placements {
 }
 
 impl Placements {
-    pub fn new(
-        conn: Redis,
-        layout: Layout,
-        durability: Durability,
-        status_maxlen: u64,
-        idempotency_window_secs: u64,
-    ) -> Placements {
+    pub fn new(conn: Redis, layout: Layout, durability: Durability, idempotency_window_secs: u64) -> Placements {
         let queues = (0..layout.partitions().count()).map(|_| Mutex::new(None)).collect();
-        Placements {
-            saving: Saving { conn, durability, status_maxlen, idempotency_window_secs },
-            layout,
-            queues: Arc::new(queues),
-        }
+        Placements { saving: Saving { conn, durability, idempotency_window_secs }, layout, queues: Arc::new(queues) }
     }
 
     /// Saves `order` in `partition`, together with the orders placed there at
@@ -102,7 +90,7 @@ async fn save_batches(saving: Saving, keys: PartitionKeys, mut queue: mpsc::Unbo
             continue;
         }
         let orders: Vec<PlacedOrder> = batch.iter().map(|(order, _)| order.clone()).collect();
-        let call = scripts::place_orders(&keys, &orders, saving.status_maxlen, saving.idempotency_window_secs);
+        let call = scripts::place_orders(&keys, &orders, saving.idempotency_window_secs);
         match saving.durability.run(&mut conn, call).await {
             Ok(placements) if placements.len() == batch.len() => {
                 for ((_, reply), placement) in batch.drain(..).zip(placements) {

@@ -341,26 +341,15 @@ pub struct PlacedOrder {
 /// idempotency key created, in one atomic step (see `place_order.lua`). An
 /// idempotency key is remembered for `window` seconds. One reply per order,
 /// in order.
-pub fn place_orders(
-    keys: &PartitionKeys,
-    orders: &[PlacedOrder],
-    status_maxlen: u64,
-    window: u64,
-) -> Call<Vec<Placement>> {
-    let mut touched = vec![
-        keys.orders(),
-        keys.stream(Stream::OrderPlaced),
-        keys.stream(Stream::OrderStatus),
-        keys.orders_in(OrderStatus::INITIAL),
-    ];
+pub fn place_orders(keys: &PartitionKeys, orders: &[PlacedOrder], window: u64) -> Call<Vec<Placement>> {
+    let mut touched = vec![keys.orders(), keys.stream(Stream::OrderPlaced), keys.orders_in(OrderStatus::INITIAL)];
     for order in orders {
         touched.push(keys.product(&order.product_id));
         touched.push(keys.order(&order.order_id));
         touched.push(keys.product_orders(&order.product_id));
         touched.extend(order.idempotency_key.as_deref().map(|key| keys.order_idempotency(key)));
     }
-    let mut call =
-        Call::new(&SCRIPTS.place_order, &touched).arg(status_maxlen).arg(window).arg(OrderStatus::INITIAL.as_str());
+    let mut call = Call::new(&SCRIPTS.place_order, &touched).arg(window).arg(OrderStatus::INITIAL.as_str());
     for order in orders {
         call = call
             .arg(&order.order_id)
@@ -385,18 +374,11 @@ pub struct Applying<'a> {
 }
 
 /// Payment done ([`OrderEvent::PaymentCompleted`]) for a batch of orders, in
-/// one atomic step: each emits `order-completed` and its status event, and
+/// one atomic step: each emits `order-completed` (also its live event), and
 /// every `order-placed` entry is acked in `group` (see `complete_order.lua`).
 /// One reply per order, in order.
-pub fn complete_orders(
-    keys: &PartitionKeys,
-    group: &str,
-    orders: &[Applying],
-    now: u64,
-    status_maxlen: u64,
-) -> Call<Vec<Change>> {
-    let mut touched =
-        vec![keys.stream(Stream::OrderPlaced), keys.stream(Stream::OrderCompleted), keys.stream(Stream::OrderStatus)];
+pub fn complete_orders(keys: &PartitionKeys, group: &str, orders: &[Applying], now: u64) -> Call<Vec<Change>> {
+    let mut touched = vec![keys.stream(Stream::OrderPlaced), keys.stream(Stream::OrderCompleted)];
     let indexes = keys.status_indexes();
     let index_count = indexes.len();
     touched.extend(indexes);
@@ -404,7 +386,6 @@ pub fn complete_orders(
     let mut call = Call::new(&SCRIPTS.complete_order, &touched)
         .guard(OrderEvent::PaymentCompleted)
         .arg(now)
-        .arg(status_maxlen)
         .arg(group)
         .arg(index_count);
     for order in orders {
@@ -414,15 +395,9 @@ pub fn complete_orders(
 }
 
 /// [`complete_orders`] for one order.
-pub fn complete_order(
-    keys: &PartitionKeys,
-    order_id: &str,
-    now: u64,
-    status_maxlen: u64,
-    ack: Option<Ack>,
-) -> Call<Change> {
+pub fn complete_order(keys: &PartitionKeys, order_id: &str, now: u64, ack: Option<Ack>) -> Call<Change> {
     let order = Applying { order_id, entry_id: ack.map(|ack| ack.entry_id) };
-    complete_orders(keys, ack.map_or("", |ack| ack.group), &[order], now, status_maxlen).single()
+    complete_orders(keys, ack.map_or("", |ack| ack.group), &[order], now).single()
 }
 
 /// One entry of a batch the warehouse applies: [`Applying`], with the

@@ -93,7 +93,6 @@ impl Shop {
                 conn.clone(),
                 config.layout.clone(),
                 Durability::of(config),
-                config.stream_maxlen,
                 config.idempotency_window.as_secs(),
             ),
         })

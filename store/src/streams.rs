@@ -5,6 +5,7 @@ use domain::{OrderStatus, StatusChange};
 use redis::streams::StreamId;
 
 use crate::error::{StoreError, StoreResult};
+use crate::keys::Stream;
 
 /// Read only entries never delivered to this group before.
 pub const NEW_ENTRIES: &str = ">";
@@ -112,11 +113,26 @@ impl RefundInitiated {
     }
 }
 
-/// An `order-status` entry as the change it announces.
-pub fn status_change(entry: &StreamId) -> Result<StatusChange, MalformedEntry> {
+/// Whether an entry is a dead letter put back on its stream (see
+/// `retry_dead_letter.lua`): it asks for a change again but records none, so
+/// the live feed passes over it.
+pub fn is_retry(entry: &StreamId) -> bool {
+    entry.map.contains_key("retried")
+}
+
+/// An entry of a stream the live feed relays ([`Stream::LIVE`]) as the
+/// status change it records: `order-placed` and `order-completed` entries
+/// stand for `pending` and `completed`, `order-status` entries name theirs.
+pub fn status_change(stream: Stream, entry: &StreamId) -> Result<StatusChange, MalformedEntry> {
     let malformed = |problem: String| MalformedEntry { entry_id: entry.id.clone(), problem };
-    let status = field(entry, "status")?;
-    let status: OrderStatus = status.parse().map_err(|e: domain::order::UnknownStatus| malformed(e.to_string()))?;
+    let status = match stream {
+        Stream::OrderPlaced => OrderStatus::Pending,
+        Stream::OrderCompleted => OrderStatus::Completed,
+        Stream::OrderStatus => {
+            field(entry, "status")?.parse().map_err(|e: domain::order::UnknownStatus| malformed(e.to_string()))?
+        }
+        Stream::RefundInitiated => return Err(malformed("refund-initiated is not relayed".into())),
+    };
     let number = |name: &str| -> Result<Option<u64>, MalformedEntry> {
         match entry.get::<String>(name) {
             None => Ok(None),

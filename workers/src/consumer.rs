@@ -4,6 +4,9 @@
 //!
 //! A [`Handler`] says what a batch means; this module owns the guarantees:
 //! - entries are read with XREADGROUP BLOCK, never by polling with sleeps;
+//!   only under load (a read brought several entries, yet no full batch) the
+//!   loop pauses `READ_LINGER_MS` before its next read, so batches grow and
+//!   each costs one script call;
 //! - an entry is acknowledged by the very script that commits its effect, so
 //!   a crash at any moment leaves it pending, and it is delivered again;
 //! - entries idle in another consumer's pending list longer than
@@ -286,6 +289,8 @@ impl<H: Handler> Consumer<H> {
                     if batch.entries.is_empty() {
                         continue;
                     }
+                    // Entries keep coming but no backlog: let the next batch grow.
+                    let linger = (2..self.config.read_count).contains(&batch.entries.len());
                     let release = held.hold(&batch.entries);
                     tasks.spawn(process(
                         self.handler.clone(),
@@ -295,6 +300,12 @@ impl<H: Handler> Consumer<H> {
                         batch,
                         (permit, release),
                     ));
+                    if linger && !self.config.read_linger.is_zero() {
+                        tokio::select! {
+                            () = tokio::time::sleep(self.config.read_linger) => {}
+                            () = shutdown.cancelled() => break,
+                        }
+                    }
                 }
                 Err(error) => {
                     drop(permit);

@@ -65,7 +65,7 @@ pub async fn run_partitions(
 ) -> redis::RedisResult<()> {
     let maxlen = config.stream_maxlen;
     let writer = store::connection::connect(&config.redis)?;
-    let payment = Arc::new(payment::Payment { delay: config.payment_delay, status_maxlen: maxlen });
+    let payment = Arc::new(payment::Payment { delay: config.payment_delay });
     let warehouse = Arc::new(warehouse::Warehouse { status_maxlen: maxlen });
     let refunds = Arc::new(refunds::Refunds { status_maxlen: maxlen });
     let mut loops = tokio::task::JoinSet::new();

@@ -18,7 +18,6 @@ use crate::consumer::{apply_batch, Handler, Outcome, Scope};
 
 pub struct Payment {
     pub delay: Duration,
-    pub status_maxlen: u64,
 }
 
 impl Handler for Payment {
@@ -48,7 +47,7 @@ impl Handler for Payment {
                     .iter()
                     .map(|(placed, entry_id)| Applying { order_id: &placed.order_id, entry_id: Some(entry_id) })
                     .collect();
-                scripts::complete_orders(&scope.keys, Self::GROUP, &orders, now, self.status_maxlen)
+                scripts::complete_orders(&scope.keys, Self::GROUP, &orders, now)
             },
             |placed, change| match change {
                 Change::Applied => {

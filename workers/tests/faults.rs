@@ -444,7 +444,7 @@ async fn redis_commands_per_order() {
                 conn.xrange(keys.stream(Stream::OrderStatus), format!("({last}"), "+").await.unwrap();
             xranges += 1;
             for entry in &new.ids {
-                let change = store::streams::status_change(entry).unwrap();
+                let change = store::streams::status_change(Stream::OrderStatus, entry).unwrap();
                 if change.status.is_terminal() {
                     terminal_events += 1;
                     refunded += u64::from(change.status == OrderStatus::Refunded);

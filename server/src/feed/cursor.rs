@@ -1,24 +1,26 @@
-//! The live feed's event ids: where a browser stands in every partition.
+//! The live feed's event ids: where a browser stands in every live stream of
+//! every partition.
 //!
-//! Each partition has its own `order-status` stream, so "what has this
-//! browser seen" is one stream entry id per partition. The SSE event id
-//! carries all of them, so a browser that reconnects (sending the last id it
-//! saw as `Last-Event-ID`) is replayed exactly what it missed in every
-//! partition, once, in each order's own order.
+//! Each partition has three live streams (`order-placed`, `order-completed`,
+//! `order-status`: see [`store::Stream::LIVE`]), so "what has this browser
+//! seen" is one stream entry id per stream and partition: a slot. The SSE
+//! event id carries all of them, so a browser that reconnects (sending the
+//! last id it saw as `Last-Event-ID`) is replayed exactly what it missed in
+//! every partition, once, in each order's own order.
 //!
-//! Format: `<base>:<p0>,<p1>,…` with one field per partition, numbers in
-//! base 36. `base` is the smallest millisecond time among the positions; each
-//! field is that partition's entry id `<ms>-<seq>` written as `ms - base`,
-//! followed by `.<seq>` when `seq` is not 0, or empty when the browser has
-//! seen nothing of the partition yet (the entry id `0-0`). For example
-//! `lq8ftwq0:0,1k.2,,37` is four partitions at `T-0`, `T+56-2`, `0-0` and `T+115-0`
-//! where `T` is `lq8ftwq0` in base 36. An id that does not parse, or has
-//! another number of partitions, is ignored: the browser then follows live
-//! from now, and its page reloads its lists.
+//! Format: `<base>:<s0>,<s1>,…` with one field per slot (partition 0's three
+//! streams, then partition 1's, …), numbers in base 36. `base` is the
+//! smallest millisecond time among the positions; each field is that slot's
+//! entry id `<ms>-<seq>` written as `ms - base`, followed by `.<seq>` when
+//! `seq` is not 0, or empty when the browser has seen nothing of it yet (the
+//! entry id `0-0`). For example `lq8ftwq0:0,1k.2,,37` is four slots at `T-0`,
+//! `T+56-2`, `0-0` and `T+115-0` where `T` is `lq8ftwq0` in base 36. An id that
+//! does not parse, or has another number of slots, is ignored: the browser
+//! then follows live from now, and its page reloads its lists.
 
 pub use store::streams::EntryId;
 
-/// The last entry seen in each partition's status stream.
+/// The last entry seen in each slot (live stream of a partition).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cursor(pub Vec<EntryId>);
 
@@ -46,8 +48,8 @@ impl Cursor {
         text
     }
 
-    /// The cursor an event id stands for, if it is one for `partitions` partitions.
-    pub fn decode(text: &str, partitions: usize) -> Option<Cursor> {
+    /// The cursor an event id stands for, if it is one for `slots` slots.
+    pub fn decode(text: &str, slots: usize) -> Option<Cursor> {
         let (base, fields) = text.trim().split_once(':')?;
         let base = from_base36(base)?;
         let ids = fields
@@ -63,7 +65,7 @@ impl Cursor {
                 Some(EntryId { ms: base.checked_add(delta)?, seq })
             })
             .collect::<Option<Vec<_>>>()?;
-        (ids.len() == partitions).then_some(Cursor(ids))
+        (ids.len() == slots).then_some(Cursor(ids))
     }
 }
 

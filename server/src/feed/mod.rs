@@ -1,12 +1,17 @@
-//! The live order feed: every partition's `order-status` stream relayed to
+//! The live order feed: every status change of every partition relayed to
 //! browsers over server-sent events.
 //!
-//! One task per partition and server process reads that partition's stream
-//! (XREAD BLOCK, on a connection of its own) and fans each change out through
-//! one broadcast channel, serialized to JSON once. Each browser gets its own
-//! task, which first replays from Redis whatever followed its `Last-Event-ID`
-//! in every partition, then follows the broadcast. The event id is a
-//! [`cursor::Cursor`]: the last entry the browser has seen in each partition.
+//! A status change is an entry of one of a partition's live streams
+//! ([`Stream::LIVE`]): `order-placed` (pending), `order-completed`
+//! (completed) and `order-status` (fulfilled, refunded); no change is written
+//! twice. One task per partition and server process reads the three (one
+//! XREAD BLOCK, on a connection of its own), puts their entries in the order
+//! of the changes, and fans each out through one broadcast channel,
+//! serialized to JSON once. Each browser gets its own task, which first
+//! replays from Redis whatever followed its `Last-Event-ID` in every
+//! partition, then follows the broadcast. The event id is a
+//! [`cursor::Cursor`]: the last entry the browser has seen in each live
+//! stream of each partition.
 //! A client too slow for the broadcast buffer catches up from Redis, so it
 //! loses nothing and never slows the others. Once a browser is subscribed and
 //! has caught up, it gets the comment `: subscribed`, so a client (or a test)
@@ -24,7 +29,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::Stream;
 use redis::streams::{StreamRangeReply, StreamReadReply};
 use store::connection::{self, Backoff};
-use store::{Layout, PartitionKeys, Redis, RedisTarget};
+use store::{Layout, PartitionKeys, Redis, RedisTarget, Stream as Log};
 use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::StreamExt;
@@ -38,25 +43,53 @@ const BROADCAST_CAPACITY: usize = 1024;
 /// Entries fetched per XRANGE page when replaying.
 const REPLAY_PAGE: usize = 500;
 
-/// One change, with where it sits in its partition's stream.
+/// The live streams of one partition.
+const LIVE: usize = Log::LIVE.len();
+
+/// One change, with where it sits in its stream.
 #[derive(Debug, Clone)]
 pub struct FeedEvent {
-    /// The partition's index.
-    pub partition: usize,
+    /// The stream's place in the cursor: `partition * 3 + ` its place in [`Log::LIVE`].
+    pub slot: usize,
     pub id: EntryId,
     /// The change as the browser receives it (a `StatusChange` in JSON).
     pub json: Arc<str>,
+    /// Where every slot stands once this change is relayed, when every
+    /// partition's reader has started: the event id of every browser that
+    /// has seen exactly what this process relayed, made once per change
+    /// rather than once per browser.
+    pub position: Option<Arc<Position>>,
 }
 
-/// The process-wide relay of every partition's `order-status`.
+/// The relayed heads of every slot, and their event id.
+#[derive(Debug)]
+pub struct Position {
+    pub cursor: Cursor,
+    pub event_id: String,
+}
+
+/// The newest entry relayed of each slot (`None` before its reader's first
+/// read). One lock for all: a change is sent while it is held, so the order
+/// of the sends is the order of the positions.
+type Heads = Arc<Mutex<Vec<Option<EntryId>>>>;
+
+fn lock(heads: &Heads) -> std::sync::MutexGuard<'_, Vec<Option<EntryId>>> {
+    heads.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The heads as a cursor, once every slot has one.
+fn heads_cursor(heads: &[Option<EntryId>]) -> Option<Cursor> {
+    heads.iter().copied().collect::<Option<Vec<_>>>().map(Cursor)
+}
+
+/// The process-wide relay of every partition's status changes.
 #[derive(Clone)]
 pub struct StatusFeed {
     sender: broadcast::Sender<FeedEvent>,
     conn: Redis,
     layout: Layout,
-    /// The newest entry each reader has relayed (`None` before its first
-    /// read): where a new browser starts.
-    heads: Arc<Vec<Mutex<Option<EntryId>>>>,
+    /// Where a new browser starts.
+    heads: Heads,
     /// Ends every client's stream on shutdown, so graceful shutdown completes.
     shutdown: CancellationToken,
 }
@@ -70,7 +103,7 @@ impl StatusFeed {
         shutdown: CancellationToken,
     ) -> redis::RedisResult<StatusFeed> {
         let (sender, _) = broadcast::channel(BROADCAST_CAPACITY);
-        let heads: Arc<Vec<Mutex<Option<EntryId>>>> = Arc::new(layout.all().map(|_| Mutex::new(None)).collect());
+        let heads: Heads = Arc::new(Mutex::new(vec![None; usize::from(layout.partitions().count()) * LIVE]));
         for keys in layout.all() {
             let reader = Reader {
                 conn: connection::connect_blocking(target, block)?,
@@ -84,121 +117,185 @@ impl StatusFeed {
         Ok(StatusFeed { sender, conn: connection::connect(target)?, layout: layout.clone(), heads, shutdown })
     }
 
-    /// Entries of one partition after `after` (exclusive), oldest first, at most one page.
-    async fn replay(&self, partition: usize, after: EntryId) -> redis::RedisResult<Vec<FeedEvent>> {
+    /// Changes of one partition after `after` (one position per live
+    /// stream), in order, at most about a page; and whether there may be more.
+    async fn replay(&self, partition: usize, after: [EntryId; LIVE]) -> redis::RedisResult<(Vec<FeedEvent>, bool)> {
         let keys = self.layout.all().nth(partition).expect("partition of this layout");
-        let reply: StreamRangeReply = redis::cmd("XRANGE")
-            .arg(keys.stream(store::Stream::OrderStatus))
-            .arg(format!("({after}"))
-            .arg("+")
-            .arg("COUNT")
-            .arg(REPLAY_PAGE)
-            .query_async(&mut self.conn.clone())
-            .await?;
-        Ok(reply.ids.iter().filter_map(|entry| to_event(partition, entry)).collect())
+        read_changes(&mut self.conn.clone(), keys, after, None).await
     }
 
     /// Where a browser without `Last-Event-ID` starts: the newest entry of
-    /// each partition (asking Redis for those no reader has seen yet).
+    /// each live stream (asking Redis for those no reader has seen yet).
     async fn current_heads(&self) -> Cursor {
         let mut ids = Vec::new();
-        for (partition, keys) in self.layout.all().enumerate() {
-            let known = *self.heads[partition].lock().unwrap_or_else(|p| p.into_inner());
-            let id = match known {
-                Some(id) => id,
-                None => newest(&mut self.conn.clone(), keys).await.unwrap_or(EntryId::START),
-            };
-            ids.push(id);
+        for keys in self.layout.all() {
+            let mut newest_of = None;
+            for k in 0..LIVE {
+                let slot = slot(keys, k);
+                let known = lock(&self.heads)[slot];
+                let id = match known {
+                    Some(id) => id,
+                    None => {
+                        if newest_of.is_none() {
+                            newest_of = newest(&mut self.conn.clone(), keys).await.ok();
+                        }
+                        newest_of.map_or(EntryId::START, |newest| newest[k])
+                    }
+                };
+                ids.push(id);
+            }
         }
         Cursor(ids)
     }
 }
 
-/// The newest entry of a partition's status stream (`0-0` when it is empty).
-async fn newest(conn: &mut Redis, keys: &PartitionKeys) -> redis::RedisResult<EntryId> {
-    let newest: StreamRangeReply = redis::cmd("XREVRANGE")
-        .arg(keys.stream(store::Stream::OrderStatus))
-        .arg("+")
-        .arg("-")
-        .arg("COUNT")
-        .arg(1)
-        .query_async(conn)
-        .await?;
-    Ok(newest.ids.first().and_then(|e| EntryId::parse(&e.id)).unwrap_or(EntryId::START))
+/// The cursor slot of a partition's `k`-th live stream.
+fn slot(keys: &PartitionKeys, k: usize) -> usize {
+    usize::from(keys.partition().index()) * LIVE + k
 }
 
-fn to_event(partition: usize, entry: &redis::streams::StreamId) -> Option<FeedEvent> {
-    let parsed = store::streams::status_change(entry)
+/// The newest entry of each of a partition's live streams (`0-0` when empty).
+async fn newest(conn: &mut Redis, keys: &PartitionKeys) -> redis::RedisResult<[EntryId; LIVE]> {
+    let mut pipe = redis::pipe();
+    for stream in Log::LIVE {
+        pipe.cmd("XREVRANGE").arg(keys.stream(stream)).arg("+").arg("-").arg("COUNT").arg(1);
+    }
+    let newest: Vec<StreamRangeReply> = pipe.query_async(conn).await?;
+    let mut ids = [EntryId::START; LIVE];
+    for (k, reply) in newest.iter().enumerate().take(LIVE) {
+        ids[k] = reply.ids.first().and_then(|e| EntryId::parse(&e.id)).unwrap_or(EntryId::START);
+    }
+    Ok(ids)
+}
+
+/// Reads a partition's changes after `after` (one position per live
+/// stream; blocking up to `block` when there are none), in the order they
+/// happened: by time, then by step (the streams' order in [`Log::LIVE`]), then
+/// by sequence. So each order's changes come in order, whichever streams they
+/// are in. When a stream returned a full page, the changes after its last one
+/// are not all known yet: they wait for the next read, and the second value
+/// says there is more to read.
+async fn read_changes(
+    conn: &mut Redis,
+    keys: &PartitionKeys,
+    after: [EntryId; LIVE],
+    block: Option<Duration>,
+) -> redis::RedisResult<(Vec<FeedEvent>, bool)> {
+    let names = Log::LIVE.map(|stream| keys.stream(stream));
+    let mut read = redis::cmd("XREAD");
+    read.arg("COUNT").arg(REPLAY_PAGE);
+    if let Some(block) = block {
+        read.arg("BLOCK").arg(block.as_millis() as u64);
+    }
+    read.arg("STREAMS").arg(&names[..]);
+    for id in after {
+        read.arg(id.to_string());
+    }
+    let reply: Option<StreamReadReply> = read.query_async(conn).await?;
+    let mut pages: [Vec<redis::streams::StreamId>; LIVE] = Default::default();
+    for stream in reply.map(|r| r.keys).unwrap_or_default() {
+        if let Some(k) = names.iter().position(|name| *name == stream.key) {
+            pages[k] = stream.ids;
+        }
+    }
+    let order = |k: usize, id: EntryId| (id.ms, k, id.seq);
+    let limit = (0..LIVE)
+        .filter(|&k| pages[k].len() >= REPLAY_PAGE)
+        .filter_map(|k| pages[k].last().and_then(|e| EntryId::parse(&e.id)).map(|id| order(k, id)))
+        .min();
+    let mut changes: Vec<((u64, usize, u64), FeedEvent)> = Vec::new();
+    for (k, page) in pages.iter().enumerate() {
+        for entry in page {
+            let Some(id) = EntryId::parse(&entry.id) else { continue };
+            if limit.is_some_and(|limit| order(k, id) > limit) {
+                break;
+            }
+            if let Some(json) = to_json(Log::LIVE[k], entry) {
+                changes.push((order(k, id), FeedEvent { slot: slot(keys, k), id, json, position: None }));
+            } else {
+                // Malformed: skipped, but passed, so the cursor moves past it.
+                let json = Arc::from("");
+                changes.push((order(k, id), FeedEvent { slot: slot(keys, k), id, json, position: None }));
+            }
+        }
+    }
+    changes.sort_by_key(|(order, _)| *order);
+    Ok((changes.into_iter().map(|(_, event)| event).collect(), limit.is_some()))
+}
+
+/// A change as the browser receives it (a `StatusChange` in JSON), or
+/// `None` for an entry that is not one.
+fn to_json(stream: Log, entry: &redis::streams::StreamId) -> Option<Arc<str>> {
+    if store::streams::is_retry(entry) {
+        return None;
+    }
+    let parsed = store::streams::status_change(stream, entry)
         .map_err(|e| e.to_string())
         .and_then(|change| serde_json::to_string(&change).map(|json| (change, json)).map_err(|e| e.to_string()));
-    match (parsed, EntryId::parse(&entry.id)) {
-        (Ok((change, json)), Some(id)) => {
+    match parsed {
+        Ok((change, json)) => {
             if change.status.is_terminal() {
                 crate::metrics::record_processing(&change.order_id, change.status.as_str(), change.at);
             }
-            Some(FeedEvent { partition, id, json: json.into() })
+            Some(json.into())
         }
-        (Err(error), _) => {
-            tracing::warn!(%error, "skipping a malformed order-status entry");
+        Err(error) => {
+            tracing::warn!(%error, stream = stream.name(), "skipping a malformed entry of the live feed");
             None
         }
-        (_, None) => None,
     }
 }
 
-/// Follows one partition's status stream from its current end.
+/// Follows one partition's live streams from their current ends.
 struct Reader {
     conn: Redis,
     keys: PartitionKeys,
     sender: broadcast::Sender<FeedEvent>,
-    heads: Arc<Vec<Mutex<Option<EntryId>>>>,
+    heads: Heads,
     block: Duration,
 }
 
 impl Reader {
     /// Relays until `shutdown`, surviving Redis outages.
     async fn run(mut self, shutdown: CancellationToken) {
-        let partition = self.keys.partition().index() as usize;
-        let stream = self.keys.stream(store::Stream::OrderStatus);
-        let mut last: Option<EntryId> = None;
+        let partition = self.keys.partition().index();
+        let mut last: Option<[EntryId; LIVE]> = None;
         let mut backoff = Backoff::default();
         while !shutdown.is_cancelled() {
             let read = async {
-                // Start at the newest entry once; afterwards always continue from the
-                // last one seen, so nothing written during an outage is skipped.
+                // Start at the newest entries once; afterwards always continue from the
+                // last ones seen, so nothing written during an outage is skipped.
                 let after = match last {
-                    Some(id) => id,
+                    Some(ids) => ids,
                     None => newest(&mut self.conn, &self.keys).await?,
                 };
+                if last.is_none() {
+                    let mut heads = lock(&self.heads);
+                    for (k, id) in after.iter().enumerate() {
+                        heads[slot(&self.keys, k)] = Some(*id);
+                    }
+                }
                 last = Some(after);
-                self.set_head(partition, after);
-                let reply: Option<StreamReadReply> = redis::cmd("XREAD")
-                    .arg("COUNT")
-                    .arg(REPLAY_PAGE)
-                    .arg("BLOCK")
-                    .arg(self.block.as_millis() as u64)
-                    .arg("STREAMS")
-                    .arg(&stream)
-                    .arg(after.to_string())
-                    .query_async(&mut self.conn.clone())
-                    .await?;
-                Ok::<_, redis::RedisError>(
-                    reply.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids).collect::<Vec<_>>(),
-                )
+                read_changes(&mut self.conn.clone(), &self.keys, after, Some(self.block)).await
             };
             tokio::select! {
                 result = read => match result {
-                    Ok(entries) => {
+                    Ok((events, _)) => {
                         backoff.reset();
-                        for entry in &entries {
-                            if let Some(id) = EntryId::parse(&entry.id) {
-                                last = Some(id);
-                                // The head moves before the send: a browser that
-                                // subscribes after the send starts past it, one that
-                                // subscribed before gets it (see `follow`).
-                                self.set_head(partition, id);
+                        for mut event in events {
+                            if let Some(ids) = last.as_mut() {
+                                ids[event.slot % LIVE] = event.id;
                             }
-                            if let Some(event) = to_event(partition, entry) {
+                            // The head moves before the send, under the same lock: a
+                            // browser that subscribes after the send starts past it,
+                            // one that subscribed before gets it (see `follow`).
+                            let mut heads = lock(&self.heads);
+                            heads[event.slot] = Some(event.id);
+                            if !event.json.is_empty() {
+                                event.position = heads_cursor(&heads).map(|cursor| {
+                                    let event_id = cursor.encode();
+                                    Arc::new(Position { cursor, event_id })
+                                });
                                 // No subscribers is fine: nobody is watching.
                                 let _ = self.sender.send(event);
                             }
@@ -206,17 +303,13 @@ impl Reader {
                     }
                     Err(error) => {
                         let delay = backoff.next_delay();
-                        tracing::warn!(%error, partition, retry_in_ms = delay.as_millis() as u64, "reading order-status failed");
+                        tracing::warn!(%error, partition, retry_in_ms = delay.as_millis() as u64, "reading the live streams failed");
                         tokio::time::sleep(delay).await;
                     }
                 },
                 () = shutdown.cancelled() => break,
             }
         }
-    }
-
-    fn set_head(&self, partition: usize, id: EntryId) {
-        *self.heads[partition].lock().unwrap_or_else(|p| p.into_inner()) = Some(id);
     }
 }
 
@@ -225,14 +318,14 @@ pub async fn events(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    let partitions = state.feed.layout.partitions().count() as usize;
+    let slots = usize::from(state.feed.layout.partitions().count()) * LIVE;
     let resume =
-        headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|text| Cursor::decode(text, partitions));
+        headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|text| Cursor::decode(text, slots));
     let (tx, rx) = mpsc::channel::<Message>(256);
     tokio::spawn(follow(state.feed.clone(), resume, tx));
     let stream = ReceiverStream::new(rx).map(|message| {
         Ok(match message {
-            Message::Change { id, json } => Event::default().id(id).data(&*json),
+            Message::Change { id, json } => Event::default().id(id.as_str()).data(&*json),
             Message::Subscribed => Event::default().comment(SUBSCRIBED),
         })
     });
@@ -245,9 +338,25 @@ pub const SUBSCRIBED: &str = "subscribed";
 /// What one browser is sent.
 enum Message {
     /// A change, with the event id that stands for the browser's cursor after it.
-    Change { id: String, json: Arc<str> },
+    Change { id: EventId, json: Arc<str> },
     /// Subscribed and caught up: every later change reaches this browser.
     Subscribed,
+}
+
+/// An event id: the browser's own, or the one every browser that has seen
+/// exactly what this process relayed shares (see [`FeedEvent::position`]).
+enum EventId {
+    Own(String),
+    Shared(Arc<Position>),
+}
+
+impl EventId {
+    fn as_str(&self) -> &str {
+        match self {
+            EventId::Own(text) => text,
+            EventId::Shared(position) => &position.event_id,
+        }
+    }
 }
 
 /// Feeds one client: replay after its cursor in every partition, then the
@@ -266,24 +375,28 @@ async fn follow(feed: StatusFeed, resume: Option<Cursor>, tx: mpsc::Sender<Messa
     let mut announced = false;
     loop {
         // Catch up from Redis, partition by partition, until the replay runs dry.
-        let partitions = if std::mem::replace(&mut behind, true) { cursor.0.len() } else { 0 };
+        let partitions = if std::mem::replace(&mut behind, true) { cursor.0.len() / LIVE } else { 0 };
         for partition in 0..partitions {
             loop {
-                match feed.replay(partition, cursor.0[partition]).await {
-                    Ok(events) => {
-                        let full_page = events.len() == REPLAY_PAGE;
+                let after: [EntryId; LIVE] = std::array::from_fn(|k| cursor.0[partition * LIVE + k]);
+                match feed.replay(partition, after).await {
+                    Ok((events, more)) => {
                         for event in events {
-                            cursor.0[partition] = event.id;
-                            if tx.send(Message::Change { id: cursor.encode(), json: event.json }).await.is_err() {
+                            cursor.0[event.slot] = event.id;
+                            if event.json.is_empty() {
+                                continue;
+                            }
+                            let id = EventId::Own(cursor.encode());
+                            if tx.send(Message::Change { id, json: event.json }).await.is_err() {
                                 return;
                             }
                         }
-                        if !full_page {
+                        if !more {
                             break;
                         }
                     }
                     Err(error) => {
-                        tracing::warn!(%error, partition, "replaying order-status failed; following live only");
+                        tracing::warn!(%error, partition, "replaying the live streams failed; following live only");
                         break;
                     }
                 }
@@ -302,12 +415,16 @@ async fn follow(feed: StatusFeed, resume: Option<Cursor>, tx: mpsc::Sender<Messa
             };
             match received {
                 Ok(event) => {
-                    let Some(seen) = cursor.0.get_mut(event.partition) else { continue };
+                    let Some(seen) = cursor.0.get_mut(event.slot) else { continue };
                     if event.id <= *seen {
                         continue; // already replayed
                     }
                     *seen = event.id;
-                    if tx.send(Message::Change { id: cursor.encode(), json: event.json }).await.is_err() {
+                    let id = match event.position {
+                        Some(position) if position.cursor == cursor => EventId::Shared(position),
+                        _ => EventId::Own(cursor.encode()),
+                    };
+                    if tx.send(Message::Change { id, json: event.json }).await.is_err() {
                         return;
                     }
                 }

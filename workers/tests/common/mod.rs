@@ -67,15 +67,25 @@ pub async fn wait_until_idle(conn: &mut Redis, layout: &Layout) {
     }
 }
 
-/// Every order's status events, in stream order, from every partition.
+/// Every order's status events, in the order they happened, from every
+/// partition's live streams (`order-placed` is pending, `order-completed`
+/// completed, `order-status` the rest).
 pub async fn status_events(conn: &mut Redis, layout: &Layout) -> HashMap<String, Vec<OrderStatus>> {
-    let mut events: HashMap<String, Vec<OrderStatus>> = HashMap::new();
+    let mut changes = Vec::new();
     for keys in layout.all() {
-        let entries: StreamRangeReply = conn.xrange_all(keys.stream(Stream::OrderStatus)).await.unwrap();
-        for entry in &entries.ids {
-            let change = store::streams::status_change(entry).unwrap();
-            events.entry(change.order_id).or_default().push(change.status);
+        for (k, stream) in Stream::LIVE.into_iter().enumerate() {
+            let entries: StreamRangeReply = conn.xrange_all(keys.stream(stream)).await.unwrap();
+            for entry in entries.ids.iter().filter(|entry| !store::streams::is_retry(entry)) {
+                let id = store::streams::EntryId::parse(&entry.id).unwrap();
+                let change = store::streams::status_change(stream, entry).unwrap();
+                changes.push(((id.ms, k, id.seq), change.order_id, change.status));
+            }
         }
+    }
+    changes.sort_by_key(|(at, ..)| *at);
+    let mut events: HashMap<String, Vec<OrderStatus>> = HashMap::new();
+    for (_, order_id, status) in changes {
+        events.entry(order_id).or_default().push(status);
     }
     events
 }
