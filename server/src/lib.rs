@@ -69,7 +69,7 @@ pub fn state(
         store::StoreError::Redis(e) => e,
         other => redis::RedisError::from((redis::ErrorKind::Client, "config", other.to_string())),
     })?;
-    let feed = feed::StatusFeed::start(&config.redis, &config.layout, config.read_block, shutdown)?;
+    let feed = feed::StatusFeed::start(&config.redis, &config.layout, config.read_block, config.read_linger, shutdown)?;
     Ok(AppState {
         shop,
         feed,

@@ -54,8 +54,9 @@ pub struct Settings {
     #[arg(long, env = "READ_BLOCK_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(10..=60_000), help_heading = "Streams")]
     pub read_block_ms: u64,
     /// Under load (a read brought more than one entry but less than a full batch), how long a
-    /// consumer waits before its next read, in milliseconds, so batches grow: fewer, larger
-    /// script calls. 0 reads again at once. A read that brings one entry never waits.
+    /// consumer, or the server's live-feed reader, waits before its next read, in milliseconds,
+    /// so batches grow: fewer, larger script calls and reads. 0 reads again at once. A read that
+    /// brings one entry never waits.
     #[arg(long, env = "READ_LINGER_MS", default_value_t = 2, value_parser = clap::value_parser!(u64).range(0..=1000), help_heading = "Streams")]
     pub read_linger_ms: u64,
     /// Stream entries read and applied per batch (one script call).

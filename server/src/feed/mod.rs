@@ -7,9 +7,11 @@
 //! twice. One task per partition and server process reads the three (one
 //! XREAD BLOCK, on a connection of its own), puts their entries in the order
 //! of the changes, and fans each out through one broadcast channel,
-//! serialized to JSON once. Each browser gets its own task, which first
-//! replays from Redis whatever followed its `Last-Event-ID` in every
-//! partition, then follows the broadcast. The event id is a
+//! serialized to JSON once, with the event id that every browser in step
+//! shares encoded once too. Each browser's stream (polled by its connection's
+//! own task, so no task or channel of its own) first replays from Redis
+//! whatever followed its `Last-Event-ID` in every partition, then follows
+//! the broadcast. The event id is a
 //! [`cursor::Cursor`]: the last entry the browser has seen in each live
 //! stream of each partition.
 //! A client too slow for the broadcast buffer catches up from Redis, so it
@@ -19,6 +21,7 @@
 
 pub mod cursor;
 
+use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -30,8 +33,7 @@ use futures::Stream;
 use redis::streams::{StreamRangeReply, StreamReadReply};
 use store::connection::{self, Backoff};
 use store::{Layout, PartitionKeys, Redis, RedisTarget, Stream as Log};
-use tokio::sync::{broadcast, mpsc};
-use tokio_stream::wrappers::ReceiverStream;
+use tokio::sync::broadcast;
 use tokio_stream::StreamExt;
 use tokio_util::sync::CancellationToken;
 
@@ -100,6 +102,7 @@ impl StatusFeed {
         target: &RedisTarget,
         layout: &Layout,
         block: Duration,
+        linger: Duration,
         shutdown: CancellationToken,
     ) -> redis::RedisResult<StatusFeed> {
         let (sender, _) = broadcast::channel(BROADCAST_CAPACITY);
@@ -111,6 +114,7 @@ impl StatusFeed {
                 sender: sender.clone(),
                 heads: heads.clone(),
                 block,
+                linger,
             };
             tokio::spawn(reader.run(shutdown.clone()));
         }
@@ -253,6 +257,9 @@ struct Reader {
     sender: broadcast::Sender<FeedEvent>,
     heads: Heads,
     block: Duration,
+    /// The pause after a read that brought several changes (`READ_LINGER_MS`):
+    /// under load, fewer and larger reads.
+    linger: Duration,
 }
 
 impl Reader {
@@ -280,8 +287,9 @@ impl Reader {
             };
             tokio::select! {
                 result = read => match result {
-                    Ok((events, _)) => {
+                    Ok((events, more)) => {
                         backoff.reset();
+                        let linger = events.len() >= 2 && !more && !self.linger.is_zero();
                         for mut event in events {
                             if let Some(ids) = last.as_mut() {
                                 ids[event.slot % LIVE] = event.id;
@@ -298,6 +306,12 @@ impl Reader {
                                 });
                                 // No subscribers is fine: nobody is watching.
                                 let _ = self.sender.send(event);
+                            }
+                        }
+                        if linger {
+                            tokio::select! {
+                                () = tokio::time::sleep(self.linger) => {}
+                                () = shutdown.cancelled() => break,
                             }
                         }
                     }
@@ -321,9 +335,22 @@ pub async fn events(
     let slots = usize::from(state.feed.layout.partitions().count()) * LIVE;
     let resume =
         headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|text| Cursor::decode(text, slots));
-    let (tx, rx) = mpsc::channel::<Message>(256);
-    tokio::spawn(follow(state.feed.clone(), resume, tx));
-    let stream = ReceiverStream::new(rx).map(|message| {
+    // Subscribe now, before any replay, so nothing falls between the two.
+    let follower = Follower {
+        live: state.feed.sender.subscribe(),
+        feed: state.feed.clone(),
+        cursor: resume.clone().unwrap_or(Cursor(Vec::new())),
+        phase: Phase::Start { resumed: resume.is_some() },
+        queued: VecDeque::new(),
+        announced: false,
+    };
+    // The connection's own task polls the stream when it can write: no task
+    // or channel per browser between the broadcast and the socket.
+    let stream = futures::stream::unfold(follower, |mut follower| async move {
+        let message = follower.next().await?;
+        Some((message, follower))
+    })
+    .map(|message| {
         Ok(match message {
             Message::Change { id, json } => Event::default().id(id.as_str()).data(&*json),
             Message::Subscribed => Event::default().comment(SUBSCRIBED),
@@ -359,79 +386,108 @@ impl EventId {
     }
 }
 
-/// Feeds one client: replay after its cursor in every partition, then the
-/// broadcast, catching up from Redis whenever it fell behind. Ends when the
-/// client goes away.
-async fn follow(feed: StatusFeed, resume: Option<Cursor>, tx: mpsc::Sender<Message>) {
-    // Subscribe before replaying so nothing falls between the two.
-    let mut live = feed.sender.subscribe();
-    // A browser without `Last-Event-ID` starts at the heads, read after
-    // subscribing: every change sent before that is behind a head, every one
-    // sent after reaches the subscription, so there is nothing to replay.
-    let (mut cursor, mut behind) = match resume {
-        Some(cursor) => (cursor, true),
-        None => (feed.current_heads().await, false),
-    };
-    let mut announced = false;
-    loop {
-        // Catch up from Redis, partition by partition, until the replay runs dry.
-        let partitions = if std::mem::replace(&mut behind, true) { cursor.0.len() / LIVE } else { 0 };
-        for partition in 0..partitions {
-            loop {
-                let after: [EntryId; LIVE] = std::array::from_fn(|k| cursor.0[partition * LIVE + k]);
-                match feed.replay(partition, after).await {
-                    Ok((events, more)) => {
-                        for event in events {
-                            cursor.0[event.slot] = event.id;
-                            if event.json.is_empty() {
-                                continue;
-                            }
-                            let id = EventId::Own(cursor.encode());
-                            if tx.send(Message::Change { id, json: event.json }).await.is_err() {
-                                return;
-                            }
-                        }
-                        if !more {
-                            break;
-                        }
-                    }
-                    Err(error) => {
-                        tracing::warn!(%error, partition, "replaying the live streams failed; following live only");
-                        break;
-                    }
-                }
-            }
-        }
-        if !announced {
-            announced = true;
-            if tx.send(Message::Subscribed).await.is_err() {
-                return;
-            }
-        }
+/// Where a browser's feed stands.
+enum Phase {
+    /// Just subscribed; with `Last-Event-ID` when `resumed`.
+    Start { resumed: bool },
+    /// Catching up from Redis, this partition next.
+    Replay { partition: usize },
+    /// Following the broadcast.
+    Live,
+}
+
+/// Feeds one browser: replay after its cursor in every partition, then the
+/// broadcast, catching up from Redis whenever it fell behind. Ends on
+/// shutdown; dropped when the browser goes away.
+struct Follower {
+    feed: StatusFeed,
+    live: broadcast::Receiver<FeedEvent>,
+    cursor: Cursor,
+    phase: Phase,
+    /// Replayed messages not sent yet.
+    queued: VecDeque<Message>,
+    /// Whether `: subscribed` was sent.
+    announced: bool,
+}
+
+impl Follower {
+    /// The next message for the browser; `None` ends its stream.
+    async fn next(&mut self) -> Option<Message> {
         loop {
-            let received = tokio::select! {
-                received = live.recv() => received,
-                () = feed.shutdown.cancelled() => return,
-            };
-            match received {
-                Ok(event) => {
-                    let Some(seen) = cursor.0.get_mut(event.slot) else { continue };
-                    if event.id <= *seen {
-                        continue; // already replayed
-                    }
-                    *seen = event.id;
-                    let id = match event.position {
-                        Some(position) if position.cursor == cursor => EventId::Shared(position),
-                        _ => EventId::Own(cursor.encode()),
+            if let Some(message) = self.queued.pop_front() {
+                return Some(message);
+            }
+            match self.phase {
+                // A browser without `Last-Event-ID` starts at the heads, read after
+                // subscribing: every change sent before that is behind a head, every
+                // one sent after reaches the subscription, so there is nothing to
+                // replay.
+                Phase::Start { resumed: false } => {
+                    self.cursor = self.feed.current_heads().await;
+                    self.phase = Phase::Live;
+                }
+                Phase::Start { resumed: true } => self.phase = Phase::Replay { partition: 0 },
+                Phase::Replay { partition } if partition * LIVE >= self.cursor.0.len() => self.phase = Phase::Live,
+                Phase::Replay { partition } => self.replay(partition).await,
+                Phase::Live if !self.announced => {
+                    self.announced = true;
+                    return Some(Message::Subscribed);
+                }
+                Phase::Live => {
+                    let received = tokio::select! {
+                        received = self.live.recv() => received,
+                        () = self.feed.shutdown.cancelled() => return None,
                     };
-                    if tx.send(Message::Change { id, json: event.json }).await.is_err() {
-                        return;
+                    match received {
+                        Ok(event) => {
+                            if let Some(message) = self.relay(event) {
+                                return Some(message);
+                            }
+                        }
+                        // Too slow for the buffer: go back to Redis from the cursor.
+                        Err(broadcast::error::RecvError::Lagged(_)) => self.phase = Phase::Replay { partition: 0 },
+                        Err(broadcast::error::RecvError::Closed) => return None,
                     }
                 }
-                // Too slow for the buffer: go back to Redis from the cursor.
-                Err(broadcast::error::RecvError::Lagged(_)) => break,
-                Err(broadcast::error::RecvError::Closed) => return,
             }
         }
+    }
+
+    /// Queues one page of a partition's missed changes, moving on to the
+    /// next partition when it has run dry (or cannot be read).
+    async fn replay(&mut self, partition: usize) {
+        let after: [EntryId; LIVE] = std::array::from_fn(|k| self.cursor.0[partition * LIVE + k]);
+        match self.feed.replay(partition, after).await {
+            Ok((events, more)) => {
+                for event in events {
+                    self.cursor.0[event.slot] = event.id;
+                    if !event.json.is_empty() {
+                        let id = EventId::Own(self.cursor.encode());
+                        self.queued.push_back(Message::Change { id, json: event.json });
+                    }
+                }
+                if !more {
+                    self.phase = Phase::Replay { partition: partition + 1 };
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, partition, "replaying the live streams failed; following live only");
+                self.phase = Phase::Replay { partition: partition + 1 };
+            }
+        }
+    }
+
+    /// A change from the broadcast, unless it was replayed already.
+    fn relay(&mut self, event: FeedEvent) -> Option<Message> {
+        let seen = self.cursor.0.get_mut(event.slot)?;
+        if event.id <= *seen {
+            return None;
+        }
+        *seen = event.id;
+        let id = match event.position {
+            Some(position) if position.cursor == self.cursor => EventId::Shared(position),
+            _ => EventId::Own(self.cursor.encode()),
+        };
+        Some(Message::Change { id, json: event.json })
     }
 }
