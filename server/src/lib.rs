@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod rest;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::FromRef;
@@ -39,9 +40,29 @@ use tower_http::trace::TraceLayer;
 /// Largest request body accepted; products and orders are tiny.
 const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// What every handler can reach.
+/// What every handler can reach: one shared copy, so handing it to a
+/// request (axum clones the state for each) costs a reference count, not a
+/// copy of every setting.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Services>);
+
+impl AppState {
+    /// The services, to adjust before the state is handed out (`None` after).
+    pub fn services_mut(&mut self) -> Option<&mut Services> {
+        Arc::get_mut(&mut self.0)
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Services;
+
+    fn deref(&self) -> &Services {
+        &self.0
+    }
+}
+
+/// The shop, the live feed and the settings the handlers share.
+pub struct Services {
     pub shop: Shop,
     /// Origins allowed to call the API from their pages (`CORS_ORIGINS`).
     pub cors_origins: Vec<String>,
@@ -70,13 +91,13 @@ pub fn state(
         other => redis::RedisError::from((redis::ErrorKind::Client, "config", other.to_string())),
     })?;
     let feed = feed::StatusFeed::start(&config.redis, &config.layout, config.read_block, config.read_linger, shutdown)?;
-    Ok(AppState {
+    Ok(AppState(Arc::new(Services {
         shop,
         feed,
         leptos_options,
         cors_origins: config.cors_origins.clone(),
         admin_guesses: GuessLimiter::new(config.admin_guesses),
-    })
+    })))
 }
 
 /// The whole router: REST, SSE, health, server functions and pages.

@@ -51,7 +51,7 @@ pub async fn start_on(backend: Backend, configure: impl FnOnce(&mut Config)) -> 
 pub async fn start_tuned(
     backend: Backend,
     configure: impl FnOnce(&mut Config),
-    tune: impl FnOnce(&mut server::AppState),
+    tune: impl FnOnce(&mut server::Services),
 ) -> Running {
     let redis = TestRedis::start(backend);
     let mut config = config_for(&redis);
@@ -61,7 +61,7 @@ pub async fn start_tuned(
     tokio::spawn(workers::run(config.clone(), &workers::Role::ALL, shutdown.clone()));
     let options = LeptosOptions::builder().output_name("stockflow").build();
     let mut state = server::state(&config, options, shutdown.clone()).unwrap();
-    tune(&mut state);
+    tune(state.services_mut().expect("the state is not shared yet"));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let stop = shutdown.clone();
