@@ -1,9 +1,11 @@
 import { defineConfig, chromium } from "@playwright/test";
 import { existsSync } from "node:fs";
 
-// The app under test is started by scripts/test (private redis-server,
-// server, workers) and its address passed in BASE_URL.
-const baseURL = process.env.BASE_URL ?? "http://127.0.0.1:3000";
+// The app under test: the one scripts/test started (private redis-server,
+// server, workers), whose address it passes in BASE_URL; without BASE_URL
+// (`cargo leptos end-to-end`, or `npx playwright test` alone) the global
+// setup starts a private one and sets BASE_URL before the stories run.
+const baseURL = process.env.BASE_URL;
 
 // Playwright's own Chromium when it is installed, else the system one
 // (never downloaded here: `npx playwright install` needs the internet).
@@ -19,6 +21,7 @@ function chromiumPath(): string | undefined {
 
 export default defineConfig({
   testDir: "./tests",
+  globalSetup: "./global-setup.ts",
   timeout: 60_000,
   expect: { timeout: 15_000 },
   fullyParallel: false,

@@ -6,9 +6,18 @@
 //! the infrastructure are logged, never shown. Each has a stable path,
 //! `/api/<function name>`.
 
-use domain::{Order, Product};
+use domain::{Order, OrderStatus, Page, Product};
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
+
+/// What every failure of the infrastructure says: the page shows it, and
+/// recovers by itself once the shop answers again.
+pub const UNAVAILABLE: &str = "The shop is unavailable right now; please try again.";
+
+/// Whether `error` is the shop being unavailable (Redis unreachable).
+pub fn is_unavailable(error: &ServerFnError) -> bool {
+    error_text(error) == UNAVAILABLE
+}
 
 /// Whether warehouse changes need an admin, and whether this browser is one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -19,7 +28,8 @@ pub struct AdminAccess {
     pub signed_in: bool,
 }
 
-/// An order with what the detail page shows beside it.
+/// An order with its product's name: a row of the order list, and the
+/// order page.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderDetail {
     pub order: Order,
@@ -51,6 +61,56 @@ pub struct DeadLetterPage {
 /// Dead letters per page of the dead-letters view.
 pub const DEAD_LETTER_PAGE: usize = 20;
 
+/// Orders per page of the order list.
+pub const ORDER_PAGE: usize = 50;
+
+/// Products per page of the warehouse table.
+pub const PRODUCT_PAGE: usize = 20;
+
+/// The most orders one [`orders_with_ids`] call fetches.
+pub const MAX_ORDERS_BY_ID: usize = 100;
+
+/// Which orders a search of the order list stands for, so that the page
+/// can tell whether an order it learns of from the feed belongs in it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Matched {
+    /// No search: every order.
+    All,
+    /// The search was an order id: that order only.
+    Order(String),
+    /// The orders of the products whose name contains the search.
+    Products(Vec<String>),
+}
+
+impl Matched {
+    /// Whether an order of `product_id` with id `order_id` is one of these.
+    pub fn admits(&self, order_id: &str, product_id: &str) -> bool {
+        match self {
+            Matched::All => true,
+            Matched::Order(id) => id == order_id,
+            Matched::Products(ids) => ids.iter().any(|id| id == product_id),
+        }
+    }
+}
+
+/// A page of the order list, newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderPage {
+    pub rows: Vec<OrderDetail>,
+    /// The cursor of the next page, when there is more.
+    pub next_cursor: Option<String>,
+    pub matched: Matched,
+}
+
+/// How many orders are in each status, and since when that holds: changes
+/// the feed reports after `at` come on top.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderCounts {
+    /// When the counting began, in milliseconds since the Unix epoch.
+    pub at: u64,
+    pub counts: Vec<(OrderStatus, u64)>,
+}
+
 #[cfg(feature = "ssr")]
 mod ssr {
     use leptos::prelude::*;
@@ -72,7 +132,7 @@ mod ssr {
             }
             other => {
                 tracing::error!(error = %other, "server function failed");
-                (StatusCode::SERVICE_UNAVAILABLE, "The shop is unavailable right now; please try again.".to_string())
+                (StatusCode::SERVICE_UNAVAILABLE, super::UNAVAILABLE.to_string())
             }
         };
         refuse(status, &message)
@@ -156,6 +216,30 @@ mod ssr {
 
     pub fn unauthorized(message: &str) -> ServerFnError {
         refuse(http::StatusCode::UNAUTHORIZED, message)
+    }
+
+    /// A page request from a list's cursor (a page's `next_cursor`): 422 for
+    /// anything else.
+    pub fn page_request(limit: usize, cursor: Option<&str>) -> Result<domain::PageRequest, ServerFnError> {
+        let cursor = cursor.map(str::trim).filter(|c| !c.is_empty());
+        let mut request = domain::PageRequest::parse(None, cursor)
+            .map_err(|e| refuse(http::StatusCode::UNPROCESSABLE_ENTITY, &e.to_string()))?;
+        request.limit = limit;
+        Ok(request)
+    }
+
+    /// The orders with their products' names (a name is missing only when
+    /// the product was deleted).
+    pub async fn with_names(shop: &Shop, orders: Vec<domain::Order>) -> Result<Vec<super::OrderDetail>, ServerFnError> {
+        let mut ids: Vec<String> = orders.iter().map(|o| o.product_id.clone()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let products = shop.products_with_ids(&ids).await.map_err(to_message)?;
+        let name_of = |id: &str| products.iter().find(|p| p.id == id).map(|p| p.name.clone());
+        Ok(orders
+            .into_iter()
+            .map(|order| super::OrderDetail { product_name: name_of(&order.product_id), order })
+            .collect())
     }
 }
 
@@ -340,10 +424,95 @@ pub async fn discard_dead_letter(id: String) -> Result<(), ServerFnError> {
     store::dead_letters::discard(&shop.connection(), shop.layout(), id).await.map_err(ssr::dead_letter_message)
 }
 
-/// Every order, newest first.
-#[server(endpoint = "list_orders")]
-pub async fn list_orders() -> Result<Vec<Order>, ServerFnError> {
-    ssr::shop()?.orders().await.map_err(ssr::to_message)
+/// A page of the order list, newest first: every order, or those in
+/// `status`, and those `search` finds (an order by its id, or the orders of
+/// the products whose name contains it), after `cursor`.
+#[server(endpoint = "orders_page")]
+pub async fn orders_page(
+    status: Option<String>,
+    search: Option<String>,
+    cursor: Option<String>,
+) -> Result<OrderPage, ServerFnError> {
+    let shop = ssr::shop()?;
+    let status = match status.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        Some(text) => Some(
+            text.parse::<OrderStatus>()
+                .map_err(|e| ssr::refuse(http::StatusCode::UNPROCESSABLE_ENTITY, &format!("status: {e}")))?,
+        ),
+        None => None,
+    };
+    let request = ssr::page_request(ORDER_PAGE, cursor.as_deref())?;
+    let search = search.as_deref().map(str::trim).unwrap_or_default();
+    let (page, matched) = if search.is_empty() {
+        let filter = store::OrderFilter { status, products: None };
+        (shop.orders_page_where(&request, &filter).await.map_err(ssr::to_message)?, Matched::All)
+    } else if domain::id::is_id(search) {
+        let id = search.to_ascii_uppercase();
+        let found = match shop.order(&id).await {
+            Ok(order) => Some(order).filter(|o| status.is_none_or(|s| o.status == s) && request.after.is_none()),
+            Err(store::StoreError::NotFound { .. }) => None,
+            Err(other) => return Err(ssr::to_message(other)),
+        };
+        (Page { items: found.into_iter().collect(), next_cursor: None }, Matched::Order(id))
+    } else {
+        let products: Vec<String> = shop
+            .products_named(search, domain::page::MAX_LIMIT)
+            .await
+            .map_err(ssr::to_message)?
+            .into_iter()
+            .map(|p| p.id)
+            .collect();
+        let page = if products.is_empty() {
+            Page { items: Vec::new(), next_cursor: None }
+        } else {
+            let filter = store::OrderFilter { status, products: Some(products.clone()) };
+            shop.orders_page_where(&request, &filter).await.map_err(ssr::to_message)?
+        };
+        (page, Matched::Products(products))
+    };
+    let rows = ssr::with_names(&shop, page.items).await?;
+    Ok(OrderPage { rows, next_cursor: page.next_cursor, matched })
+}
+
+/// The orders with these ids, with their products' names (at most
+/// [`MAX_ORDERS_BY_ID`]): those the feed reported that belong in the list.
+#[server(endpoint = "orders_with_ids")]
+pub async fn orders_with_ids(ids: Vec<String>) -> Result<Vec<OrderDetail>, ServerFnError> {
+    if ids.len() > MAX_ORDERS_BY_ID {
+        let message = format!("ids: at most {MAX_ORDERS_BY_ID}");
+        return Err(ssr::refuse(http::StatusCode::UNPROCESSABLE_ENTITY, &message));
+    }
+    let shop = ssr::shop()?;
+    let orders = shop.orders_with_ids(&ids).await.map_err(ssr::to_message)?;
+    ssr::with_names(&shop, orders).await
+}
+
+/// How many orders are in each status.
+#[server(endpoint = "status_counts")]
+pub async fn status_counts() -> Result<OrderCounts, ServerFnError> {
+    let at = store::now_ms();
+    let counts = ssr::shop()?.status_counts().await.map_err(ssr::to_message)?;
+    Ok(OrderCounts { at, counts })
+}
+
+/// A page of the warehouse table, newest first: every product, or those
+/// whose name contains `search`, after `cursor`.
+#[server(endpoint = "products_page")]
+pub async fn products_page(search: Option<String>, cursor: Option<String>) -> Result<Page<Product>, ServerFnError> {
+    let request = ssr::page_request(PRODUCT_PAGE, cursor.as_deref())?;
+    let search = search.unwrap_or_default();
+    ssr::shop()?.products_named_page(&search, &request, true).await.map_err(ssr::to_message)
+}
+
+/// Whether the shop answers (Redis reachable for every partition): what a
+/// page that saw it unavailable asks until it is back.
+#[server(endpoint = "shop_ready")]
+pub async fn shop_ready() -> Result<(), ServerFnError> {
+    // Asked every second during an outage: refused without a log line each time.
+    match ssr::shop()?.ping().await {
+        Ok(()) => Ok(()),
+        Err(_) => Err(ssr::refuse(http::StatusCode::SERVICE_UNAVAILABLE, UNAVAILABLE)),
+    }
 }
 
 /// The text of a server function's error, without the framework's prefix.

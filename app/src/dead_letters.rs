@@ -138,7 +138,7 @@ fn LetterPage(cursor: Option<String>, letters: Letters, cursors: RwSignal<Vec<Op
                                     <tr class="more"><td colspan="6">
                                         <button type="button" class="secondary"
                                             on:click=move |_| cursors.update(|c| c.push(Some(next.clone())))>
-                                            "Load more"
+                                            "Load more dead letters"
                                         </button>
                                     </td></tr>
                                 })}

@@ -3,18 +3,29 @@
 //!
 //! # Layout
 //! - [`api`]: server functions, thin edges over the shop's service layer.
-//! - [`live`]: the server-sent events feed that updates the page in place.
-//! - [`products`]: the warehouse panel (stock, add, restock, delete, admin sign-in).
-//! - [`orders`]: the order form with its price preview, and the live order list.
+//! - [`live`]: the server-sent events feed that updates the page in place,
+//!   and the recovery from an outage.
+//! - [`announce`]: the live region that tells screen readers what changed.
+//! - [`products`]: the warehouse panel (search, pages, live stock, add,
+//!   restock, delete, admin sign-in).
+//! - [`orders`]: the order form with its price preview and live stock.
+//! - [`order_list`]: the live order list: status filter with live counts,
+//!   search, pages.
+//! - [`counts`]: the counts per status, a snapshot plus the feed's moves.
+//! - [`paging`]: "Load more" on top of a first page rendered on the server.
 //! - [`order_detail`]: one order's page, `/order/{id}`, with its live timeline.
 //! - [`dead_letters`]: the dead letters, for admins: retry or discard them.
-//! - [`util`]: times, ids and idempotency keys for display and forms.
+//! - [`util`]: times, ids, counts, query strings and idempotency keys.
 
+pub mod announce;
 pub mod api;
+pub mod counts;
 pub mod dead_letters;
 pub mod live;
 pub mod order_detail;
+pub mod order_list;
 pub mod orders;
+pub mod paging;
 pub mod products;
 pub mod util;
 
@@ -56,21 +67,30 @@ pub fn App() -> impl IntoView {
     provide_context(feed);
     let session = Session { changed: RwSignal::new(0) };
     provide_context(session);
+    let announcer = announce::Announcer::new();
+    provide_context(announcer);
 
     // Only in the browser: the server calls `App` outside any page too (to
     // list the routes), and a workspace-wide test build turns `hydrate` on
     // for the server as well.
     #[cfg(all(feature = "hydrate", target_arch = "wasm32"))]
-    Effect::new(move |started: Option<()>| {
-        if started.is_none() {
-            live::connect(feed);
-        }
-    });
+    {
+        Effect::new(move |started: Option<()>| {
+            if started.is_none() {
+                // Effects run once the page is hydrated: it answers from now on.
+                util::mark("stockflow:interactive");
+                live::connect(feed);
+            }
+        });
+        live::watch_outages(feed);
+    }
 
     view! {
         <Stylesheet id="leptos" href="/pkg/stockflow.css"/>
         <Title text="Stockflow"/>
         <Router>
+            <a class="skip" href="#place-order" rel="external">"Skip to the order form"</a>
+            <a class="skip" href="#orders" rel="external">"Skip to the orders"</a>
             <header class="topbar">
                 <h1><a href="/">"Stockflow"</a></h1>
                 <p class="tagline">"Orders, stock and refunds, live."</p>
@@ -81,6 +101,12 @@ pub fn App() -> impl IntoView {
                     {move || if feed.connected.get() { "live" } else { "connecting…" }}
                 </span>
             </header>
+            <announce::LiveRegion announcer/>
+            {move || feed.outage.get().then(|| view! {
+                <p class="outage" role="alert" data-testid="outage">
+                    "The shop is unavailable right now. This page will catch up by itself as soon as it is back."
+                </p>
+            })}
             <Routes fallback=|| view! { <p class="notice">"Page not found."</p> }>
                 <Route path=StaticSegment("") view=ShopPage/>
                 <Route path=(StaticSegment("order"), ParamSegment("id")) view=order_detail::OrderPage/>
@@ -119,23 +145,19 @@ fn ShopPage() -> impl IntoView {
 
     let warehouse = products::WarehouseActions::new();
     let place_order = ServerAction::<api::PlaceOrder>::new();
-
-    let products = Resource::new(move || (warehouse.version(), feed.refresh.get()), |_| api::list_products());
-    let orders = Resource::new(move || (place_order.version().get(), feed.refresh.get()), |_| api::list_orders());
-
-    // Events of orders not in the list make the list refresh.
+    // Every product, for the order form's choices.
+    let catalog = Resource::new(move || (warehouse.version(), feed.refresh.get()), |_| api::list_products());
     Effect::new(move |_| {
-        if let Some(Ok(list)) = orders.get() {
-            feed.listed.set_value(Some(list.iter().map(|o| o.id.clone()).collect()));
+        if let Some(Err(error)) = catalog.get() {
+            feed.note(&error);
         }
     });
-    on_cleanup(move || feed.listed.set_value(None));
 
     view! {
         <main class="grid">
-            <products::Warehouse products actions=warehouse/>
-            <orders::OrderForm products place_order/>
-            <orders::OrderList orders products/>
+            <products::Warehouse actions=warehouse/>
+            <orders::OrderForm catalog place_order/>
+            <order_list::OrderList place_order/>
         </main>
     }
 }

@@ -1,17 +1,29 @@
 //! The live order feed in the browser: an `EventSource` on `/api/events`.
 //!
 //! Status changes update the page in place: order statuses, stock levels,
-//! and a refresh of the order list when an order from elsewhere appears. The
-//! browser reconnects by itself and sends `Last-Event-ID`, so the server
-//! replays whatever was missed.
+//! and, through a listener, the order list and its counts (which fetch the
+//! one order they need, never a whole list). The browser reconnects by
+//! itself and sends `Last-Event-ID`, so the server replays whatever was
+//! missed; the lists reload once per reconnect, and once when the shop comes
+//! back after an outage.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
-use domain::{OrderStatus, StatusChange, Step};
+use domain::{OrderEvent, OrderStatus, StatusChange, Step};
 use leptos::prelude::*;
+
+use crate::api::is_unavailable;
 
 /// The path of the server-sent events endpoint.
 pub const EVENTS_PATH: &str = "/api/events";
+
+/// One change from the feed, as a listener hears it.
+#[derive(Debug, Clone)]
+pub struct Heard {
+    pub change: StatusChange,
+    /// The furthest status the feed had reported for that order before, if any.
+    pub before: Option<OrderStatus>,
+}
 
 /// What the feed has told us so far, shared by the page's components.
 #[derive(Clone, Copy)]
@@ -20,19 +32,25 @@ pub struct LiveFeed {
     pub statuses: RwSignal<HashMap<String, OrderStatus>>,
     /// Why each order refunded since the page loaded was refunded.
     pub refund_reasons: RwSignal<HashMap<String, String>>,
-    /// Latest known stock of each product that moved since the page loaded.
-    pub stock: RwSignal<HashMap<String, u32>>,
-    /// Bumped when the lists should be fetched again (an unknown order appeared, or the feed reconnected).
+    /// Latest known stock of each product that moved since the lists were
+    /// loaded; a signal per product, so a change re-renders only the places
+    /// that show that product (a thousand options in the order form).
+    stock: StoredValue<HashMap<String, ArcRwSignal<Option<u32>>>>,
+    /// Bumped when the lists should be fetched again: the feed (re)connected,
+    /// or the shop is back after an outage.
     pub refresh: RwSignal<u64>,
     /// Every step the feed reported for each order since the page loaded, oldest first.
     pub steps: RwSignal<HashMap<String, Vec<Step>>>,
     /// Bumped when the number of dead letters may have changed.
     pub dead_letters_changed: RwSignal<u64>,
-    /// The orders the page lists, when it lists orders: an event for another
-    /// one bumps [`LiveFeed::refresh`].
-    pub listed: StoredValue<Option<HashSet<String>>>,
     /// Whether the event stream is connected.
     pub connected: RwSignal<bool>,
+    /// Whether the shop answered "unavailable"; the page then asks every
+    /// second until it is back, and reloads its lists once.
+    pub outage: RwSignal<bool>,
+    /// Told of every change after the maps above: the order list, while it
+    /// is on the page.
+    pub listener: StoredValue<Option<Callback<Heard>>>,
 }
 
 impl LiveFeed {
@@ -40,12 +58,13 @@ impl LiveFeed {
         LiveFeed {
             statuses: RwSignal::new(HashMap::new()),
             refund_reasons: RwSignal::new(HashMap::new()),
-            stock: RwSignal::new(HashMap::new()),
+            stock: StoredValue::new(HashMap::new()),
             refresh: RwSignal::new(0),
             steps: RwSignal::new(HashMap::new()),
             dead_letters_changed: RwSignal::new(0),
-            listed: StoredValue::new(None),
             connected: RwSignal::new(false),
+            outage: RwSignal::new(false),
+            listener: StoredValue::new(None),
         }
     }
 
@@ -53,9 +72,27 @@ impl LiveFeed {
     /// (statuses only move forward, so the further one is the newer).
     pub fn status_of(&self, order_id: &str, listed: OrderStatus) -> OrderStatus {
         match self.statuses.with(|s| s.get(order_id).copied()) {
-            Some(live) if rank(live) > rank(listed) => live,
+            Some(live) if progress(live) > progress(listed) => live,
             _ => listed,
         }
+    }
+
+    /// A product's stock: the latest the feed (or a restock) reported, else the listed one.
+    pub fn stock_of(&self, product_id: &str, listed: u32) -> u32 {
+        self.stock_cell(product_id).get().unwrap_or(listed)
+    }
+
+    /// Records a product's stock as it is now.
+    pub fn set_stock(&self, product_id: &str, stock: u32) {
+        self.stock_cell(product_id).set(Some(stock));
+    }
+
+    fn stock_cell(&self, product_id: &str) -> ArcRwSignal<Option<u32>> {
+        self.stock
+            .try_update_value(|cells| {
+                cells.entry(product_id.to_string()).or_insert_with(|| ArcRwSignal::new(None)).clone()
+            })
+            .unwrap_or_else(|| ArcRwSignal::new(None))
     }
 
     /// Why the order was refunded: the listed reason, else the one the feed brought.
@@ -78,9 +115,8 @@ impl LiveFeed {
         steps
     }
 
-    /// Applies one change from the feed.
+    /// Applies one change from the feed, then tells the listener.
     pub fn apply(&self, change: StatusChange) {
-        let known = self.listed.with_value(|listed| listed.as_ref().is_none_or(|l| l.contains(&change.order_id)));
         if let (OrderStatus::Refunded, Some(reason)) = (change.status, &change.reason) {
             if is_dead_lettered(reason) {
                 self.dead_letters_changed.update(|n| *n += 1);
@@ -90,9 +126,7 @@ impl LiveFeed {
             });
         }
         if let Some(stock) = change.stock {
-            self.stock.update(|s| {
-                s.insert(change.product_id.clone(), stock);
-            });
+            self.set_stock(&change.product_id, stock);
         }
         self.steps.update(|s| {
             let steps = s.entry(change.order_id.clone()).or_default();
@@ -100,15 +134,39 @@ impl LiveFeed {
                 steps.push(Step { step: change.status.as_str().to_string(), at: change.at });
             }
         });
+        let mut before = None;
         self.statuses.update(|s| {
-            let entry = s.entry(change.order_id).or_insert(change.status);
-            if rank(change.status) > rank(*entry) {
+            before = s.get(&change.order_id).copied();
+            let entry = s.entry(change.order_id.clone()).or_insert(change.status);
+            if progress(change.status) > progress(*entry) {
                 *entry = change.status;
             }
         });
-        if !known {
-            self.refresh.update(|n| *n += 1);
+        if let Some(listener) = self.listener.get_value() {
+            listener.run(Heard { change, before });
         }
+    }
+
+    /// Fetches every list again, once: what the page knew may be stale.
+    pub fn reload(&self) {
+        // The lists bring the stock as it is now; a stock the feed reported
+        // earlier must not hide a restock made meanwhile.
+        self.stock.with_value(|cells| cells.values().for_each(|cell| cell.set(None)));
+        self.refresh.update(|n| *n += 1);
+    }
+
+    /// Takes note of a failed call: when the shop is unavailable, the page
+    /// says so and waits for it to come back (see [`watch_outages`]).
+    pub fn note(&self, error: &ServerFnError) {
+        if is_unavailable(error) && !self.outage.get_untracked() {
+            self.outage.set(true);
+        }
+    }
+
+    /// The text of an action's error to show: an "unavailable" one only
+    /// while the outage lasts, so it goes away when the shop is back.
+    pub fn error_to_show(&self, error: &ServerFnError) -> Option<String> {
+        (!is_unavailable(error) || self.outage.get()).then(|| crate::api::error_text(error))
     }
 }
 
@@ -123,11 +181,46 @@ pub fn is_dead_lettered(reason: &str) -> bool {
     reason.starts_with("processing failed")
 }
 
-fn rank(status: OrderStatus) -> u8 {
+/// How far along its life an order in `status` is: statuses only move forward.
+pub fn progress(status: OrderStatus) -> u8 {
     match status {
         OrderStatus::Pending => 0,
         OrderStatus::Completed => 1,
         OrderStatus::Fulfilled | OrderStatus::Refunded => 2,
+    }
+}
+
+/// Where an order came from, as far as one change of it tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// A new order: it had no status before.
+    New,
+    /// It was in this status.
+    From(OrderStatus),
+    /// One of several statuses (a refund after processing failed for good
+    /// comes from pending or completed): the order itself tells.
+    Unknown,
+}
+
+/// The status an order left with `change`, by the domain's order rules:
+/// the events that lead to the new status, and the statuses they apply from.
+pub fn came_from(change: &StatusChange) -> Origin {
+    if change.status == OrderStatus::INITIAL {
+        return Origin::New;
+    }
+    let given_up = change.reason.as_deref().is_some_and(is_dead_lettered);
+    let mut from: Vec<OrderStatus> = OrderEvent::ALL
+        .into_iter()
+        .filter(|event| event.leads_to() == change.status)
+        // A refund says whether processing failed for good or the warehouse refunded.
+        .filter(|event| change.status != OrderStatus::Refunded || given_up == (*event == OrderEvent::GivenUp))
+        .flat_map(|event| event.applies_from().iter().copied())
+        .collect();
+    from.sort_by_key(|s| progress(*s));
+    from.dedup();
+    match from.as_slice() {
+        [only] => Origin::From(*only),
+        _ => Origin::Unknown,
     }
 }
 
@@ -153,7 +246,7 @@ pub fn connect(feed: LiveFeed) {
     let on_open = Closure::<dyn FnMut(web_sys::Event)>::new(move |_| {
         feed.connected.set(true);
         // Catch up on whatever changed before the stream was open.
-        feed.refresh.update(|n| *n += 1);
+        feed.reload();
         feed.dead_letters_changed.update(|n| *n += 1);
     });
     let on_error = Closure::<dyn FnMut(web_sys::Event)>::new(move |_| feed.connected.set(false));
@@ -165,4 +258,59 @@ pub fn connect(feed: LiveFeed) {
     on_open.forget();
     on_error.forget();
     std::mem::forget(source);
+}
+
+/// While the shop is unavailable, asks every second whether it is back;
+/// once it is, clears the outage and reloads the lists, once.
+#[cfg(feature = "hydrate")]
+pub fn watch_outages(feed: LiveFeed) {
+    fn ask_soon(feed: LiveFeed) {
+        set_timeout(
+            move || {
+                leptos::task::spawn_local(async move {
+                    match crate::api::shop_ready().await {
+                        Ok(()) => {
+                            feed.outage.set(false);
+                            feed.reload();
+                        }
+                        Err(_) => ask_soon(feed),
+                    }
+                })
+            },
+            std::time::Duration::from_secs(1),
+        );
+    }
+    Effect::new(move |was: Option<bool>| {
+        let now = feed.outage.get();
+        if now && was != Some(true) {
+            ask_soon(feed);
+        }
+        now
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn change(status: OrderStatus, reason: Option<&str>) -> StatusChange {
+        StatusChange {
+            order_id: "o".into(),
+            product_id: "p".into(),
+            status,
+            stock: None,
+            reason: reason.map(str::to_string),
+            at: 1,
+        }
+    }
+
+    #[test]
+    fn a_change_tells_where_the_order_came_from_unless_processing_failed() {
+        use OrderStatus::*;
+        assert_eq!(came_from(&change(Pending, None)), Origin::New);
+        assert_eq!(came_from(&change(Completed, None)), Origin::From(Pending));
+        assert_eq!(came_from(&change(Fulfilled, None)), Origin::From(Completed));
+        assert_eq!(came_from(&change(Refunded, Some("insufficient stock"))), Origin::From(Completed));
+        assert_eq!(came_from(&change(Refunded, Some("processing failed: delivered 6 times"))), Origin::Unknown);
+    }
 }

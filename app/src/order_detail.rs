@@ -49,6 +49,16 @@ fn OrderView(detail: OrderDetail) -> AnyView {
         let id = id.clone();
         Signal::derive(move || feed.status_of(&id, listed_status))
     };
+    // Each new step is announced, once the page shows the order.
+    let announcer = expect_context::<crate::announce::Announcer>();
+    let short = short_id(&id);
+    Effect::new(move |seen: Option<domain::OrderStatus>| {
+        let now = status.get();
+        if seen.is_some_and(|seen| seen != now) {
+            announcer.say(format!("Order {short} {now}."));
+        }
+        now
+    });
     let reason = {
         let id = id.clone();
         move || feed.refund_reason_of(&id, listed_reason.as_deref())

@@ -1,14 +1,17 @@
-//! The warehouse panel: products with their stock, the add-product form,
-//! restock and delete, and the admin sign-in that guards them when the
-//! server has an `ADMIN_TOKEN`.
+//! The warehouse panel: products newest first, a page at a time, searched by
+//! name, with their live stock; the add-product form, restock and delete;
+//! and the admin sign-in that guards them when the server has an
+//! `ADMIN_TOKEN`.
 
 use domain::Product;
 use leptos::prelude::*;
+use leptos_router::components::Form;
+use leptos_router::hooks::use_query_map;
 
-use crate::api::{error_text, AddProduct, AdminAccess, DeleteProduct, RestockProduct, SignIn, SignOut};
+use crate::api::{error_text, products_page, AddProduct, AdminAccess, DeleteProduct, RestockProduct, SignIn, SignOut};
 use crate::live::LiveFeed;
-
-type Products = Resource<Result<Vec<Product>, ServerFnError>>;
+use crate::paging::{merged, More};
+use crate::util::query_string;
 
 /// The actions that change the warehouse.
 #[derive(Clone, Copy)]
@@ -23,9 +26,9 @@ impl WarehouseActions {
         WarehouseActions { add: ServerAction::new(), delete: ServerAction::new(), restock: ServerAction::new() }
     }
 
-    /// Changes whenever any of them succeeds, for refetching the list.
-    pub fn version(&self) -> (usize, usize, usize) {
-        (self.add.version().get(), self.delete.version().get(), self.restock.version().get())
+    /// Changes whenever a product is added or deleted, for refetching lists of products.
+    pub fn version(&self) -> (usize, usize) {
+        (self.add.version().get(), self.delete.version().get())
     }
 }
 
@@ -81,66 +84,130 @@ pub fn AdminSignIn() -> impl IntoView {
     }
 }
 
+/// What the warehouse table lists: the products whose name contains the
+/// search, as of the last product added or deleted. The pages loaded stay
+/// with it when its first page is fetched again (the feed reconnected).
+type Listing = (String, (usize, usize));
+
 #[component]
-pub fn Warehouse(products: Products, actions: WarehouseActions) -> impl IntoView {
+pub fn Warehouse(actions: WarehouseActions) -> impl IntoView {
     let feed = expect_context::<LiveFeed>();
     let WarehouseActions { add: add_product, delete: delete_product, restock } = actions;
-    let add_error = move || add_product.value().get().and_then(|r| r.err()).map(|e| error_text(&e));
-    let delete_error = move || delete_product.value().get().and_then(|r| r.err()).map(|e| error_text(&e));
-    let restock_error = move || restock.value().get().and_then(|r| r.err()).map(|e| error_text(&e));
+    let query = use_query_map();
+    let search = Memo::new(move |_| query.with(|q| q.get("product").unwrap_or_default().trim().to_string()));
+    // A new or deleted product reloads the table (a restock only moves the stock).
+    let listing = Resource::new(
+        move || ((search.get(), actions.version()), feed.refresh.get()),
+        |(listing, _): (Listing, u64)| async move {
+            let page = products_page(Some(listing.0.clone()), None).await;
+            (listing, page)
+        },
+    );
+    let more = RwSignal::new(More::<Listing, Product>::default());
+    let load_more = Action::new(move |(listing, cursor): &(Listing, String)| {
+        let (listing, cursor) = (listing.clone(), cursor.clone());
+        async move {
+            let page = products_page(Some(listing.0.clone()), Some(cursor)).await;
+            (listing, page)
+        }
+    });
+    Effect::new(move |_| match load_more.value().get() {
+        Some((listing, Ok(page))) => more.update(|m| m.add_page(&listing, page.items, page.next_cursor)),
+        Some((_, Err(error))) => feed.note(&error),
+        None => {}
+    });
+    Effect::new(move |_| {
+        if let Some((_, Err(error))) = listing.get() {
+            feed.note(&error);
+        }
+    });
+    let action_error = |error: Option<Result<_, ServerFnError>>| error.and_then(|r| r.err());
+    let add_error =
+        move || action_error(add_product.value().get().map(|r| r.map(|_| ()))).and_then(|e| feed.error_to_show(&e));
+    let delete_error = move || action_error(delete_product.value().get()).and_then(|e| feed.error_to_show(&e));
+    let restock_error =
+        move || action_error(restock.value().get().map(|r| r.map(|_| ()))).and_then(|e| feed.error_to_show(&e));
+    let more_error = move || load_more.value().get().and_then(|(_, r)| r.err()).and_then(|e| feed.error_to_show(&e));
+    Effect::new(move |_| {
+        let failed = [
+            action_error(add_product.value().get().map(|r| r.map(|_| ()))),
+            action_error(delete_product.value().get()),
+            action_error(restock.value().get().map(|r| r.map(|_| ()))),
+        ];
+        failed.iter().flatten().for_each(|e| feed.note(e));
+    });
     // A restock is newer than whatever stock the feed reported for that product.
     Effect::new(move |_| {
         if let Some(Ok(product)) = restock.value().get() {
-            feed.stock.update(|s| {
-                s.insert(product.id, product.quantity);
-            });
+            feed.set_stock(&product.id, product.quantity);
         }
     });
+    // The search form keeps the order list's filter and search, and the other way round.
+    let kept = move |name: &'static str| move || query.with(|q| q.get(name).unwrap_or_default());
 
     view! {
         <section class="panel" aria-labelledby="warehouse-title">
             <h2 id="warehouse-title">"Warehouse"</h2>
             <AdminSignIn/>
+            <Form method="GET" action="/" noscroll=true attr:class="search" attr:role="search" attr:aria-label="Products">
+                <input type="hidden" name="status" prop:value=kept("status")/>
+                <input type="hidden" name="q" prop:value=kept("q")/>
+                <label>"Find products"
+                    <input type="search" name="product" placeholder="Part of a name" prop:value=move || search.get()/>
+                </label>
+                <button type="submit" class="secondary" aria-label="Search products">"Search"</button>
+                {move || (!search.get().is_empty()).then(|| {
+                    let href = format!("/{}", query_string(&[("status", &kept("status")()), ("q", &kept("q")())]));
+                    view! { <a href=href data-noscroll="true" class="clear">"Show all products"</a> }
+                })}
+            </Form>
             <Transition fallback=|| view! { <p class="muted">"Loading products…"</p> }>
                 {move || Suspend::new(async move {
-                    match products.await {
+                    let (shown, page) = listing.await;
+                    match page {
                         Err(error) => view! { <p class="error" role="alert">{error_text(&error)}</p> }.into_any(),
-                        Ok(list) if list.is_empty() => view! {
+                        Ok(page) if page.items.is_empty() && shown.0.is_empty() => view! {
                             <p class="muted" data-testid="no-products">"No products yet. Add one below."</p>
                         }.into_any(),
-                        Ok(list) => view! {
-                            <table class="products" data-testid="products">
-                                <thead><tr><th>"Product"</th><th class="num">"Price"</th><th class="num">"Stock"</th><th></th></tr></thead>
-                                <tbody>
-                                    {list.into_iter().map(|product| {
-                                        let Product { id, name, price, quantity: listed } = product;
-                                        let (live_id, row_id) = (id.clone(), id.clone());
-                                        let (restock_id, restock_label) = (id.clone(), format!("Units of {name} to add"));
-                                        let restock_button = format!("Restock {name}");
-                                        let stock = Signal::derive(move || feed.stock.with(|s| s.get(&live_id).copied()).unwrap_or(listed));
-                                        view! {
-                                            <tr data-product-id=row_id>
-                                                <td class="name">{name.clone()}</td>
-                                                <td class="num">{price.to_string()}</td>
-                                                <td class="num stock" class:out=move || stock.get() == 0>{stock}</td>
-                                                <td class="actions">
-                                                    <ActionForm action=restock attr:class="restock">
-                                                        <input type="hidden" name="id" value=restock_id/>
-                                                        <input type="number" name="quantity" min="1" max="1000000" step="1" required
-                                                            value="10" aria-label=restock_label/>
-                                                        <button type="submit" aria-label=restock_button>"Restock"</button>
-                                                    </ActionForm>
-                                                    <ConfirmDelete id name action=delete_product/>
-                                                </td>
-                                            </tr>
-                                        }
-                                    }).collect_view()}
-                                </tbody>
-                            </table>
+                        Ok(page) if page.items.is_empty() => view! {
+                            <p class="muted" data-testid="no-products">{format!("No product's name contains “{}”.", shown.0)}</p>
                         }.into_any(),
+                        Ok(page) => {
+                            let first_next = page.next_cursor.clone();
+                            let rows = {
+                                let shown = shown.clone();
+                                move || more.with(|m| merged(&page.items, m.rows(&shown), |p: &Product| &p.id))
+                            };
+                            let next = {
+                                let shown = shown.clone();
+                                move || more.with(|m| m.next_cursor(&shown, first_next.as_ref()))
+                            };
+                            view! {
+                                <table class="products" data-testid="products">
+                                    <thead><tr><th>"Product"</th><th class="num">"Price"</th><th class="num">"Stock"</th><th><span class="visually-hidden">"Actions"</span></th></tr></thead>
+                                    <tbody>
+                                        <For each=rows key=|p| p.id.clone() let:product>
+                                            <ProductRow product restock delete_product/>
+                                        </For>
+                                    </tbody>
+                                </table>
+                                {move || next().map(|cursor| {
+                                    let shown = shown.clone();
+                                    view! {
+                                        <p class="more">
+                                            <button type="button" class="secondary" disabled=move || load_more.pending().get()
+                                                on:click=move |_| { load_more.dispatch((shown.clone(), cursor.clone())); }>
+                                                "Load more products"
+                                            </button>
+                                        </p>
+                                    }
+                                })}
+                            }.into_any()
+                        }
                     }
                 })}
             </Transition>
+            {move || more_error().map(|e| view! { <p class="error" role="alert">{e}</p> })}
             {move || delete_error().map(|e| view! { <p class="error" role="alert" data-testid="delete-error">{e}</p> })}
             {move || restock_error().map(|e| view! { <p class="error" role="alert" data-testid="restock-error">{e}</p> })}
 
@@ -155,6 +222,37 @@ pub fn Warehouse(products: Products, actions: WarehouseActions) -> impl IntoView
                 {move || add_error().map(|e| view! { <p class="error" role="alert" data-testid="add-product-error">{e}</p> })}
             </ActionForm>
         </section>
+    }
+}
+
+/// One product: its live stock, restock and delete, each named after it.
+#[component]
+fn ProductRow(
+    product: Product,
+    restock: ServerAction<RestockProduct>,
+    delete_product: ServerAction<DeleteProduct>,
+) -> impl IntoView {
+    let feed = expect_context::<LiveFeed>();
+    let Product { id, name, price, quantity: listed } = product;
+    let live_id = id.clone();
+    let stock = Signal::derive(move || feed.stock_of(&live_id, listed));
+    let (restock_label, restock_button) = (format!("Units of {name} to add"), format!("Restock {name}"));
+    let (row_id, restock_id) = (id.clone(), id.clone());
+    view! {
+        <tr data-product-id=row_id>
+            <td class="name">{name.clone()}</td>
+            <td class="num">{price.to_string()}</td>
+            <td class="num stock" class:out=move || stock.get() == 0>{stock}</td>
+            <td class="actions">
+                <ActionForm action=restock attr:class="restock">
+                    <input type="hidden" name="id" value=restock_id/>
+                    <input type="number" name="quantity" min="1" max="1000000" step="1" required
+                        value="10" aria-label=restock_label/>
+                    <button type="submit" aria-label=restock_button>"Restock"</button>
+                </ActionForm>
+                <ConfirmDelete id name action=delete_product/>
+            </td>
+        </tr>
     }
 }
 

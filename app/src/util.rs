@@ -1,10 +1,49 @@
-//! Small helpers for display and forms: times, short ids, idempotency keys.
+//! Small helpers for display and forms: times, short ids, counts, query
+//! strings, idempotency keys.
 
 use leptos::prelude::*;
 
 /// The last characters of a ULID: enough to tell orders apart on screen.
 pub fn short_id(id: &str) -> String {
     id.chars().skip(id.chars().count().saturating_sub(8)).collect()
+}
+
+/// A count with thousands separators: `1,000,000`.
+pub fn grouped(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
+}
+
+/// `text` for a URL's query string: every byte but unreserved ones
+/// percent-encoded (UTF-8).
+pub fn query_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-_.~".contains(&byte) {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+/// A query string (`?a=1&b=x%20y`) of the pairs whose value is not empty;
+/// `"?"` alone when there are none, so a link to it still drops the old query.
+pub fn query_string(pairs: &[(&str, &str)]) -> String {
+    let parts: Vec<String> = pairs
+        .iter()
+        .filter(|(_, value)| !value.is_empty())
+        .map(|(name, value)| format!("{name}={}", query_escape(value)))
+        .collect();
+    format!("?{}", parts.join("&"))
 }
 
 /// `ms` since the Unix epoch as `YYYY-MM-DD HH:MM:SS.mmm`, shifted by
@@ -66,7 +105,18 @@ mod browser {
         pub fn timezone_offset(this: &Date) -> f64;
         #[wasm_bindgen(method, js_name = getTime)]
         pub fn time(this: &Date) -> f64;
+        #[wasm_bindgen(js_namespace = performance, js_name = mark)]
+        pub fn performance_mark(name: &str);
     }
+}
+
+/// Marks a moment in the browser's performance timeline (measured by the
+/// speed check from the navigation's start); nothing on the server.
+pub fn mark(name: &str) {
+    #[cfg(feature = "hydrate")]
+    browser::performance_mark(name);
+    #[cfg(not(feature = "hydrate"))]
+    let _ = name;
 }
 
 /// Minutes east of UTC of this browser's time zone (0 on the server, which
@@ -117,6 +167,24 @@ pub fn Time(at: u64) -> impl IntoView {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counts_are_grouped_by_thousands() {
+        assert_eq!(grouped(0), "0");
+        assert_eq!(grouped(999), "999");
+        assert_eq!(grouped(1000), "1,000");
+        assert_eq!(grouped(1_000_000), "1,000,000");
+        assert_eq!(grouped(12_345_678), "12,345,678");
+    }
+
+    #[test]
+    fn query_strings_escape_their_values_and_leave_out_empty_ones() {
+        assert_eq!(
+            query_string(&[("status", "pending"), ("q", "oak chair & co/é")]),
+            "?status=pending&q=oak%20chair%20%26%20co%2F%C3%A9"
+        );
+        assert_eq!(query_string(&[("status", ""), ("q", "")]), "?");
+    }
 
     #[test]
     fn times_read_as_calendar_dates() {

@@ -13,6 +13,7 @@ mod load;
 mod observe;
 mod report;
 mod scenarios;
+mod seed;
 mod sse;
 mod stats;
 
@@ -34,6 +35,7 @@ use crate::scenarios::{Ctx, Report, Sizes, ALL};
 const USAGE: &str = "\
 usage: bench --url http://127.0.0.1:PORT [options]
        bench compare OLD.json NEW.json
+       bench seed --url URL --redis-url URL [--products N] [--orders N] [--namespace NS]
 
 Runs the benchmark scenarios against a running Stockflow (scripts/bench starts
 one and calls this; see README.md, \"Benchmark\").
@@ -51,6 +53,9 @@ options:
   --private            the app and its Redis are the bench's own, thrown away afterwards
   --note KEY=VALUE     a line for the report's target description (repeatable)
   --command TEXT       the command line to record (default: this one)
+`bench seed` loads a shop into a private app: N products (default 1000) made
+over HTTP, and N orders (default 1000000) written straight into its Redis, as
+the lists scenario writes its own (scripts/ui-speed measures the page on it).
 The ADMIN_TOKEN environment variable, when set, is sent as the bearer token.";
 
 struct Args {
@@ -71,7 +76,33 @@ struct Args {
 enum Command {
     Run(Box<Args>),
     Compare(PathBuf, PathBuf),
+    Seed(seed::SeedArgs),
     Help,
+}
+
+fn parse_seed_args(mut argv: impl Iterator<Item = String>) -> Result<Command> {
+    let mut args = seed::SeedArgs {
+        url: String::new(),
+        redis_url: String::new(),
+        namespace: store::keys::DEFAULT_NAMESPACE.to_string(),
+        products: 1000,
+        orders: 1_000_000,
+    };
+    while let Some(arg) = argv.next() {
+        let mut value = || argv.next().with_context(|| format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--url" => args.url = value()?,
+            "--redis-url" => args.redis_url = value()?,
+            "--namespace" => args.namespace = value()?,
+            "--products" => args.products = value()?.parse().context("--products")?,
+            "--orders" => args.orders = value()?.parse().context("--orders")?,
+            other => bail!("seed: unknown argument {other:?}"),
+        }
+    }
+    if args.url.is_empty() || args.redis_url.is_empty() {
+        bail!("seed: --url and --redis-url are required");
+    }
+    Ok(Command::Seed(args))
 }
 
 fn parse_args(raw: Vec<String>) -> Result<Command> {
@@ -98,6 +129,7 @@ fn parse_args(raw: Vec<String>) -> Result<Command> {
                 let (old, new) = (value()?, value()?);
                 return Ok(Command::Compare(old.into(), new.into()));
             }
+            "seed" if first => return parse_seed_args(argv),
             "-h" | "--help" => return Ok(Command::Help),
             "--url" => args.url = value()?,
             "--redis-url" => args.redis_url = Some(value()?),
@@ -157,15 +189,18 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
-        Command::Run(args) => {
-            // Two threads: the machine it shares with the app has few cores to spare.
-            let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
-                Ok(runtime) => runtime,
+        Command::Seed(args) => {
+            let Some(runtime) = runtime() else { return ExitCode::from(2) };
+            match runtime.block_on(seed::seed(args)) {
+                Ok(()) => ExitCode::SUCCESS,
                 Err(error) => {
-                    eprintln!("bench: {error}");
-                    return ExitCode::from(2);
+                    eprintln!("bench seed: {error:#}");
+                    ExitCode::FAILURE
                 }
-            };
+            }
+        }
+        Command::Run(args) => {
+            let Some(runtime) = runtime() else { return ExitCode::from(2) };
             match runtime.block_on(run(*args)) {
                 Ok(true) => ExitCode::SUCCESS,
                 Ok(false) => ExitCode::FAILURE,
@@ -174,6 +209,17 @@ fn main() -> ExitCode {
                     ExitCode::from(2)
                 }
             }
+        }
+    }
+}
+
+/// Two threads: the machine it shares with the app has few cores to spare.
+fn runtime() -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(runtime) => Some(runtime),
+        Err(error) => {
+            eprintln!("bench: {error}");
+            None
         }
     }
 }

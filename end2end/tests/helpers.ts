@@ -1,16 +1,35 @@
 // What the stories share: opening the shop, signing in, adding and ordering products.
 import { expect, Locator, Page } from "@playwright/test";
 
+/// The REST API's admin header, when the app under test has an ADMIN_TOKEN.
+const admin = () => (process.env.ADMIN_TOKEN ? { Authorization: `Bearer ${process.env.ADMIN_TOKEN}` } : undefined);
+
+/// Adds a product over REST (as a script elsewhere would); returns its id.
+export async function apiAddProduct(page: Page, name: string, price: string, quantity: number): Promise<string> {
+  const answer = await page.request.post("/product", { data: { name, price, quantity }, headers: admin() });
+  expect(answer.status()).toBe(201);
+  return (await answer.json()).id;
+}
+
+/// Places an order over REST (as another shopper would); returns it.
+export async function apiPlaceOrder(page: Page, productId: string, quantity: number): Promise<{ id: string }> {
+  const answer = await page.request.post("/orders", { data: { product_id: productId, quantity } });
+  expect(answer.status()).toBe(201);
+  return answer.json();
+}
+
 // Each story uses its own product name, so the stories do not depend on each other.
 export const unique = (name: string) => `${name} ${Date.now().toString(36)}${Math.floor(Math.random() * 1e4)}`;
 
 /// Opens the shop, hydrated and subscribed to the live feed, and signs in as
 /// admin when the server under test has an ADMIN_TOKEN (scripts/test sets one).
-export async function openShop(page: Page, options: { signIn: boolean } = { signIn: true }) {
+/// `token` is the admin token of the app under test (default: ADMIN_TOKEN).
+export async function openShop(page: Page, options: { signIn: boolean; token?: string } = { signIn: true }) {
   await page.goto("/");
   await expect(page.getByTestId("live-indicator")).toHaveText("live");
-  if (options.signIn && process.env.ADMIN_TOKEN) {
-    await signIn(page, process.env.ADMIN_TOKEN);
+  const token = options.token ?? process.env.ADMIN_TOKEN;
+  if (options.signIn && token) {
+    await signIn(page, token);
     await expect(page.getByTestId("admin-signed-in")).toBeVisible();
   }
 }

@@ -483,22 +483,66 @@ impl Shop {
     }
 
     /// The products whose name contains `text` (ignoring case), oldest first,
-    /// at most `limit` (the warehouse's search box; a shop has few enough
-    /// products to look through them all).
+    /// at most `limit` (the order search: a shop has few enough products to
+    /// look through them all).
     pub async fn products_named(&self, text: &str, limit: usize) -> StoreResult<Vec<Product>> {
+        Ok(self.products_named_page(text, &PageRequest::first(limit), false).await?.items)
+    }
+
+    /// One page of the products whose name contains `text` (ignoring case;
+    /// every product when it is blank), oldest or newest first: the
+    /// warehouse's search box and its "Load more".
+    pub async fn products_named_page(
+        &self,
+        text: &str,
+        request: &PageRequest,
+        newest_first: bool,
+    ) -> StoreResult<Page<Product>> {
         let wanted = text.trim().to_lowercase();
+        let sources = self.everywhere(PartitionKeys::products);
+        // Without a name to look for, one page is all it takes; with one,
+        // look through the products a large batch at a time.
+        let batch = if wanted.is_empty() { request.limit } else { MAX_LIMIT };
+        let mut scan = PageRequest { limit: batch, after: request.after.clone() };
         let mut found = Vec::new();
-        let mut request = PageRequest::first(MAX_LIMIT);
         loop {
-            let page = self.products_page(&request).await?;
-            found.extend(page.items.into_iter().filter(|p| p.name.to_lowercase().contains(&wanted)));
-            match page.next_cursor {
-                Some(cursor) if found.len() < limit => request.after = Some(cursor),
+            let ids = self.ids_by_lex(&sources, &scan, newest_first).await?;
+            let more = ids.len() > scan.limit;
+            let batch = &ids[..scan.limit.min(ids.len())];
+            for (key, fields) in self.hashes(batch, PartitionKeys::product).await? {
+                let product = parse_product(&key, &fields)?;
+                if product.name.to_lowercase().contains(&wanted) {
+                    found.push(product);
+                }
+            }
+            // One more than the page says whether there is a next page.
+            match batch.last() {
+                Some((last, _)) if more && found.len() <= request.limit => scan.after = Some(last.clone()),
                 _ => break,
             }
         }
-        found.truncate(limit);
-        Ok(found)
+        Ok(Page::from_fetched(found, request.limit, |p: &Product| &p.id))
+    }
+
+    /// The products with these ids that exist, in the order asked.
+    pub async fn products_with_ids(&self, ids: &[String]) -> StoreResult<Vec<Product>> {
+        let hashes = self.hashes(&self.own_ids(ids), PartitionKeys::product).await?;
+        hashes.iter().map(|(key, fields)| parse_product(key, fields)).collect()
+    }
+
+    /// The orders with these ids that exist, in the order asked (one round
+    /// trip per partition: the live list fetches the orders it learns of).
+    pub async fn orders_with_ids(&self, ids: &[String]) -> StoreResult<Vec<Order>> {
+        let hashes = self.hashes(&self.own_ids(ids), PartitionKeys::order).await?;
+        hashes.iter().map(|(key, fields)| parse_order(key, fields)).collect()
+    }
+
+    /// The ids that are ours, each with the partition it names.
+    fn own_ids(&self, ids: &[String]) -> Vec<(String, Partition)> {
+        ids.iter()
+            .filter(|id| is_id(id))
+            .filter_map(|id| self.layout.keys_of_id(id).map(|keys| (id.clone(), keys.partition())))
+            .collect()
     }
 
     /// The ids of one page of several indexes (`sources`: each in its

@@ -23,6 +23,7 @@ on_every_backend!(
     lists_filter_by_status_and_product_and_count_by_status,
     a_batch_takes_stock_first_come_first_served_and_acks_each_entry_it_commits,
     orders_placed_at_once_are_saved_together_each_once,
+    products_are_searched_a_page_at_a_time_and_rows_fetched_by_id,
 );
 
 fn config_for(redis: &TestRedis) -> Config {
@@ -515,4 +516,48 @@ async fn orders_placed_at_once_are_saved_together_each_once(backend: Backend) {
     for placed in placed.iter().filter(|p| !p.replayed) {
         assert_eq!(shop.order(&placed.order.id).await.unwrap(), placed.order, "saved as answered");
     }
+}
+
+/// The warehouse's search, a page at a time, newest or oldest first; and the
+/// products and orders the UI fetches by id (unknown and foreign ids left out).
+async fn products_are_searched_a_page_at_a_time_and_rows_fetched_by_id(backend: Backend) {
+    let redis = TestRedis::start(backend);
+    let (shop, _) = shop_on(&redis).await;
+    let mut products = Vec::new();
+    for n in 0..12 {
+        let name = if n % 3 == 0 { format!("Lamp {n}") } else { format!("Oak chair {n}") };
+        products.push(shop.create_product(NewProduct::parse(&name, "2", "100").unwrap()).await.unwrap());
+    }
+    let all_pages = |text: &'static str, newest_first: bool| {
+        let shop = shop.clone();
+        async move {
+            let (mut seen, mut request) = (Vec::new(), domain::PageRequest::first(3));
+            loop {
+                let page = shop.products_named_page(text, &request, newest_first).await.unwrap();
+                assert!(page.items.len() <= 3);
+                seen.extend(page.items.into_iter().map(|p| p.name));
+                match page.next_cursor {
+                    Some(cursor) => request.after = Some(cursor),
+                    None => return seen,
+                }
+                assert!(seen.len() <= 12, "the cursor never ends");
+            }
+        }
+    };
+    let names = |wanted: &dyn Fn(&str) -> bool| -> Vec<String> {
+        products.iter().map(|p| p.name.clone()).filter(|n| wanted(n)).collect()
+    };
+    let mut chairs_newest_first = names(&|n| n.starts_with("Oak"));
+    chairs_newest_first.reverse();
+    assert_eq!(all_pages("CHAIR", true).await, chairs_newest_first);
+    assert_eq!(all_pages("lamp", false).await, names(&|n| n.starts_with("Lamp")));
+    assert_eq!(all_pages(" ", false).await, names(&|_| true));
+    assert!(all_pages("sofa", true).await.is_empty());
+
+    let order = shop.place_order(&products[1].id, qty(1)).await.unwrap();
+    let asked = vec![products[4].id.clone(), "not-an-id".to_string(), products[0].id.clone(), order.id.clone()];
+    let found: Vec<String> = shop.products_with_ids(&asked).await.unwrap().into_iter().map(|p| p.id).collect();
+    assert_eq!(found, vec![products[4].id.clone(), products[0].id.clone()]);
+    let found = shop.orders_with_ids(&asked).await.unwrap();
+    assert_eq!(found, vec![order]);
 }

@@ -1,27 +1,22 @@
 //! Lists: `GET /orders` (the first page, newest first, 100 orders) with
 //! 1,000,000 orders in the store. The orders are written straight into the
-//! key layout with pipelines (placing them one by one would take minutes),
-//! each in the partition of a product of its own partition, as the shop
-//! would have put it; then the first page is read 1,000 times, one
-//! request at a time, after Redis has finished any append-only-file rewrite.
+//! key layout with pipelines ([`seed::write_orders`]), each in the partition
+//! of a product of its own partition, as the shop would have put it; then
+//! the first page is read 1,000 times, one request at a time, after Redis
+//! has finished any append-only-file rewrite.
 
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
-use futures::{StreamExt, TryStreamExt};
+use domain::OrderStatus;
 use redis::AsyncCommands;
 use serde::Deserialize;
-use store::{Layout, Partitions};
 
 use super::{bar, Better, Ctx, Report};
 use crate::feed::Feed;
 use crate::http::Conn;
+use crate::seed;
 use crate::stats::Samples;
-
-/// Orders per pipeline.
-const CHUNK: usize = 1000;
-/// Pipelines in flight while loading.
-const LOADERS: usize = 4;
 /// Unmeasured requests first.
 const WARM_UP: usize = 5;
 
@@ -37,7 +32,7 @@ pub async fn run(ctx: &Ctx, _feed: &mut Feed) -> Result<Report> {
     let sizes = &ctx.sizes;
     let mut report = Report::new("lists");
     let mut conn = redis.connection();
-    let layout = layout(ctx, &mut conn).await?;
+    let layout = seed::layout(&ctx.namespace, &mut conn).await?;
     let partitions = layout.partitions();
 
     // One product in every partition, made the ordinary way.
@@ -59,48 +54,8 @@ pub async fn run(ctx: &Ctx, _feed: &mut Feed) -> Result<Report> {
     bar.set_length(sizes.list_orders as u64);
     bar.set_message(format!("writing {} orders", sizes.list_orders));
     let load_started = Instant::now();
-    let now = store::now_ms().to_string();
-    let chunks = sizes.list_orders.div_ceil(CHUNK);
-    let written: Vec<(u64, Vec<String>)> = futures::stream::iter(0..chunks)
-        .map(|chunk| {
-            let partition = partitions.nth(chunk as u64);
-            let keys = layout.keys(partition).clone();
-            let product = product_of[usize::from(partition.index())].clone();
-            let count = CHUNK.min(sizes.list_orders - chunk * CHUNK);
-            let (mut conn, now, bar) = (conn.clone(), now.clone(), bar.clone());
-            async move {
-                let ids: Vec<String> = (0..count).map(|_| store::ids::new_id(partition)).collect();
-                let mut pipe = redis::pipe();
-                for id in &ids {
-                    pipe.hset_multiple(
-                        keys.order(id),
-                        &[
-                            ("id", id.as_str()),
-                            ("product_id", &product),
-                            ("price", "100"),
-                            ("quantity", "1"),
-                            ("fee", "20"),
-                            ("total", "120"),
-                            ("status", "fulfilled"),
-                            ("created_at", &now),
-                            ("updated_at", &now),
-                        ],
-                    )
-                    .ignore()
-                    .zadd(keys.orders(), id, 0)
-                    .ignore()
-                    // Keep the status index (and so /metrics' orders by status) true.
-                    .zadd(keys.orders_in(domain::OrderStatus::Fulfilled), id, 0)
-                    .ignore();
-                }
-                let () = pipe.query_async(&mut conn).await?;
-                bar.inc(count as u64);
-                anyhow::Ok((u64::from(partition.index()), ids))
-            }
-        })
-        .buffer_unordered(LOADERS)
-        .try_collect()
-        .await?;
+    let written =
+        seed::write_orders(&conn, &layout, &product_of, sizes.list_orders, |_| OrderStatus::Fulfilled, &bar).await?;
     let load_s = load_started.elapsed().as_secs_f64();
     bar.set_message("letting Redis persistence settle");
     redis.wait_for_quiet_persistence(Duration::from_secs(300)).await?;
@@ -147,35 +102,8 @@ pub async fn run(ctx: &Ctx, _feed: &mut Feed) -> Result<Report> {
     // A shared Redis gets its million orders back out; a private one is thrown away.
     if !ctx.private {
         bar.set_message("removing the orders it wrote");
-        futures::stream::iter(written)
-            .map(|(partition, ids)| {
-                let keys = layout.keys(partitions.nth(partition)).clone();
-                let mut conn = conn.clone();
-                async move {
-                    let mut pipe = redis::pipe();
-                    for id in &ids {
-                        pipe.del(keys.order(id)).ignore();
-                    }
-                    pipe.zrem(keys.orders(), &ids).ignore();
-                    pipe.zrem(keys.orders_in(domain::OrderStatus::Fulfilled), &ids).ignore();
-                    let () = pipe.query_async(&mut conn).await?;
-                    anyhow::Ok(())
-                }
-            })
-            .buffer_unordered(LOADERS)
-            .try_collect::<()>()
-            .await?;
+        seed::remove_orders(&conn, &layout, written).await?;
     }
     bar.finish_and_clear();
     Ok(report)
-}
-
-/// The deployment's layout: its namespace, and the partition count it recorded.
-async fn layout(ctx: &Ctx, conn: &mut redis::aio::MultiplexedConnection) -> Result<Layout> {
-    let probe = Layout::new(&ctx.namespace, Partitions::default())?;
-    let recorded: Option<String> = conn.get(probe.partition_count()).await?;
-    let recorded = recorded.with_context(|| {
-        format!("{} is not set: is --namespace {} the app's REDIS_NAMESPACE?", probe.partition_count(), ctx.namespace)
-    })?;
-    Ok(Layout::new(&ctx.namespace, Partitions::parse(&recorded)?)?)
 }

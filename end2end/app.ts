@@ -1,0 +1,151 @@
+// A private Stockflow for the stories that need one of their own, and for
+// the global setup when no BASE_URL is given: a redis-server on a free
+// loopback port in a temporary directory, the server and one workers process
+// of the last build. Never the machine's Redis.
+import { ChildProcess, execFileSync, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdtempSync, openSync, rmSync, statSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+
+export const ROOT = resolve(__dirname, "..");
+
+/// The build the stories run: E2E_PROFILE (`release` or `debug`), else the
+/// one whose server was built last (what `cargo leptos end-to-end` just
+/// built, with or without `--release`).
+export function profile(): "release" | "debug" {
+  const wanted = process.env.E2E_PROFILE;
+  if (wanted === "release" || wanted === "debug") return wanted;
+  const built = (p: string) => {
+    const server = join(ROOT, "target", p, "server");
+    return existsSync(server) ? statSync(server).mtimeMs : 0;
+  };
+  return built("debug") > built("release") ? "debug" : "release";
+}
+
+export const binary = (name: string) => join(ROOT, "target", profile(), name);
+
+export function freePort(): Promise<number> {
+  return new Promise((done, fail) => {
+    const server = createServer();
+    server.once("error", fail);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      server.close(() => (typeof address === "object" && address ? done(address.port) : fail(new Error("no port"))));
+    });
+  });
+}
+
+async function until(what: string, deadlineMs: number, ready: () => Promise<boolean> | boolean) {
+  const deadline = Date.now() + deadlineMs;
+  while (!(await ready())) {
+    if (Date.now() > deadline) throw new Error(`${what}: not ready within ${deadlineMs / 1000} s`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+function exited(child: ChildProcess): Promise<void> {
+  return new Promise((done) => {
+    if (child.exitCode !== null || child.signalCode !== null) return done();
+    child.once("exit", () => done());
+  });
+}
+
+/// Ends a process this module started: SIGTERM, then SIGKILL after 10 s.
+async function stop(child: ChildProcess | undefined) {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  child.kill("SIGTERM");
+  const killer = setTimeout(() => child.kill("SIGKILL"), 10_000);
+  await exited(child);
+  clearTimeout(killer);
+}
+
+export interface AppOptions {
+  /// PAYMENT_DELAY_MS (default 1000: a delay a person, and a story, can see pass).
+  paymentDelayMs?: number;
+}
+
+/// A running private app. Its Redis can be stopped and started again (same
+/// port, same directory, same data), as in an outage.
+export class PrivateApp {
+  readonly dir = mkdtempSync(join(tmpdir(), "stockflow-e2e-"));
+  readonly adminToken = `e2e-${randomBytes(16).toString("hex")}`;
+  baseURL = "";
+  redisURL = "";
+  private redisPort = 0;
+  private redis?: ChildProcess;
+  private server?: ChildProcess;
+  private workers?: ChildProcess;
+
+  static async start(options: AppOptions = {}): Promise<PrivateApp> {
+    const app = new PrivateApp();
+    try {
+      await app.boot(options);
+    } catch (error) {
+      await app.stop();
+      throw error;
+    }
+    return app;
+  }
+
+  private async boot(options: AppOptions) {
+    for (const name of ["server", "workers"]) {
+      if (!existsSync(binary(name))) throw new Error(`${binary(name)} is missing: build the app first`);
+    }
+    this.redisPort = await freePort();
+    this.redisURL = `redis://127.0.0.1:${this.redisPort}`;
+    await this.startRedis();
+    const addr = `127.0.0.1:${await freePort()}`;
+    this.baseURL = `http://${addr}`;
+    const env = {
+      ...process.env,
+      REDIS_URL: this.redisURL,
+      ADMIN_TOKEN: this.adminToken,
+      PAYMENT_DELAY_MS: String(options.paymentDelayMs ?? 1000),
+      LEPTOS_SITE_ADDR: addr,
+      LEPTOS_OUTPUT_NAME: "stockflow",
+      LEPTOS_SITE_ROOT: join(ROOT, "target", "site"),
+      LEPTOS_SITE_PKG_DIR: "pkg",
+      LEPTOS_ENV: "PROD",
+      CONSUMER_NAME: `e2e-${this.redisPort}`,
+    };
+    delete env.REDIS_CLUSTER_NODES;
+    const log = (name: string) => openSync(join(this.dir, `${name}.log`), "a");
+    this.server = spawn(binary("server"), [], { env, stdio: ["ignore", log("server"), log("server")] });
+    this.workers = spawn(binary("workers"), [], { env, stdio: ["ignore", log("workers"), log("workers")] });
+    await until("the server", 60_000, async () => {
+      if (this.server?.exitCode != null) throw new Error(`the server exited; see ${this.dir}/server.log`);
+      try {
+        return (await fetch(`${this.baseURL}/readyz`)).ok;
+      } catch {
+        return false;
+      }
+    });
+  }
+
+  /// Starts (or starts again) its redis-server, append-only, in its directory.
+  async startRedis() {
+    const args = ["--port", String(this.redisPort), "--bind", "127.0.0.1", "--dir", this.dir,
+      "--appendonly", "yes", "--save", "", "--logfile", join(this.dir, "redis.log")];
+    this.redis = spawn("redis-server", args, { stdio: "ignore" });
+    await until("redis-server", 10_000, () => {
+      try {
+        return execFileSync("redis-cli", ["-p", String(this.redisPort), "ping"]).toString().includes("PONG");
+      } catch {
+        return false;
+      }
+    });
+  }
+
+  /// Stops its redis-server, as an outage would (its data stays on disk).
+  async stopRedis() {
+    await stop(this.redis);
+  }
+
+  async stop() {
+    await Promise.all([stop(this.workers), stop(this.server)]);
+    await stop(this.redis);
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
