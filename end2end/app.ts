@@ -131,7 +131,9 @@ export class PrivateApp {
     this.redis = spawn("redis-server", args, { stdio: "ignore" });
     await until("redis-server", 10_000, () => {
       try {
-        return execFileSync("redis-cli", ["-p", String(this.redisPort), "ping"]).toString().includes("PONG");
+        return execFileSync("redis-cli", ["-p", String(this.redisPort), "ping"], { stdio: ["ignore", "pipe", "ignore"] })
+          .toString()
+          .includes("PONG");
       } catch {
         return false;
       }

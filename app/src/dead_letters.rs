@@ -2,6 +2,7 @@
 //! newest first, a page at a time, each retried (put back on its stream) or
 //! discarded (after a confirmation).
 
+use leptos::html;
 use leptos::prelude::*;
 
 use crate::api::{
@@ -171,6 +172,15 @@ fn LetterRow(row: DeadLetterRow, letters: Letters) -> AnyView {
         view! { <a href=href><code>{order}</code></a> }
     });
     let (retry_id, discard_id, row_id) = (row.id.clone(), row.id.clone(), row.id.clone());
+    // The keyboard's focus follows to the button that replaced the one pressed.
+    let (discard_button, really_button) = (NodeRef::<html::Button>::new(), NodeRef::<html::Button>::new());
+    let pressed = StoredValue::new(false);
+    Effect::new(move |_| {
+        let shown = if confirming.get() { really_button.get() } else { discard_button.get() };
+        if let Some(button) = shown.filter(|_| pressed.get_value()) {
+            let _ = button.focus();
+        }
+    });
     view! {
         <tr data-dead-letter-id=row.id.clone()>
             <td class="nowrap"><Time at=row.at/></td>
@@ -188,17 +198,23 @@ fn LetterRow(row: DeadLetterRow, letters: Letters) -> AnyView {
                     view! {
                         <ActionForm action=letters.discard>
                             <input type="hidden" name="id" value=id/>
-                            <button type="submit" class="danger strong" aria-label=really>"Really discard?"</button>
+                            <button type="submit" class="danger strong" aria-label=really node_ref=really_button>"Really discard?"</button>
                             <button type="button" class="link" aria-label=cancel
-                                on:click=move |_| letters.confirming.set(None)>"Cancel"</button>
+                                on:click=move |_| {
+                                    pressed.set_value(true);
+                                    letters.confirming.set(None);
+                                }>"Cancel"</button>
                         </ActionForm>
                     }.into_any()
                 } else {
                     view! {
-                        <button type="button" class="danger" aria-label=discard_label.clone()
+                        <button type="button" class="danger" aria-label=discard_label.clone() node_ref=discard_button
                             on:click={
                                 let id = row_id.clone();
-                                move |_| letters.confirming.set(Some(id.clone()))
+                                move |_| {
+                                    pressed.set_value(true);
+                                    letters.confirming.set(Some(id.clone()));
+                                }
                             }>"Discard"</button>
                     }.into_any()
                 }}

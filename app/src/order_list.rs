@@ -14,7 +14,7 @@
 //! [`MAX_LIVE_ROWS`] such rows the list stops growing and offers to show the
 //! newer orders instead.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use domain::{OrderStatus, StatusChange};
 use leptos::prelude::*;
@@ -92,7 +92,9 @@ struct Orders {
 #[derive(Debug, Clone, Default)]
 struct Arrivals {
     of: Option<Listing>,
-    added: usize,
+    /// The orders the feed brought (or is bringing), at most [`MAX_LIVE_ROWS`].
+    added: HashSet<String>,
+    /// Newer orders left out.
     waiting: usize,
 }
 
@@ -125,16 +127,31 @@ impl Orders {
                 self.announce(&change);
             }
         } else if let Some(listing) = self.belongs(&change) {
-            let full = self.arrivals.with_untracked(|a| a.of.as_ref() == Some(&listing) && a.added >= MAX_LIVE_ROWS);
-            if full {
-                self.arrivals.update(|a| a.of(&listing).waiting += 1);
-            } else {
-                wanted.show = Some(listing);
-            }
+            wanted.show = self.make_room(&listing, &change.order_id).then_some(listing);
         }
         if wanted.show.is_some() || wanted.count.is_some() {
             self.fetch(wanted);
         }
+    }
+
+    /// Whether to fetch an order that joins `listing`: not when it is on its
+    /// way already, nor past [`MAX_LIVE_ROWS`] (it then counts as waiting).
+    /// Counted when asked for, so that orders on their way count too.
+    fn make_room(self, listing: &Listing, order_id: &str) -> bool {
+        let mut fetch = false;
+        self.arrivals.update(|a| {
+            let arrivals = a.of(listing);
+            if arrivals.added.contains(order_id) {
+                return;
+            }
+            if arrivals.added.len() < MAX_LIVE_ROWS {
+                arrivals.added.insert(order_id.to_string());
+                fetch = true;
+            } else {
+                arrivals.waiting += 1;
+            }
+        });
+        fetch
     }
 
     fn count(self, at: u64, from: Option<OrderStatus>, to: OrderStatus) {
@@ -219,7 +236,6 @@ impl Orders {
                 continue;
             }
             self.more.update(|m| m.add_rows(&listing, vec![row.clone()]));
-            self.arrivals.update(|a| a.of(&listing).added += 1);
         }
     }
 }
@@ -281,9 +297,8 @@ pub fn OrderList(place_order: ServerAction<PlaceOrder>) -> impl IntoView {
                 reason: None,
                 at: order.created_at,
             };
-            if let Some(listing) =
-                orders.belongs(&change).filter(|_| !orders.shown.with_value(|s| s.contains_key(&order.id)))
-            {
+            let shown = orders.shown.with_value(|s| s.contains_key(&order.id));
+            if let Some(listing) = orders.belongs(&change).filter(|l| !shown && orders.make_room(l, &order.id)) {
                 orders.fetch(Wanted { id: order.id, show: Some(listing), count: None });
             }
         }
@@ -409,7 +424,7 @@ fn OrderTable(orders: Orders, listing: Listing, page: OrderPage) -> AnyView {
     };
     let next = {
         let listing = listing.clone();
-        move || orders.more.with(|m| m.next_cursor(&listing, next_cursor.as_ref()))
+        Memo::new(move |_| orders.more.with(|m| m.next_cursor(&listing, next_cursor.as_ref())))
     };
     let waiting = {
         let listing = listing.clone();
@@ -445,17 +460,17 @@ fn OrderTable(orders: Orders, listing: Listing, page: OrderPage) -> AnyView {
                 </For>
             </tbody>
         </table>
-        {move || next().map(|cursor| {
-            let listing = listing.clone();
-            view! {
-                <p class="more">
-                    <button type="button" class="secondary" disabled=move || load_more.pending().get()
-                        on:click=move |_| { load_more.dispatch((listing.clone(), cursor.clone())); }>
-                        "Load more orders"
-                    </button>
-                </p>
-            }
-        })}
+        // One button for every page, so that the keyboard's focus stays on it.
+        <p class="more" class:hidden=move || next.with(Option::is_none)>
+            <button type="button" class="secondary" disabled=move || load_more.pending().get()
+                on:click=move |_| {
+                    if let Some(cursor) = next.get_untracked() {
+                        load_more.dispatch((listing.clone(), cursor));
+                    }
+                }>
+                "Load more orders"
+            </button>
+        </p>
         {move || more_error().map(|e| view! { <p class="error" role="alert">{e}</p> })}
     }
     .into_any()

@@ -4,6 +4,7 @@
 //! `ADMIN_TOKEN`.
 
 use domain::Product;
+use leptos::html;
 use leptos::prelude::*;
 use leptos_router::components::Form;
 use leptos_router::hooks::use_query_map;
@@ -182,6 +183,7 @@ pub fn Warehouse(actions: WarehouseActions) -> impl IntoView {
                                 let shown = shown.clone();
                                 move || more.with(|m| m.next_cursor(&shown, first_next.as_ref()))
                             };
+                            let next = Memo::new(move |_| next());
                             view! {
                                 <table class="products" data-testid="products">
                                     <thead><tr><th>"Product"</th><th class="num">"Price"</th><th class="num">"Stock"</th><th><span class="visually-hidden">"Actions"</span></th></tr></thead>
@@ -191,17 +193,17 @@ pub fn Warehouse(actions: WarehouseActions) -> impl IntoView {
                                         </For>
                                     </tbody>
                                 </table>
-                                {move || next().map(|cursor| {
-                                    let shown = shown.clone();
-                                    view! {
-                                        <p class="more">
-                                            <button type="button" class="secondary" disabled=move || load_more.pending().get()
-                                                on:click=move |_| { load_more.dispatch((shown.clone(), cursor.clone())); }>
-                                                "Load more products"
-                                            </button>
-                                        </p>
-                                    }
-                                })}
+                                // One button for every page, so that the keyboard's focus stays on it.
+                                <p class="more" class:hidden=move || next.with(Option::is_none)>
+                                    <button type="button" class="secondary" disabled=move || load_more.pending().get()
+                                        on:click=move |_| {
+                                            if let Some(cursor) = next.get_untracked() {
+                                                load_more.dispatch((shown.clone(), cursor));
+                                            }
+                                        }>
+                                        "Load more products"
+                                    </button>
+                                </p>
                             }.into_any()
                         }
                     }
@@ -256,28 +258,42 @@ fn ProductRow(
     }
 }
 
-/// Delete, with a confirm step: the button turns into "Really delete?" and "Cancel".
+/// Delete, with a confirm step: the button turns into "Really delete?" and
+/// "Cancel", and the keyboard's focus follows to the button that replaced
+/// the one pressed.
 #[component]
 fn ConfirmDelete(id: String, name: String, action: ServerAction<DeleteProduct>) -> impl IntoView {
     let confirming = RwSignal::new(false);
     let (label, really, cancel) =
         (format!("Delete {name}"), format!("Really delete {name}?"), format!("Cancel deleting {name}"));
+    let (delete_button, really_button) = (NodeRef::<html::Button>::new(), NodeRef::<html::Button>::new());
+    let pressed = StoredValue::new(false);
+    Effect::new(move |_| {
+        let shown = if confirming.get() { really_button.get() } else { delete_button.get() };
+        if let Some(button) = shown.filter(|_| pressed.get_value()) {
+            let _ = button.focus();
+        }
+    });
+    let choose = move |confirm: bool| {
+        pressed.set_value(true);
+        confirming.set(confirm);
+    };
     move || {
         if confirming.get() {
             let (id, really, cancel) = (id.clone(), really.clone(), cancel.clone());
             view! {
                 <ActionForm action>
                     <input type="hidden" name="id" value=id/>
-                    <button type="submit" class="danger strong" aria-label=really>"Really delete?"</button>
+                    <button type="submit" class="danger strong" aria-label=really node_ref=really_button>"Really delete?"</button>
                     <button type="button" class="link" aria-label=cancel
-                        on:click=move |_| confirming.set(false)>"Cancel"</button>
+                        on:click=move |_| choose(false)>"Cancel"</button>
                 </ActionForm>
             }
             .into_any()
         } else {
             view! {
-                <button type="button" class="danger" aria-label=label.clone()
-                    on:click=move |_| confirming.set(true)>"Delete"</button>
+                <button type="button" class="danger" aria-label=label.clone() node_ref=delete_button
+                    on:click=move |_| choose(true)>"Delete"</button>
             }
             .into_any()
         }

@@ -15,9 +15,9 @@ async function focused(page: Page) {
   });
 }
 
-/// Presses Tab, as a person would, until `wanted` has the focus (at most 150 times).
+/// Presses Tab, as a person would, until `wanted` has the focus (at most 300 times).
 async function tabTo(page: Page, what: string, wanted: (f: Awaited<ReturnType<typeof focused>>) => boolean) {
-  for (let i = 0; i < 150; i++) {
+  for (let i = 0; i < 300; i++) {
     await page.keyboard.press("Tab");
     if (wanted(await focused(page))) return;
   }
@@ -65,6 +65,18 @@ test("a person orders and filters the orders with the keyboard alone, and hears 
   await expect(page.getByTestId("filter-fulfilled")).toHaveAttribute("aria-current", "true");
   await expect(page.getByTestId("orders").locator("tbody tr").first()).toContainText(short);
   await expect(page.getByTestId("orders").getByTestId("order-status").filter({ hasNotText: "fulfilled" })).toHaveCount(0);
+
+  // Deleting asks first; the focus goes from each button to the one that replaced it.
+  await tabTo(page, `Delete ${name}`, (f) => f.name === `Delete ${name}`);
+  await page.keyboard.press("Enter");
+  expect((await focused(page)).name).toBe(`Really delete ${name}?`);
+  await page.keyboard.press("Tab");
+  expect((await focused(page)).name).toBe(`Cancel deleting ${name}`);
+  await page.keyboard.press("Enter");
+  expect((await focused(page)).name).toBe(`Delete ${name}`);
+  await page.keyboard.press("Enter");
+  await page.keyboard.press("Enter");
+  await expect(page.getByTestId("products").locator("tr", { hasText: name })).toHaveCount(0);
   expect(await page.evaluate(() => (window as any).__noReload)).toBe(true);
 });
 

@@ -107,3 +107,28 @@ test("counts follow the feed, and orders placed elsewhere join the list without 
   }
   await fresh.close();
 });
+
+test("on a busy shop the list stops growing after 100 new orders and offers the newer ones", async ({ page }) => {
+  await openShop(page);
+  const product = await apiAddProduct(page, unique("Busy crate"), "1", 1000);
+  await page.evaluate(() => ((window as any).__noReload = true));
+  const calls = watchCalls(page);
+  const placed: string[] = [];
+  for (let i = 0; i < 110; i++) placed.push((await apiPlaceOrder(page, product, 1)).id);
+
+  // The first hundred join the list, newest on top; the last ten wait.
+  const newer = page.getByTestId("show-newer");
+  await expect(newer).toHaveText("Show 10 newer orders");
+  await expect(orders(page).locator(`tr[data-order-id="${placed[99]}"]`)).toHaveCount(1);
+  await expect(rows(page).first()).toHaveAttribute("data-order-id", placed[99]);
+  await expect(orders(page).locator(`tr[data-order-id="${placed[100]}"]`)).toHaveCount(0);
+  expect(calls).not.toContain("/api/orders_page");
+
+  // Showing them reloads the first page, once: the newest orders on top.
+  await newer.click();
+  await expect(rows(page).first()).toHaveAttribute("data-order-id", placed[109]);
+  await expect(rows(page)).toHaveCount(50);
+  await expect(newer).toHaveCount(0);
+  expect(calls.filter((c) => c === "/api/orders_page")).toHaveLength(1);
+  expect(await page.evaluate(() => (window as any).__noReload)).toBe(true);
+});
