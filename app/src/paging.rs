@@ -1,7 +1,7 @@
 //! Lists a page at a time: the first page is a resource (rendered on the
 //! server), and "Load more" adds the pages after it in the browser. What it
-//! added belongs to one listing (one search, one reload): rows of another
-//! listing are never mixed in.
+//! added belongs to one listing (one search, as of one change to the list):
+//! rows of another listing are never mixed in.
 
 /// The rows a list shows beyond its first page, and where the next page starts.
 #[derive(Debug, Clone)]
