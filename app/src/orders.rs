@@ -13,6 +13,11 @@ use crate::util::{new_idempotency_key, short_id};
 /// Every product (the order form's choices), as loaded.
 pub type Catalog = Resource<Result<Vec<Product>, ServerFnError>>;
 
+/// How long after an order is placed another click on "Place order" is
+/// still the same attempt (the second click of a double click).
+#[cfg(feature = "hydrate")]
+const SAME_ATTEMPT: std::time::Duration = std::time::Duration::from_millis(1000);
+
 #[component]
 pub fn OrderForm(catalog: Catalog, place_order: ServerAction<PlaceOrder>) -> impl IntoView {
     let feed = expect_context::<LiveFeed>();
@@ -21,12 +26,18 @@ pub fn OrderForm(catalog: Catalog, place_order: ServerAction<PlaceOrder>) -> imp
     let quantity = RwSignal::new("1".to_string());
     let order_error = move || place_order.value().get().and_then(|r| r.err()).and_then(|e| feed.error_to_show(&e));
     let placed = move || place_order.value().get().and_then(|r| r.ok());
-    // One idempotency key per attempt: kept until an order is placed, so a
-    // double click or a retried request places one order.
+    // One idempotency key per attempt, so that a double click or a retried
+    // request places one order. A new attempt begins when the order changes,
+    // or a moment after an order was placed: the server answers faster than
+    // a person double-clicks, and the second click is the same attempt.
     let key = RwSignal::new(new_idempotency_key());
+    let renew_key = move || key.set(new_idempotency_key());
     Effect::new(move |_| match place_order.value().get() {
         Some(Ok(order)) => {
-            key.set(new_idempotency_key());
+            #[cfg(feature = "hydrate")]
+            set_timeout(renew_key, SAME_ATTEMPT);
+            #[cfg(not(feature = "hydrate"))]
+            renew_key();
             announcer.say(format!("Order {} placed: {} total.", short_id(&order.id), order.total));
         }
         Some(Err(error)) => feed.note(&error),
@@ -47,7 +58,11 @@ pub fn OrderForm(catalog: Catalog, place_order: ServerAction<PlaceOrder>) -> imp
                 <input type="hidden" name="idempotency_key" prop:value=move || key.get()/>
                 <label>
                     "Product"
-                    <select name="product_id" required on:change=move |ev| selected.set(event_target_value(&ev)) prop:value=move || selected.get()>
+                    <select name="product_id" required prop:value=move || selected.get()
+                        on:change=move |ev| {
+                            selected.set(event_target_value(&ev));
+                            renew_key();
+                        }>
                         <option value="">"Choose a product…"</option>
                         <Transition fallback=|| ()>
                             {move || Suspend::new(async move {
@@ -66,7 +81,10 @@ pub fn OrderForm(catalog: Catalog, place_order: ServerAction<PlaceOrder>) -> imp
                     "Quantity"
                     <input type="number" name="quantity" min="1" max="10000" step="1" required
                         prop:value=move || quantity.get()
-                        on:input=move |ev| quantity.set(event_target_value(&ev))/>
+                        on:input=move |ev| {
+                            quantity.set(event_target_value(&ev));
+                            renew_key();
+                        }/>
                 </label>
                 <PricePreview products selected quantity/>
                 <button type="submit" disabled=move || place_order.pending().get()>"Place order"</button>

@@ -35,6 +35,23 @@ test("a double click on Place order places exactly one order", async ({ page }) 
   const again: { product_id: string }[] = await (await page.request.get(`/orders?limit=1000`)).json();
   expect(again.filter((o) => o.product_id === productId)).toHaveLength(1);
 
+  // A person's double click: the second click comes after the first order
+  // was answered, and is still the same attempt.
+  await page.waitForTimeout(1500);
+  const button = page.getByRole("button", { name: "Place order" });
+  const sentFirst = keys.length;
+  await button.click();
+  await expect.poll(() => keys.length).toBe(sentFirst + 1);
+  await expect(page.getByTestId("order-placed")).toContainText("10.80");
+  await page.waitForTimeout(150);
+  await button.click();
+  await expect.poll(() => keys.length).toBe(sentFirst + 2);
+  expect(keys[sentFirst + 1]).toBe(keys[sentFirst]);
+  expect(keys[sentFirst]).not.toBe(keys[0]);
+  await page.waitForTimeout(1500);
+  const twice: { product_id: string }[] = await (await page.request.get(`/orders?limit=1000`)).json();
+  expect(twice.filter((o) => o.product_id === productId)).toHaveLength(2);
+
   // The next attempt is a new order, with a new key, even when it is sent
   // twice in the same instant (two submits before the page can react).
   const sentBefore = keys.length;
@@ -46,7 +63,7 @@ test("a double click on Place order places exactly one order", async ({ page }) 
   expect(keys[sentBefore]).toBe(keys[sentBefore + 1]);
   expect(keys[sentBefore]).not.toBe(keys[0]);
   await page.waitForTimeout(1500);
-  await expect(page.getByTestId("orders").locator("tr", { hasText: name })).toHaveCount(2);
+  await expect(page.getByTestId("orders").locator("tr", { hasText: name })).toHaveCount(3);
   const after: { product_id: string }[] = await (await page.request.get(`/orders?limit=1000`)).json();
-  expect(after.filter((o) => o.product_id === productId)).toHaveLength(2);
+  expect(after.filter((o) => o.product_id === productId)).toHaveLength(3);
 });
