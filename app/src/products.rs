@@ -110,7 +110,7 @@ pub fn Warehouse(products: Products, actions: WarehouseActions) -> impl IntoView
                         }.into_any(),
                         Ok(list) => view! {
                             <table class="products" data-testid="products">
-                                <thead><tr><th>"Product"</th><th class="num">"Price"</th><th class="num">"Stock"</th><th></th></tr></thead>
+                                <thead><tr><th>"Product"</th><th class="num">"Price"</th><th class="num">"Stock"</th><th><span class="visually-hidden">"Actions"</span></th></tr></thead>
                                 <tbody>
                                     {list.into_iter().map(|product| {
                                         let Product { id, name, price, quantity: listed } = product;

@@ -18,8 +18,8 @@ async function open(page: Page, path: string) {
 }
 
 test("no page asks for a file that is missing, signed in or out", async ({ page }) => {
-  const productId = await restAddProduct(page, unique("Static stool"), "4.20", 3);
-  const orderId = await restPlaceOrder(page, productId, 1);
+  const productId = await restAddProduct(page.request, unique("Static stool"), "4.20", 3);
+  const orderId = await restPlaceOrder(page.request, productId, 1);
   const pages = ["/", `/order/${orderId}`, "/dead-letters"];
   for (const path of pages) expect((await open(page, path)).failed, `signed out, ${path}`).toEqual([]);
   if (process.env.ADMIN_TOKEN) {
