@@ -45,6 +45,15 @@ wait_for_http() {
   done
 }
 
+# The release build of the server and the front end, then every file of the
+# site precompressed beside it (gzip -9, brotli 11), for the server to send as
+# it is (server/src/assets.rs). cargo-leptos's own --precompress gzips the
+# WASM a sixth bigger.
+build_site() {
+  cargo-leptos build --release
+  node "$ROOT/scripts/bundle.mjs" compress "$ROOT/target/site"
+}
+
 # Runs the release server built by cargo-leptos, with the settings cargo-leptos
 # would give it. Start it in the background (`run_server &`): it execs, so $!
 # is the server itself and a signal to $! reaches it.

@@ -100,7 +100,7 @@ fn DeadLetterTable() -> AnyView {
         {move || error().map(|e| view! { <p class="error" role="alert" data-testid="dead-letter-error">{e}</p> })}
         <table class="dead-letters" data-testid="dead-letters">
             <thead><tr>
-                <th>"Time"</th><th>"Stream"</th><th>"Error"</th><th class="num">"Deliveries"</th><th>"Order"</th><th></th>
+                <th>"Time"</th><th>"Stream"</th><th>"Error"</th><th class="num">"Deliveries"</th><th>"Order"</th><th><span class="visually-hidden">"Actions"</span></th>
             </tr></thead>
             {move || {
                 let shown = cursors.get();

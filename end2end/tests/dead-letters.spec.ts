@@ -1,17 +1,9 @@
 import { test, expect, Page } from "@playwright/test";
 import { execFileSync } from "node:child_process";
 import { addProduct, openShop, placeOrder, signIn, unique } from "./helpers";
+import { redisURL, writePoison } from "./redis";
 
-// The app's own Redis, which scripts/test passes in REDIS_URL: the story
-// writes a poison entry there, as a broken producer would.
-const redisURL = process.env.REDIS_URL;
 test.skip(!redisURL, "REDIS_URL is not set: no Redis to write a poison entry to");
-
-/// An order-completed entry whose order id is not an id: the warehouse
-/// consumer cannot parse it and dead-letters it at once.
-function writePoison(orderId: string) {
-  execFileSync("redis-cli", ["-u", redisURL!, "XADD", "stockflow:{p00}:order-completed", "*", "order_id", orderId]);
-}
 
 async function headerCount(page: Page): Promise<number> {
   const text = await page.getByTestId("dead-letter-count").textContent();

@@ -1,5 +1,6 @@
 import { test, expect } from "@playwright/test";
 import { addProduct, deleteProduct, openShop, placeOrder, unique } from "./helpers";
+import { restAddProduct, restPlaceOrder } from "./rest";
 
 // No panel may cover another's controls: a click on a covered button times out.
 for (const [screen, size] of [
@@ -46,3 +47,56 @@ for (const [screen, size] of [
     expect(await sideways()).toBe(false);
   });
 }
+
+// A big shop: 200 products with long names (one word too long for any
+// line), each with an order, loaded over REST. Neither a phone nor a wide
+// screen scrolls sideways, on the shop, an order's page and the dead letters.
+test.describe("a shop of 200 products with long names", () => {
+  const tag = `${Date.now().toString(36)}${Math.floor(Math.random() * 1e4)}`;
+  const longName = (i: number) =>
+    `Layout ${tag} ${i} extraordinarily comfortable reclining armchair upholstered in hand-woven wool with ` +
+    `walnut legs Supercalifragilisticexpialidociousunbreakablewordthatneverwrapsbyitself`;
+  let orderId = "";
+
+  test.beforeAll(async ({ request }) => {
+    const ids: string[] = [];
+    for (let start = 0; start < 200; start += 20) {
+      const batch = await Promise.all(
+        Array.from({ length: 20 }, (_, k) => restAddProduct(request, longName(start + k), "1234.56", 1000)),
+      );
+      ids.push(...batch);
+    }
+    for (let start = 0; start < ids.length; start += 20) {
+      const placed = await Promise.all(ids.slice(start, start + 20).map((id) => restPlaceOrder(request, id, 2)));
+      orderId = placed[0];
+    }
+  });
+
+  for (const [screen, size] of [
+    ["a phone", { width: 390, height: 844 }],
+    ["a wide screen", { width: 1400, height: 900 }],
+  ] as const) {
+    test(`nothing scrolls sideways on ${screen}`, async ({ page }) => {
+      await page.setViewportSize(size);
+      const sideways = () =>
+        page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+      await openShop(page);
+      await expect(page.getByTestId("products").locator("tr", { hasText: `Layout ${tag} 199 ` })).toHaveCount(1);
+      await expect(page.getByTestId("orders").locator("tr", { hasText: `Layout ${tag} ` })).toHaveCount(200);
+      expect(await sideways(), "the shop").toBeLessThanOrEqual(0);
+
+      // The order form names a product in full, the price preview included.
+      await placeOrder(page, longName(7), "3");
+      await expect(page.getByTestId("preview-total")).toHaveText("4444.42");
+      expect(await sideways(), "the shop with a long product chosen").toBeLessThanOrEqual(0);
+
+      await page.goto(`/order/${orderId}`);
+      await expect(page.getByTestId("order-product")).toContainText(`Layout ${tag} `);
+      expect(await sideways(), "an order's page").toBeLessThanOrEqual(0);
+
+      await page.goto("/dead-letters");
+      await expect(page.getByTestId("live-indicator")).toHaveText("live");
+      expect(await sideways(), "the dead letters").toBeLessThanOrEqual(0);
+    });
+  }
+});

@@ -3,6 +3,8 @@
 //!
 //! # Layout
 //! - [`rest`]: the REST API of the original (`/product`, `/products`, `/orders`).
+//! - [`assets`]: the front end's bundle (`/pkg/`) and public files, with
+//!   their cache headers, precompressed.
 //! - [`feed`]: `GET /api/events`, server-sent events relayed from `order-status`.
 //! - [`health`]: `/healthz` and `/readyz`.
 //! - [`metrics`]: `/metrics` for Prometheus.
@@ -12,6 +14,7 @@
 //! - [`cors`]: which other origins may call the API (`CORS_ORIGINS`).
 //! - [`error`]: the REST error type and its HTTP mapping.
 
+pub mod assets;
 pub mod auth;
 pub mod cors;
 pub mod error;
@@ -111,7 +114,7 @@ pub fn app(state: AppState) -> Router {
     let leptos_options = state.leptos_options.clone();
     let cors = cors::layer(&state.cors_origins);
     let (documented, doc) = openapi::documented().split_for_parts();
-    Router::new()
+    let routes = Router::new()
         .merge(documented)
         .merge(openapi::routes(&doc))
         .route("/api/events", get(feed::events))
@@ -125,11 +128,12 @@ pub fn app(state: AppState) -> Router {
             },
             move || app::shell(leptos_options.clone()),
         )
-        .route_layer(axum::middleware::from_fn(metrics::track_requests))
-        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(app::shell))
+        .route_layer(axum::middleware::from_fn(metrics::track_requests));
+    assets::serve(routes, &state.leptos_options)
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
-        // gzip for whoever accepts it: the WASM bundle shrinks to about 40%.
-        // Server-sent events and tiny answers go out as they are.
+        // gzip for whoever accepts it. The bundle's files come compressed
+        // already (see `assets`); server-sent events and tiny answers go out
+        // as they are.
         .layer(CompressionLayer::new())
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::limit_server_fn_tokens))
         .layer(axum::middleware::from_fn(auth::client_addr))

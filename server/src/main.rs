@@ -49,6 +49,11 @@ async fn main() -> ExitCode {
         }
     };
     leptos_options.site_addr = cli.site_addr;
+    // cargo-leptos tells the server it runs whether the files are hashed; a
+    // server started otherwise finds out from the build's list of hashes.
+    if std::env::var_os("LEPTOS_HASH_FILES").is_none() {
+        leptos_options.hash_files = server::assets::built_with_hashes(&leptos_options);
+    }
     let addr = leptos_options.site_addr;
     if let Err(error) = store::deployment::prepare(&config, false).await {
         eprintln!("server: {error}");
