@@ -1,8 +1,7 @@
 import { test, expect, Page } from "@playwright/test";
 import AxeBuilder from "@axe-core/playwright";
-import { signIn, unique } from "./helpers";
+import { apiAddProduct, apiPlaceOrder, signIn, unique } from "./helpers";
 import { redisURL, writePoison } from "./redis";
-import { restAddProduct, restPlaceOrder } from "./rest";
 
 /// axe-core's serious and critical findings on the page as it is now, one
 /// line each: rule, impact, and the elements it found.
@@ -21,9 +20,9 @@ async function open(page: Page, path: string) {
 
 test("every view has no serious or critical accessibility violation, signed in and out", async ({ page }) => {
   // Something in every list: a product, an order of it, a refunded order.
-  const productId = await restAddProduct(page.request, unique("Axe-checked armchair"), "149.90", 1);
-  const orderId = await restPlaceOrder(page.request, productId, 1);
-  await restPlaceOrder(page.request, productId, 5);
+  const productId = await apiAddProduct(page, unique("Axe-checked armchair"), "149.90", 1);
+  const orderId = (await apiPlaceOrder(page, productId, 1)).id;
+  await apiPlaceOrder(page, productId, 5);
   // And a dead letter, when the story can reach the app's Redis.
   if (redisURL) writePoison(`not-an-id-${unique("axe").replace(/\W/g, "")}`);
   const views = ["/", `/order/${orderId}`, "/order/not-an-id", "/dead-letters"];

@@ -1,6 +1,5 @@
-import { test, expect } from "@playwright/test";
-import { addProduct, deleteProduct, openShop, placeOrder, unique } from "./helpers";
-import { restAddProduct, restPlaceOrder } from "./rest";
+import { test, expect, Locator } from "@playwright/test";
+import { addProduct, apiAddProduct, apiPlaceOrder, deleteProduct, openShop, placeOrder, unique } from "./helpers";
 
 // No panel may cover another's controls: a click on a covered button times out.
 for (const [screen, size] of [
@@ -49,8 +48,9 @@ for (const [screen, size] of [
 }
 
 // A big shop: 200 products with long names (one word too long for any
-// line), each with an order, loaded over REST. Neither a phone nor a wide
-// screen scrolls sideways, on the shop, an order's page and the dead letters.
+// line), each with an order, loaded over REST and all listed (every "Load
+// more"). Neither a phone nor a wide screen scrolls sideways, on the shop, an
+// order's page and the dead letters.
 test.describe("a shop of 200 products with long names", () => {
   const tag = `${Date.now().toString(36)}${Math.floor(Math.random() * 1e4)}`;
   const longName = (i: number) =>
@@ -58,19 +58,31 @@ test.describe("a shop of 200 products with long names", () => {
     `walnut legs Supercalifragilisticexpialidociousunbreakablewordthatneverwrapsbyitself`;
   let orderId = "";
 
-  test.beforeAll(async ({ request }) => {
+  test.beforeAll(async ({ browser }) => {
+    const page = await browser.newPage();
     const ids: string[] = [];
     for (let start = 0; start < 200; start += 20) {
       const batch = await Promise.all(
-        Array.from({ length: 20 }, (_, k) => restAddProduct(request, longName(start + k), "1234.56", 1000)),
+        Array.from({ length: 20 }, (_, k) => apiAddProduct(page, longName(start + k), "1234.56", 1000)),
       );
       ids.push(...batch);
     }
     for (let start = 0; start < ids.length; start += 20) {
-      const placed = await Promise.all(ids.slice(start, start + 20).map((id) => restPlaceOrder(request, id, 2)));
-      orderId = placed[0];
+      const placed = await Promise.all(ids.slice(start, start + 20).map((id) => apiPlaceOrder(page, id, 2)));
+      orderId = placed[0].id;
     }
+    await page.close();
   });
+
+  /// Clicks `button` until `rows` has `count` rows.
+  async function loadAll(button: Locator, rows: Locator, count: number) {
+    for (let i = 0; i < 20 && (await rows.count()) < count; i++) {
+      const before = await rows.count();
+      await button.click();
+      await expect(rows).not.toHaveCount(before);
+    }
+    await expect(rows).toHaveCount(count);
+  }
 
   for (const [screen, size] of [
     ["a phone", { width: 390, height: 844 }],
@@ -81,8 +93,14 @@ test.describe("a shop of 200 products with long names", () => {
       const sideways = () =>
         page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
       await openShop(page);
-      await expect(page.getByTestId("products").locator("tr", { hasText: `Layout ${tag} 199 ` })).toHaveCount(1);
-      await expect(page.getByTestId("orders").locator("tr", { hasText: `Layout ${tag} ` })).toHaveCount(200);
+      // Only these products and their orders, every page of them.
+      const search = encodeURIComponent(`Layout ${tag} `);
+      await page.goto(`/?product=${search}&q=${search}`);
+      await expect(page.getByTestId("live-indicator")).toHaveText("live");
+      const products = page.getByTestId("products").locator("tbody tr", { hasText: `Layout ${tag} ` });
+      const orders = page.getByTestId("orders").locator("tbody tr", { hasText: `Layout ${tag} ` });
+      await loadAll(page.getByRole("button", { name: "Load more products" }), products, 200);
+      await loadAll(page.getByRole("button", { name: "Load more orders" }), orders, 200);
       expect(await sideways(), "the shop").toBeLessThanOrEqual(0);
 
       // The order form names a product in full, the price preview included.

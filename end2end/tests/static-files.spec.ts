@@ -1,6 +1,5 @@
 import { test, expect, Page, Response } from "@playwright/test";
-import { signIn, unique } from "./helpers";
-import { restAddProduct, restPlaceOrder } from "./rest";
+import { apiAddProduct, apiPlaceOrder, signIn, unique } from "./helpers";
 
 const YEAR = "public, max-age=31536000, immutable";
 
@@ -18,8 +17,8 @@ async function open(page: Page, path: string) {
 }
 
 test("no page asks for a file that is missing, signed in or out", async ({ page }) => {
-  const productId = await restAddProduct(page.request, unique("Static stool"), "4.20", 3);
-  const orderId = await restPlaceOrder(page.request, productId, 1);
+  const productId = await apiAddProduct(page, unique("Static stool"), "4.20", 3);
+  const orderId = (await apiPlaceOrder(page, productId, 1)).id;
   const pages = ["/", `/order/${orderId}`, "/dead-letters"];
   for (const path of pages) expect((await open(page, path)).failed, `signed out, ${path}`).toEqual([]);
   if (process.env.ADMIN_TOKEN) {
