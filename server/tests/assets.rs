@@ -102,13 +102,3 @@ async fn files_without_a_hash_are_revalidated_and_missing_ones_are_not_kept() {
     assert_eq!((icon.header)(CONTENT_TYPE).as_deref(), Some("image/svg+xml"));
     assert_eq!((icon.header)(CACHE_CONTROL).as_deref(), Some(REVALIDATE));
 }
-
-#[tokio::test]
-async fn an_unknown_page_is_the_apps_not_found_page_and_never_cached() {
-    let site = site();
-    let page = get(&site, "/no/such/page", None).await;
-    assert_eq!(page.status, StatusCode::NOT_FOUND);
-    assert!((page.header)(CONTENT_TYPE).is_some_and(|t| t.starts_with("text/html")));
-    assert_eq!((page.header)(CACHE_CONTROL).as_deref(), Some(REVALIDATE));
-    assert!(String::from_utf8(page.body).unwrap().contains("Page not found."));
-}
