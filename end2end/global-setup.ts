@@ -4,14 +4,20 @@
 // last build (see app.ts) and tells the stories where it is, as scripts/test
 // would: BASE_URL, REDIS_URL and ADMIN_TOKEN.
 import { execFileSync } from "node:child_process";
+import { join } from "node:path";
 import { PrivateApp, ROOT, profile } from "./app";
 
 export default async function globalSetup() {
   // scripts/ui-speed runs a story that starts an app of its own: none to share.
   if (process.env.BASE_URL || process.env.E2E_OWN_APPS_ONLY) return;
-  // cargo-leptos built the server and the site; the workers and the bench's
-  // seeding (for the speed story) are built here, with the same profile.
+  // cargo-leptos built the server and the site; the site's files are
+  // precompressed here as scripts/test has them (scripts/lib.sh,
+  // build_site), and the workers and the bench's seeding (for the speed
+  // story) are built with the same profile.
   const built = profile();
+  execFileSync("node", [join(ROOT, "scripts", "bundle.mjs"), "compress", join(ROOT, "target", "site")], {
+    stdio: "inherit",
+  });
   execFileSync("cargo", ["build", "-p", "workers", "-p", "bench", ...(built === "release" ? ["--release"] : [])], {
     cwd: ROOT,
     stdio: "inherit",
