@@ -11,20 +11,12 @@
 -- ARGV: statuses it applies from (',pending,'), status it leads to, now (ms),
 --       group, number of status indexes, then per order: order id, entry id
 --       ('' = no ack)
+-- Uses batch_prelude.lua (put in front of this code).
 -- Returns one reply per order, in order: 'applied', 'skipped' or 'missing'
 -- (not acked: the caller dead-letters it).
 local from, to, now, group = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local last_index = 2 + tonumber(ARGV[5])
-local function index(status)
-  for i = 3, last_index do
-    if string.sub(KEYS[i], -#status - 1) == ':' .. status then return KEYS[i] end
-  end
-end
--- Commands with many arguments, sent in slices (Lua's stack is bounded).
-local function each_slice(items, send)
-  for first = 1, #items, 500 do send(unpack(items, first, math.min(first + 499, #items))) end
-end
-local replies, acks, left, entered = {}, {}, {}, {}
+local batch, replies = new_batch(to), {}
 for i = 1, (#ARGV - 5) / 2 do
   local id, entry = ARGV[4 + 2 * i], ARGV[5 + 2 * i]
   local key = KEYS[last_index + i]
@@ -33,22 +25,14 @@ for i = 1, (#ARGV - 5) / 2 do
     replies[i] = 'missing'
   else
     if string.find(from, ',' .. order[1] .. ',', 1, true) then
-      redis.call('HSET', key, 'status', to, 'updated_at', now, 'at:' .. to, now)
-      left[order[1]] = left[order[1]] or {}
-      table.insert(left[order[1]], id)
-      table.insert(entered, 0)
-      table.insert(entered, id)
+      move(batch, key, id, order[1], now)
       redis.call('XADD', KEYS[2], '*', 'order_id', id, 'product_id', order[2], 'quantity', order[3], 'at', now)
       replies[i] = 'applied'
     else
       replies[i] = 'skipped'
     end
-    if entry ~= '' then table.insert(acks, entry) end
+    if entry ~= '' then table.insert(batch.acks, entry) end
   end
 end
-for status, ids in pairs(left) do
-  each_slice(ids, function(...) redis.call('ZREM', index(status), ...) end)
-end
-each_slice(entered, function(...) redis.call('ZADD', index(to), ...) end)
-each_slice(acks, function(...) redis.call('XACK', KEYS[1], group, ...) end)
+commit(batch, 3, last_index, KEYS[1], group)
 return replies

@@ -13,15 +13,12 @@
 -- ARGV: statuses giving up applies from (',pending,completed,'), status it leads
 --       to, group, entry id, error, consumer, status max length, dead-letter
 --       cap, now (ms), number of status indexes, then the entry's field/value pairs
+-- Uses batch_prelude.lua (put in front of this code).
 -- Returns {'not_pending'}, or {'dead', dropped} / {'refunded', dropped}, where
 -- dropped counts old dead letters the cap removed.
 local from, to = ARGV[1], ARGV[2]
 local last_index = 4 + tonumber(ARGV[10])
-local function index(status)
-  for i = 5, last_index do
-    if string.sub(KEYS[i], -#status - 1) == ':' .. status then return KEYS[i] end
-  end
-end
+local function index(status) return status_index(5, last_index, status) end
 local pending = redis.call('XPENDING', KEYS[1], ARGV[3], ARGV[4], ARGV[4], 1)
 if #pending == 0 then return {'not_pending'} end
 redis.call('XACK', KEYS[1], ARGV[3], ARGV[4])

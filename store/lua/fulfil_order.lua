@@ -17,6 +17,7 @@
 --       orders, then per order: order id, product id (from the event), the
 --       position of its product's key among the product keys, entry id
 --       ('' = no ack)
+-- Uses batch_prelude.lua (put in front of this code).
 -- Returns one reply per order, in order: {'fulfilled', stock left},
 -- {'refund_initiated', reason}, {'skipped'}, or, not acked, {'missing'} or
 -- {'mismatch'}.
@@ -24,18 +25,10 @@ local from, to, now, maxlen, group = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local last_index = 3 + tonumber(ARGV[6])
 local short, gone = ARGV[7], ARGV[8]
 local orders = tonumber(ARGV[9])
-local function index(status)
-  for i = 4, last_index do
-    if string.sub(KEYS[i], -#status - 1) == ':' .. status then return KEYS[i] end
-  end
-end
-local function each_slice(items, send)
-  for first = 1, #items, 500 do send(unpack(items, first, math.min(first + 499, #items))) end
-end
 -- Each product's stock as this batch leaves it (false: no such product), and
 -- how much the batch took from it.
 local stock, taken = {}, {}
-local replies, acks, left, entered = {}, {}, {}, {}
+local batch, replies = new_batch(to), {}
 for i = 1, orders do
   local at = 9 + 4 * (i - 1)
   local id, product_id, entry = ARGV[at + 1], ARGV[at + 2], ARGV[at + 4]
@@ -58,11 +51,7 @@ for i = 1, orders do
       if stock[product] and stock[product] >= wanted then
         stock[product] = stock[product] - wanted
         taken[product] = taken[product] + wanted
-        redis.call('HSET', key, 'status', to, 'updated_at', now, 'at:' .. to, now)
-        left[order[1]] = left[order[1]] or {}
-        table.insert(left[order[1]], id)
-        table.insert(entered, 0)
-        table.insert(entered, id)
+        move(batch, key, id, order[1], now)
         redis.call('XADD', KEYS[3], 'MAXLEN', '~', maxlen, '*',
           'order_id', id, 'product_id', product_id, 'status', to, 'stock', stock[product], 'at', now)
         replies[i] = {'fulfilled', stock[product]}
@@ -73,15 +62,11 @@ for i = 1, orders do
         replies[i] = {'refund_initiated', reason}
       end
     end
-    if entry ~= '' then table.insert(acks, entry) end
+    if entry ~= '' then table.insert(batch.acks, entry) end
   end
 end
 for product, units in pairs(taken) do
   if units > 0 then redis.call('HINCRBY', product, 'quantity', -units) end
 end
-for status, ids in pairs(left) do
-  each_slice(ids, function(...) redis.call('ZREM', index(status), ...) end)
-end
-each_slice(entered, function(...) redis.call('ZADD', index(to), ...) end)
-each_slice(acks, function(...) redis.call('XACK', KEYS[1], group, ...) end)
+commit(batch, 4, last_index, KEYS[1], group)
 return replies

@@ -9,12 +9,10 @@
 -- ARGV: idempotency window (s), the status a new order has (from the domain's rules: pending), then per order: order
 --       id, product id, unit price (cents, as priced), quantity, fee, total,
 --       now (ms), whether it has an idempotency key ('1' or '0')
+-- Uses batch_prelude.lua (put in front of this code).
 -- Returns one reply per order, in order: {'placed'}, {'replayed', earlier
 -- order id}, {'no_product'}, or {'price_changed'} (priced against a stale price).
 local window, status = ARGV[1], ARGV[2]
-local function each_slice(items, send)
-  for first = 1, #items, 500 do send(unpack(items, first, math.min(first + 499, #items))) end
-end
 -- Each product's price (false: no such product), and its new orders.
 local prices, of_product = {}, {}
 local replies, placed = {}, {}

@@ -37,8 +37,13 @@ struct Scripts {
     migrate_entry: Script,
     remove_consumer: Script,
     retry_dead_letter: Script,
+    /// Every script's source as Redis runs it, for [`load_all`].
+    sources: Vec<String>,
 }
 
+/// The helpers the scripts that move orders share, put in front of their own
+/// code (Lua scripts cannot import).
+const BATCH_PRELUDE: &str = include_str!("../lua/batch_prelude.lua");
 const PLACE_ORDER: &str = include_str!("../lua/place_order.lua");
 const COMPLETE_ORDER: &str = include_str!("../lua/complete_order.lua");
 const FULFIL_ORDER: &str = include_str!("../lua/fulfil_order.lua");
@@ -49,30 +54,38 @@ const RESTOCK: &str = include_str!("../lua/restock.lua");
 const MIGRATE_ENTRY: &str = include_str!("../lua/migrate_entry.lua");
 const REMOVE_CONSUMER: &str = include_str!("../lua/remove_consumer.lua");
 const RETRY_DEAD_LETTER: &str = include_str!("../lua/retry_dead_letter.lua");
-const ALL: [&str; 10] = [
-    PLACE_ORDER,
-    COMPLETE_ORDER,
-    FULFIL_ORDER,
-    REFUND_ORDER,
-    DEAD_LETTER,
-    CREATE_PRODUCT,
-    RESTOCK,
-    MIGRATE_ENTRY,
-    REMOVE_CONSUMER,
-    RETRY_DEAD_LETTER,
-];
 
-static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
-    place_order: Script::new(PLACE_ORDER),
-    complete_order: Script::new(COMPLETE_ORDER),
-    fulfil_order: Script::new(FULFIL_ORDER),
-    refund_order: Script::new(REFUND_ORDER),
-    dead_letter: Script::new(DEAD_LETTER),
-    create_product: Script::new(CREATE_PRODUCT),
-    restock: Script::new(RESTOCK),
-    migrate_entry: Script::new(MIGRATE_ENTRY),
-    remove_consumer: Script::new(REMOVE_CONSUMER),
-    retry_dead_letter: Script::new(RETRY_DEAD_LETTER),
+static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| {
+    let mut sources = Vec::new();
+    let mut script = |code: String| {
+        let script = Script::new(&code);
+        sources.push(code);
+        script
+    };
+    let moving = |code: &str| format!("{BATCH_PRELUDE}\n{code}");
+    let place_order = script(moving(PLACE_ORDER));
+    let complete_order = script(moving(COMPLETE_ORDER));
+    let fulfil_order = script(moving(FULFIL_ORDER));
+    let refund_order = script(moving(REFUND_ORDER));
+    let dead_letter = script(moving(DEAD_LETTER));
+    let create_product = script(CREATE_PRODUCT.into());
+    let restock = script(RESTOCK.into());
+    let migrate_entry = script(MIGRATE_ENTRY.into());
+    let remove_consumer = script(REMOVE_CONSUMER.into());
+    let retry_dead_letter = script(RETRY_DEAD_LETTER.into());
+    Scripts {
+        place_order,
+        complete_order,
+        fulfil_order,
+        refund_order,
+        dead_letter,
+        create_product,
+        restock,
+        migrate_entry,
+        remove_consumer,
+        retry_dead_letter,
+        sources,
+    }
 });
 
 /// One script call, and the type its reply parses into.
@@ -637,7 +650,7 @@ pub fn retry_dead_letter(keys: &PartitionKeys, stream: Stream, entry_id: &str) -
 pub async fn load_all<C: ConnectionLike>(conn: &mut C) -> RedisResult<()> {
     // One command each, not a pipeline: a cluster client sends each to every
     // master, but a pipeline without keys to just one node.
-    for code in ALL {
+    for code in &SCRIPTS.sources {
         let _: Value = redis::cmd("SCRIPT").arg("LOAD").arg(code).query_async(conn).await?;
     }
     Ok(())

@@ -1,0 +1,41 @@
+-- Shared by the scripts that apply a batch of orders: the server puts this
+-- in front of each one's own code (Lua scripts cannot import), so every
+-- script's ARGV and KEYS stay its own.
+
+-- Sends a command with many arguments in slices (Lua's stack is bounded).
+local function each_slice(items, send)
+  for first = 1, #items, 500 do send(unpack(items, first, math.min(first + 499, #items))) end
+end
+
+-- The index of orders in `status`, among KEYS[first..last] (each name ends
+-- in ':<status>').
+local function status_index(first, last, status)
+  for i = first, last do
+    if string.sub(KEYS[i], -#status - 1) == ':' .. status then return KEYS[i] end
+  end
+end
+
+-- What a batch changed, committed in its last step: the orders that moved
+-- to `to` (and the status each left), and the entries to acknowledge.
+local function new_batch(to)
+  return {to = to, left = {}, entered = {}, acks = {}}
+end
+
+-- Order `id` moved from status `from` to the batch's status, at `now`.
+local function move(batch, key, id, from, now)
+  redis.call('HSET', key, 'status', batch.to, 'updated_at', now, 'at:' .. batch.to, now)
+  batch.left[from] = batch.left[from] or {}
+  table.insert(batch.left[from], id)
+  table.insert(batch.entered, 0)
+  table.insert(batch.entered, id)
+end
+
+-- Moves the batch's orders between the status indexes (KEYS[first..last])
+-- and acknowledges its entries on `stream` for `group`.
+local function commit(batch, first, last, stream, group)
+  for status, ids in pairs(batch.left) do
+    each_slice(ids, function(...) redis.call('ZREM', status_index(first, last, status), ...) end)
+  end
+  each_slice(batch.entered, function(...) redis.call('ZADD', status_index(first, last, batch.to), ...) end)
+  each_slice(batch.acks, function(...) redis.call('XACK', stream, group, ...) end)
+end
