@@ -178,7 +178,10 @@ async fn newest(conn: &mut Redis, keys: &PartitionKeys) -> redis::RedisResult<[E
 /// by sequence. So each order's changes come in order, whichever streams they
 /// are in. When a stream returned a full page, the changes after its last one
 /// are not all known yet: they wait for the next read, and the second value
-/// says there is more to read.
+/// says there is more to read. Only a live read (with `block`, the
+/// partition's reader) records the processing time of the orders that
+/// reached their final status: once per change, not again for each browser
+/// a replay serves.
 async fn read_changes(
     conn: &mut Redis,
     keys: &PartitionKeys,
@@ -214,13 +217,10 @@ async fn read_changes(
             if limit.is_some_and(|limit| order(k, id) > limit) {
                 break;
             }
-            if let Some(json) = to_json(Log::LIVE[k], entry) {
-                changes.push((order(k, id), FeedEvent { slot: slot(keys, k), id, json, position: None }));
-            } else {
-                // Malformed: skipped, but passed, so the cursor moves past it.
-                let json = Arc::from("");
-                changes.push((order(k, id), FeedEvent { slot: slot(keys, k), id, json, position: None }));
-            }
+            // Not a change (malformed, or a retry): empty, so it is not sent, but
+            // the cursor still moves past it.
+            let json = to_json(Log::LIVE[k], entry, block.is_some()).unwrap_or_else(|| Arc::from(""));
+            changes.push((order(k, id), FeedEvent { slot: slot(keys, k), id, json, position: None }));
         }
     }
     changes.sort_by_key(|(order, _)| *order);
@@ -228,8 +228,9 @@ async fn read_changes(
 }
 
 /// A change as the browser receives it (a `StatusChange` in JSON), or
-/// `None` for an entry that is not one.
-fn to_json(stream: Log, entry: &redis::streams::StreamId) -> Option<Arc<str>> {
+/// `None` for an entry that is not one; `record`s the processing time of an
+/// order that reached its final status.
+fn to_json(stream: Log, entry: &redis::streams::StreamId, record: bool) -> Option<Arc<str>> {
     if store::streams::is_retry(entry) {
         return None;
     }
@@ -238,7 +239,7 @@ fn to_json(stream: Log, entry: &redis::streams::StreamId) -> Option<Arc<str>> {
         .and_then(|change| serde_json::to_string(&change).map(|json| (change, json)).map_err(|e| e.to_string()));
     match parsed {
         Ok((change, json)) => {
-            if change.status.is_terminal() {
+            if record && change.status.is_terminal() {
                 crate::metrics::record_processing(&change.order_id, change.status.as_str(), change.at);
             }
             Some(json.into())
