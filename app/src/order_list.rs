@@ -29,7 +29,7 @@ use crate::api::{
 };
 use crate::counts::{index, CountLog, Move};
 use crate::live::{came_from, progress, Heard, LiveFeed, Origin};
-use crate::paging::{merged, More};
+use crate::paging::{merged, LoadMore, More};
 use crate::util::{grouped, query_string, short_id};
 
 /// New rows the feed may add to one listing before the list offers a reload instead.
@@ -460,17 +460,8 @@ fn OrderTable(orders: Orders, listing: Listing, page: OrderPage) -> AnyView {
                 </For>
             </tbody>
         </table>
-        // One button for every page, so that the keyboard's focus stays on it.
-        <p class="more" class:hidden=move || next.with(Option::is_none)>
-            <button type="button" class="secondary" disabled=move || load_more.pending().get()
-                on:click=move |_| {
-                    if let Some(cursor) = next.get_untracked() {
-                        load_more.dispatch((listing.clone(), cursor));
-                    }
-                }>
-                "Load more orders"
-            </button>
-        </p>
+        <LoadMore label="Load more orders" next pending=load_more.pending()
+            load=move |cursor| { load_more.dispatch((listing.clone(), cursor)); }/>
         {move || more_error().map(|e| view! { <p class="error" role="alert">{e}</p> })}
     }
     .into_any()

@@ -3,6 +3,8 @@
 //! added belongs to one listing (one search, as of one change to the list):
 //! rows of another listing are never mixed in.
 
+use leptos::prelude::*;
+
 /// The rows a list shows beyond its first page, and where the next page starts.
 #[derive(Debug, Clone)]
 pub struct More<K, T> {
@@ -64,6 +66,34 @@ pub fn merged<T: Clone>(first: &[T], more: &[T], id: impl Fn(&T) -> &str) -> Vec
     rows.sort_by(|a, b| id(b).cmp(id(a)));
     rows.dedup_by(|a, b| id(a) == id(b));
     rows
+}
+
+/// The "Load more" button under a list: hidden at the end, disabled while a
+/// page loads, and the same button for every page, so that the keyboard's
+/// focus stays on it. `load` fetches the page that starts at the cursor.
+#[component]
+pub fn LoadMore(
+    /// What the button says ("Load more orders").
+    label: &'static str,
+    /// The next page's cursor; `None` at the end.
+    next: Memo<Option<String>>,
+    /// Whether a page is loading.
+    #[prop(into)]
+    pending: Signal<bool>,
+    load: impl Fn(String) + Send + Sync + 'static,
+) -> impl IntoView {
+    view! {
+        <p class="more" class:hidden=move || next.with(Option::is_none)>
+            <button type="button" class="secondary" disabled=move || pending.get()
+                on:click=move |_| {
+                    if let Some(cursor) = next.get_untracked() {
+                        load(cursor);
+                    }
+                }>
+                {label}
+            </button>
+        </p>
+    }
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use leptos_router::hooks::use_query_map;
 
 use crate::api::{error_text, products_page, AddProduct, AdminAccess, DeleteProduct, RestockProduct, SignIn, SignOut};
 use crate::live::LiveFeed;
-use crate::paging::{merged, More};
+use crate::paging::{merged, LoadMore, More};
 use crate::util::query_string;
 
 /// The actions that change the warehouse.
@@ -193,17 +193,8 @@ pub fn Warehouse(actions: WarehouseActions) -> impl IntoView {
                                         </For>
                                     </tbody>
                                 </table>
-                                // One button for every page, so that the keyboard's focus stays on it.
-                                <p class="more" class:hidden=move || next.with(Option::is_none)>
-                                    <button type="button" class="secondary" disabled=move || load_more.pending().get()
-                                        on:click=move |_| {
-                                            if let Some(cursor) = next.get_untracked() {
-                                                load_more.dispatch((shown.clone(), cursor));
-                                            }
-                                        }>
-                                        "Load more products"
-                                    </button>
-                                </p>
+                                <LoadMore label="Load more products" next pending=load_more.pending()
+                                    load=move |cursor| { load_more.dispatch((shown.clone(), cursor)); }/>
                             }.into_any()
                         }
                     }
