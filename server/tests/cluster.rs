@@ -233,9 +233,14 @@ async fn waiting_for_a_replica_costs_little_and_a_missing_replica_is_a_503() {
 }
 
 /// `GET /orders` merges the newest page of every partition: with 100,000
-/// orders on the cluster its first page still comes back in milliseconds.
+/// orders on the cluster its first page reads those pages, never the whole
+/// list. This is a test, not a benchmark (`scripts/bench`'s `lists` scenario
+/// measures the list): a debug build, sharing two cores with the other tests,
+/// answers in 5 to 30 ms, while merely writing the 100,000 orders in
+/// pipelines takes it about 2 s: the bound below tells a page apart from a
+/// read of the whole list without failing on a busy machine.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_first_page_of_100_000_orders_is_quick_on_a_cluster() {
+async fn the_first_page_of_100_000_orders_reads_no_more_than_pages_on_a_cluster() {
     let app = start_on(Backend::Cluster, |_| {}).await;
     let shop = Shop::new(&config_for(&app.redis)).unwrap();
     let product = shop.create_product(NewProduct::parse("Nail", "0.05", "1000000").unwrap()).await.unwrap();
@@ -295,5 +300,5 @@ async fn the_first_page_of_100_000_orders_is_quick_on_a_cluster() {
         "GET /orders first page (100 of 100,000 orders, 3-master cluster, debug build): median {median:?}, p99 {p99:?} \
          (best of 3 rounds: {rounds:?})"
     );
-    assert!(median <= Duration::from_millis(10), "median {median:?}");
+    assert!(median <= Duration::from_millis(150), "median {median:?}");
 }
