@@ -10,7 +10,7 @@ use crate::api::{
 };
 use crate::live::LiveFeed;
 use crate::products::AdminSignIn;
-use crate::util::Time;
+use crate::util::{focus_follows_confirm, Time};
 use crate::Session;
 
 /// What the rows share: the actions and the signal that reloads the pages.
@@ -172,15 +172,8 @@ fn LetterRow(row: DeadLetterRow, letters: Letters) -> AnyView {
         view! { <a href=href><code>{order}</code></a> }
     });
     let (retry_id, discard_id, row_id) = (row.id.clone(), row.id.clone(), row.id.clone());
-    // The keyboard's focus follows to the button that replaced the one pressed.
     let (discard_button, really_button) = (NodeRef::<html::Button>::new(), NodeRef::<html::Button>::new());
-    let pressed = StoredValue::new(false);
-    Effect::new(move |_| {
-        let shown = if confirming.get() { really_button.get() } else { discard_button.get() };
-        if let Some(button) = shown.filter(|_| pressed.get_value()) {
-            let _ = button.focus();
-        }
-    });
+    let pressed = focus_follows_confirm(confirming.into(), discard_button, really_button);
     view! {
         <tr data-dead-letter-id=row.id.clone()>
             <td class="nowrap"><Time at=row.at/></td>

@@ -12,7 +12,7 @@ use leptos_router::hooks::use_query_map;
 use crate::api::{error_text, products_page, AddProduct, AdminAccess, DeleteProduct, RestockProduct, SignIn, SignOut};
 use crate::live::LiveFeed;
 use crate::paging::{merged, LoadMore, More};
-use crate::util::query_string;
+use crate::util::{focus_follows_confirm, query_string};
 
 /// The actions that change the warehouse.
 #[derive(Clone, Copy)]
@@ -258,13 +258,7 @@ fn ConfirmDelete(id: String, name: String, action: ServerAction<DeleteProduct>) 
     let (label, really, cancel) =
         (format!("Delete {name}"), format!("Really delete {name}?"), format!("Cancel deleting {name}"));
     let (delete_button, really_button) = (NodeRef::<html::Button>::new(), NodeRef::<html::Button>::new());
-    let pressed = StoredValue::new(false);
-    Effect::new(move |_| {
-        let shown = if confirming.get() { really_button.get() } else { delete_button.get() };
-        if let Some(button) = shown.filter(|_| pressed.get_value()) {
-            let _ = button.focus();
-        }
-    });
+    let pressed = focus_follows_confirm(confirming.into(), delete_button, really_button);
     let choose = move |confirm: bool| {
         pressed.set_value(true);
         confirming.set(confirm);

@@ -1,5 +1,5 @@
 //! Small helpers for display and forms: times, short ids, counts, query
-//! strings, idempotency keys.
+//! strings, idempotency keys, focus across a confirm step.
 
 use leptos::prelude::*;
 
@@ -162,6 +162,24 @@ pub fn Time(at: u64) -> impl IntoView {
     let offset = RwSignal::new(0i64);
     Effect::new(move |_| offset.set(local_offset_minutes()));
     view! { <time datetime=iso_time(at)>{move || format_time(at, offset.get())}</time> }
+}
+
+/// A button and the confirm button that replaces it ("Delete", then "Really
+/// delete?"): once a person pressed one of them, the keyboard's focus follows
+/// to whichever `confirming` shows. Returns the flag to set on each press.
+pub fn focus_follows_confirm(
+    confirming: Signal<bool>,
+    button: NodeRef<leptos::html::Button>,
+    really_button: NodeRef<leptos::html::Button>,
+) -> StoredValue<bool> {
+    let pressed = StoredValue::new(false);
+    Effect::new(move |_| {
+        let shown = if confirming.get() { really_button.get() } else { button.get() };
+        if let Some(button) = shown.filter(|_| pressed.get_value()) {
+            let _ = button.focus();
+        }
+    });
+    pressed
 }
 
 #[cfg(test)]
