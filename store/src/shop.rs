@@ -200,10 +200,7 @@ impl Shop {
 
     /// One page of products, oldest first.
     pub async fn products_page(&self, request: &PageRequest) -> StoreResult<Page<Product>> {
-        let ids = self.ids_by_lex(&self.everywhere(PartitionKeys::products), request, false).await?;
-        let hashes = self.hashes(&ids, PartitionKeys::product).await?;
-        let products = hashes.iter().map(|(key, fields)| parse_product(key, fields)).collect::<StoreResult<_>>()?;
-        Ok(Page::from_fetched(products, request.limit, |p: &Product| &p.id))
+        self.products_named_page("", request, false).await
     }
 
     /// Removes a product. Orders for it still in flight are refunded by the warehouse.
@@ -506,17 +503,18 @@ impl Shop {
         let mut scan = PageRequest { limit: batch, after: request.after.clone() };
         let mut found = Vec::new();
         loop {
+            // Up to one id more than the batch: the products fetched, and
+            // whether the index goes on after them.
             let ids = self.ids_by_lex(&sources, &scan, newest_first).await?;
             let more = ids.len() > scan.limit;
-            let batch = &ids[..scan.limit.min(ids.len())];
-            for (key, fields) in self.hashes(batch, PartitionKeys::product).await? {
+            for (key, fields) in self.hashes(&ids, PartitionKeys::product).await? {
                 let product = parse_product(&key, &fields)?;
                 if product.name.to_lowercase().contains(&wanted) {
                     found.push(product);
                 }
             }
-            // One more than the page says whether there is a next page.
-            match batch.last() {
+            // One product more than the page says whether there is a next page.
+            match ids.last() {
                 Some((last, _)) if more && found.len() <= request.limit => scan.after = Some(last.clone()),
                 _ => break,
             }
