@@ -9,7 +9,7 @@
 //! before reuse (`no-cache`).
 //!
 //! The release build also writes each file compressed beside it (`.br`,
-//! `.gz`: `cargo-leptos build --release --precompress`); a browser that
+//! `.gz`: `build_site` in scripts/lib.sh, with scripts/bundle.mjs); a browser that
 //! accepts one of them gets it as it is, so nothing is compressed per request.
 //! Without them (a debug build) the plain file is sent.
 
