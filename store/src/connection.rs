@@ -51,6 +51,20 @@ impl RedisTarget {
     pub fn is_cluster(&self) -> bool {
         matches!(self, RedisTarget::Cluster(_))
     }
+
+    /// `partitions` split into the sets one blocking read may follow
+    /// together. A single Redis takes the streams of every partition in one
+    /// XREAD: one reader, one command and one wake-up where there would be
+    /// one per partition, and bigger batches. A cluster refuses a command
+    /// whose keys lie in different slots (CROSSSLOT), so there each
+    /// partition has a reader of its own.
+    pub fn read_sets<T>(&self, partitions: Vec<T>) -> Vec<Vec<T>> {
+        match self {
+            RedisTarget::Single(_) if partitions.is_empty() => Vec::new(),
+            RedisTarget::Single(_) => vec![partitions],
+            RedisTarget::Cluster(_) => partitions.into_iter().map(|p| vec![p]).collect(),
+        }
+    }
 }
 
 impl std::fmt::Display for RedisTarget {
@@ -233,6 +247,15 @@ mod tests {
         );
         assert!(RedisTarget::cluster(" , ").is_err());
         assert!(RedisTarget::cluster("nonsense://x").is_err());
+    }
+
+    #[test]
+    fn a_single_redis_reads_every_partition_at_once_a_cluster_each_alone() {
+        let single = RedisTarget::Single("redis://a:1".into());
+        assert_eq!(single.read_sets(vec![0, 1, 2]), vec![vec![0, 1, 2]]);
+        assert_eq!(single.read_sets(Vec::<u16>::new()), Vec::<Vec<u16>>::new());
+        let cluster = RedisTarget::Cluster(vec!["redis://a:1".into()]);
+        assert_eq!(cluster.read_sets(vec![0, 1, 2]), vec![vec![0], vec![1], vec![2]]);
     }
 
     #[test]

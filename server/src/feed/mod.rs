@@ -4,8 +4,9 @@
 //! A status change is an entry of one of a partition's live streams
 //! ([`Stream::LIVE`]): `order-placed` (pending), `order-completed`
 //! (completed) and `order-status` (fulfilled, refunded); no change is written
-//! twice. One task per partition and server process reads the three (one
-//! XREAD BLOCK, on a connection of its own), puts their entries in the order
+//! twice. A reader task per server process reads every partition's three
+//! (one XREAD BLOCK, on a connection of its own; on a cluster, one reader
+//! per partition, as one command cannot span slots), puts their entries in the order
 //! of the changes, and fans each out through one broadcast channel,
 //! serialized to JSON once, with the event id that every browser in step
 //! shares encoded once too. Each browser's stream (polled by its connection's
@@ -97,7 +98,9 @@ pub struct StatusFeed {
 }
 
 impl StatusFeed {
-    /// Starts one reader task per partition; they stop when `shutdown` is cancelled.
+    /// Starts the reader tasks (one for every partition on a single Redis,
+    /// one per partition on a cluster: see [`RedisTarget::read_sets`]); they
+    /// stop when `shutdown` is cancelled.
     pub fn start(
         target: &RedisTarget,
         layout: &Layout,
@@ -107,10 +110,10 @@ impl StatusFeed {
     ) -> redis::RedisResult<StatusFeed> {
         let (sender, _) = broadcast::channel(BROADCAST_CAPACITY);
         let heads: Heads = Arc::new(Mutex::new(vec![None; usize::from(layout.partitions().count()) * LIVE]));
-        for keys in layout.all() {
+        for keys in target.read_sets(layout.all().cloned().collect()) {
             let reader = Reader {
                 conn: connection::connect_blocking(target, block)?,
-                keys: keys.clone(),
+                keys,
                 sender: sender.clone(),
                 heads: heads.clone(),
                 block,
@@ -125,7 +128,7 @@ impl StatusFeed {
     /// stream), in order, at most about a page; and whether there may be more.
     async fn replay(&self, partition: usize, after: [EntryId; LIVE]) -> redis::RedisResult<(Vec<FeedEvent>, bool)> {
         let keys = self.layout.all().nth(partition).expect("partition of this layout");
-        read_changes(&mut self.conn.clone(), keys, after, None).await
+        read_changes(&mut self.conn.clone(), &[keys], &[after], None).await
     }
 
     /// Where a browser without `Last-Event-ID` starts: the newest entry of
@@ -172,39 +175,57 @@ async fn newest(conn: &mut Redis, keys: &PartitionKeys) -> redis::RedisResult<[E
     Ok(ids)
 }
 
-/// Reads a partition's changes after `after` (one position per live
-/// stream; blocking up to `block` when there are none), in the order they
-/// happened: by time, then by step (the streams' order in [`Log::LIVE`]), then
-/// by sequence. So each order's changes come in order, whichever streams they
-/// are in. When a stream returned a full page, the changes after its last one
-/// are not all known yet: they wait for the next read, and the second value
-/// says there is more to read. Only a live read (with `block`, the
-/// partition's reader) records the processing time of the orders that
-/// reached their final status: once per change, not again for each browser
-/// a replay serves.
+/// Reads the changes of the partitions of `keys`, each after its own
+/// `after` (one position per live stream; blocking up to `block` when there
+/// are none), in one XREAD. Each partition's changes come in the order they
+/// happened (see [`in_order`]); the second value says whether some partition
+/// has more to read. Only a live read (with `block`, a reader's) records the
+/// processing time of the orders that reached their final status: once per
+/// change, not again for each browser a replay serves.
 async fn read_changes(
     conn: &mut Redis,
-    keys: &PartitionKeys,
-    after: [EntryId; LIVE],
+    keys: &[&PartitionKeys],
+    after: &[[EntryId; LIVE]],
     block: Option<Duration>,
 ) -> redis::RedisResult<(Vec<FeedEvent>, bool)> {
-    let names = Log::LIVE.map(|stream| keys.stream(stream));
+    let names: Vec<String> = keys.iter().flat_map(|keys| Log::LIVE.map(|stream| keys.stream(stream))).collect();
     let mut read = redis::cmd("XREAD");
     read.arg("COUNT").arg(REPLAY_PAGE);
     if let Some(block) = block {
         read.arg("BLOCK").arg(block.as_millis() as u64);
     }
     read.arg("STREAMS").arg(&names[..]);
-    for id in after {
+    for id in after.iter().flatten() {
         read.arg(id.to_string());
     }
     let reply: Option<StreamReadReply> = read.query_async(conn).await?;
-    let mut pages: [Vec<redis::streams::StreamId>; LIVE] = Default::default();
+    let mut pages: Vec<[Vec<redis::streams::StreamId>; LIVE]> = keys.iter().map(|_| Default::default()).collect();
     for stream in reply.map(|r| r.keys).unwrap_or_default() {
-        if let Some(k) = names.iter().position(|name| *name == stream.key) {
-            pages[k] = stream.ids;
+        if let Some(n) = names.iter().position(|name| *name == stream.key) {
+            pages[n / LIVE][n % LIVE] = stream.ids;
         }
     }
+    let mut changes = Vec::new();
+    let mut more = false;
+    for (keys, pages) in keys.iter().zip(pages) {
+        let (partition, partial) = in_order(keys, pages, block.is_some());
+        changes.extend(partition);
+        more |= partial;
+    }
+    Ok((changes, more))
+}
+
+/// One partition's entries read from its live streams (a page of each), as
+/// changes in the order they happened: by time, then by step (the streams'
+/// order in [`Log::LIVE`]), then by sequence. So each order's changes come in
+/// order, whichever streams they are in. When a stream returned a full page,
+/// the changes after its last one are not all known yet: they wait for the
+/// next read, and the second value says there is more to read.
+fn in_order(
+    keys: &PartitionKeys,
+    pages: [Vec<redis::streams::StreamId>; LIVE],
+    record: bool,
+) -> (Vec<FeedEvent>, bool) {
     let order = |k: usize, id: EntryId| (id.ms, k, id.seq);
     let limit = (0..LIVE)
         .filter(|&k| pages[k].len() >= REPLAY_PAGE)
@@ -219,12 +240,12 @@ async fn read_changes(
             }
             // Not a change (malformed, or a retry): empty, so it is not sent, but
             // the cursor still moves past it.
-            let json = to_json(Log::LIVE[k], entry, block.is_some()).unwrap_or_else(|| Arc::from(""));
+            let json = to_json(Log::LIVE[k], entry, record).unwrap_or_else(|| Arc::from(""));
             changes.push((order(k, id), FeedEvent { slot: slot(keys, k), id, json, position: None }));
         }
     }
     changes.sort_by_key(|(order, _)| *order);
-    Ok((changes.into_iter().map(|(_, event)| event).collect(), limit.is_some()))
+    (changes.into_iter().map(|(_, event)| event).collect(), limit.is_some())
 }
 
 /// A change as the browser receives it (a `StatusChange` in JSON), or
@@ -251,10 +272,10 @@ fn to_json(stream: Log, entry: &redis::streams::StreamId, record: bool) -> Optio
     }
 }
 
-/// Follows one partition's live streams from their current ends.
+/// Follows the live streams of a set of partitions from their current ends.
 struct Reader {
     conn: Redis,
-    keys: PartitionKeys,
+    keys: Vec<PartitionKeys>,
     sender: broadcast::Sender<FeedEvent>,
     heads: Heads,
     block: Duration,
@@ -266,25 +287,30 @@ struct Reader {
 impl Reader {
     /// Relays until `shutdown`, surviving Redis outages.
     async fn run(mut self, shutdown: CancellationToken) {
-        let partition = self.keys.partition().index();
-        let mut last: Option<[EntryId; LIVE]> = None;
+        let partitions = self.keys.len();
+        // The last entry read of each live stream, per partition of the set.
+        let mut last: Option<Vec<[EntryId; LIVE]>> = None;
         let mut backoff = Backoff::default();
         while !shutdown.is_cancelled() {
             let read = async {
                 // Start at the newest entries once; afterwards always continue from the
                 // last ones seen, so nothing written during an outage is skipped.
-                let after = match last {
-                    Some(ids) => ids,
-                    None => newest(&mut self.conn, &self.keys).await?,
-                };
                 if last.is_none() {
-                    let mut heads = lock(&self.heads);
-                    for (k, id) in after.iter().enumerate() {
-                        heads[slot(&self.keys, k)] = Some(*id);
+                    let mut started = Vec::with_capacity(partitions);
+                    for keys in &self.keys {
+                        started.push(newest(&mut self.conn, keys).await?);
                     }
+                    let mut heads = lock(&self.heads);
+                    for (keys, after) in self.keys.iter().zip(&started) {
+                        for (k, id) in after.iter().enumerate() {
+                            heads[slot(keys, k)] = Some(*id);
+                        }
+                    }
+                    last = Some(started);
                 }
-                last = Some(after);
-                read_changes(&mut self.conn.clone(), &self.keys, after, Some(self.block)).await
+                let after = last.as_deref().unwrap_or_default();
+                let keys: Vec<&PartitionKeys> = self.keys.iter().collect();
+                read_changes(&mut self.conn.clone(), &keys, after, Some(self.block)).await
             };
             tokio::select! {
                 result = read => match result {
@@ -292,8 +318,12 @@ impl Reader {
                         backoff.reset();
                         let linger = events.len() >= 2 && !more && !self.linger.is_zero();
                         for mut event in events {
-                            if let Some(ids) = last.as_mut() {
-                                ids[event.slot % LIVE] = event.id;
+                            let partition = event.slot / LIVE;
+                            if let (Some(last), Some(n)) = (
+                                last.as_mut(),
+                                self.keys.iter().position(|keys| usize::from(keys.partition().index()) == partition),
+                            ) {
+                                last[n][event.slot % LIVE] = event.id;
                             }
                             // The head moves before the send, under the same lock: a
                             // browser that subscribes after the send starts past it,
@@ -318,7 +348,7 @@ impl Reader {
                     }
                     Err(error) => {
                         let delay = backoff.next_delay();
-                        tracing::warn!(%error, partition, retry_in_ms = delay.as_millis() as u64, "reading the live streams failed");
+                        tracing::warn!(%error, partitions, retry_in_ms = delay.as_millis() as u64, "reading the live streams failed");
                         tokio::time::sleep(delay).await;
                     }
                 },
