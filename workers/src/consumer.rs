@@ -3,8 +3,9 @@
 //! consumers left behind; dead-letter what cannot be processed; stop cleanly.
 //!
 //! A [`Handler`] says what a batch means; this module owns the guarantees:
-//! - entries are read with XREADGROUP BLOCK, never by polling with sleeps;
-//!   only under load (a read brought several entries, yet no full batch) the
+//! - entries are read with XREADGROUP BLOCK, never by polling with sleeps,
+//!   one read for the streams of every partition the loop follows (each
+//!   partition's entries then make a batch of their own); only under load (a read brought several entries, yet no full batch) the
 //!   loop pauses `READ_LINGER_MS` before its next read, so batches grow and
 //!   each costs one script call;
 //! - an entry is acknowledged by the very script that commits its effect, so
@@ -77,7 +78,7 @@ pub trait Handler: Send + Sync + 'static {
     /// The consumer group, shared by every workers process.
     const GROUP: &'static str;
 
-    /// How many batches may be processed at once by this process. 1 keeps
+    /// How many reads' batches a consumer loop may process at once. 1 keeps
     /// stream order (the warehouse allocates stock first come, first served).
     fn max_in_flight(&self) -> usize {
         1
@@ -98,20 +99,26 @@ pub trait Handler: Send + Sync + 'static {
     ) -> impl Future<Output = RedisResult<Vec<Outcome>>> + Send;
 }
 
-/// Runs the consumer loop of `handler` on one partition's stream until
-/// `shutdown` is cancelled and every batch in flight is acknowledged.
-/// `writer` may be shared; the loop opens its own connection for blocking reads.
+/// Runs the consumer loop of `handler` on the streams of `partitions` until
+/// `shutdown` is cancelled and every batch in flight is acknowledged. One
+/// blocking read follows all of them, so they must be streams one command
+/// may name together (see [`store::RedisTarget::read_sets`]). `writer` may
+/// be shared; the loop opens its own connection for blocking reads.
 pub async fn run<H: Handler>(
     handler: Arc<H>,
-    keys: PartitionKeys,
+    partitions: Vec<PartitionKeys>,
     writer: Redis,
     config: Config,
     shutdown: CancellationToken,
 ) -> RedisResult<()> {
+    let durability = Durability::of(&config);
+    let lanes = partitions
+        .into_iter()
+        .map(|keys| Lane { stream_key: keys.stream(H::STREAM), scope: Scope { keys, durability }, held: Held::default() })
+        .collect();
     let consumer = Consumer {
         handler,
-        stream_key: keys.stream(H::STREAM),
-        scope: Scope { keys, durability: Durability::of(&config) },
+        lanes,
         reader: connection::connect_blocking(&config.redis, config.read_block)?,
         writer,
         config,
@@ -122,9 +129,8 @@ pub async fn run<H: Handler>(
 
 struct Consumer<H> {
     handler: Arc<H>,
-    /// The partition's stream key.
-    stream_key: String,
-    scope: Scope,
+    /// The partitions' streams, as the loop follows them.
+    lanes: Vec<Lane>,
     /// Dedicated to XREADGROUP BLOCK, which would hold up other commands.
     reader: Redis,
     /// For effects, acks, claims and dead letters.
@@ -132,8 +138,28 @@ struct Consumer<H> {
     config: Config,
 }
 
-/// A batch to process, with the entries already judged poison (over-delivered).
+/// One partition's stream, as a consumer loop follows it.
+struct Lane {
+    /// The partition's stream key.
+    stream_key: String,
+    scope: Scope,
+    /// Its entries handed to a batch and not finished yet.
+    held: Held,
+}
+
+/// Where the walk of a lane's pending list stands.
+struct Reclaim {
+    /// When the next walk starts.
+    next: Instant,
+    /// Where the walk goes on (`0-0`: from the start).
+    cursor: String,
+}
+
+/// A batch to process: entries of one lane, with those already judged
+/// poison (over-delivered).
 struct Batch {
+    /// The lane (partition) its entries are from.
+    lane: usize,
     entries: Vec<StreamId>,
     poison: HashMap<String, String>,
 }
@@ -234,28 +260,29 @@ impl Drop for Release {
 impl<H: Handler> Consumer<H> {
     async fn run(self, shutdown: CancellationToken) {
         let stream = H::STREAM.name();
-        let partition = self.scope.keys.partition().index();
+        let partitions = self.lanes.len();
         let in_flight = Arc::new(Semaphore::new(self.handler.max_in_flight()));
         let tasks = TaskTracker::new();
         let mut backoff = Backoff::default();
         let mut failing = false;
-        let mut group_ready = false;
-        let mut next_reclaim = Instant::now();
-        let mut reclaim_cursor = "0-0".to_string();
-        let held = Held::default();
+        let mut groups_ready = false;
+        let mut reclaims: Vec<Reclaim> =
+            self.lanes.iter().map(|_| Reclaim { next: Instant::now(), cursor: "0-0".to_string() }).collect();
         let refreshing = CancellationToken::new();
-        tokio::spawn(keep_fresh(
-            Freshness {
-                conn: self.writer.clone(),
-                stream: self.stream_key.clone(),
-                group: H::GROUP,
-                consumer: self.config.consumer_name.clone(),
-                every: self.config.claim_idle / 3,
-            },
-            held.clone(),
-            refreshing.clone(),
-        ));
-        tracing::debug!(stream, partition, group = H::GROUP, consumer = %self.config.consumer_name, "consumer started");
+        for lane in &self.lanes {
+            tokio::spawn(keep_fresh(
+                Freshness {
+                    conn: self.writer.clone(),
+                    stream: lane.stream_key.clone(),
+                    group: H::GROUP,
+                    consumer: self.config.consumer_name.clone(),
+                    every: self.config.claim_idle / 3,
+                },
+                lane.held.clone(),
+                refreshing.clone(),
+            ));
+        }
+        tracing::debug!(stream, partitions, group = H::GROUP, consumer = %self.config.consumer_name, "consumer started");
 
         while !shutdown.is_cancelled() {
             let permit = tokio::select! {
@@ -263,43 +290,48 @@ impl<H: Handler> Consumer<H> {
                 () = shutdown.cancelled() => break,
             };
             let read = async {
-                if !group_ready {
-                    ensure_group(&mut self.writer.clone(), &self.stream_key, H::GROUP).await.map_err(to_redis_error)?;
-                    group_ready = true;
+                if !groups_ready {
+                    for lane in &self.lanes {
+                        ensure_group(&mut self.writer.clone(), &lane.stream_key, H::GROUP)
+                            .await
+                            .map_err(to_redis_error)?;
+                    }
+                    groups_ready = true;
                 }
-                if Instant::now() >= next_reclaim {
-                    let (batch, cursor) = self.reclaim(&reclaim_cursor, &held).await?;
-                    // Walk the whole pending list page by page, then rest.
-                    if cursor == "0-0" {
-                        next_reclaim = Instant::now() + self.config.claim_idle / 2;
-                    }
-                    reclaim_cursor = cursor;
-                    if !batch.entries.is_empty() {
-                        return Ok(batch);
-                    }
+                if let Some(batch) = self.reclaim_due(&mut reclaims).await? {
+                    return Ok(vec![batch]);
                 }
                 self.read_new().await
             };
             match read.await {
-                Ok(batch) => {
+                Ok(batches) => {
                     if std::mem::take(&mut failing) {
-                        tracing::info!(stream, partition, "redis reachable again; consuming");
+                        tracing::info!(stream, partitions, "redis reachable again; consuming");
                         backoff.reset();
                     }
-                    if batch.entries.is_empty() {
+                    if batches.is_empty() {
                         continue;
                     }
-                    // Entries keep coming but no backlog: let the next batch grow.
-                    let linger = (2..self.config.read_count).contains(&batch.entries.len());
-                    let release = held.hold(&batch.entries);
-                    tasks.spawn(process(
-                        self.handler.clone(),
-                        self.writer.clone(),
-                        self.scope.clone(),
-                        self.config.clone(),
-                        batch,
-                        (permit, release),
-                    ));
+                    // Entries keep coming but no backlog: let the next batches grow.
+                    let entries: usize = batches.iter().map(|batch| batch.entries.len()).sum();
+                    let backlog = batches.iter().any(|batch| batch.entries.len() >= self.config.read_count);
+                    let linger = entries >= 2 && !backlog;
+                    // Every lane's batch goes at once (one round trip on the shared
+                    // writer); the permit is released when the last one is done, so
+                    // with one read in flight each partition's entries stay in order.
+                    let permit = Arc::new(permit);
+                    for batch in batches {
+                        let lane = &self.lanes[batch.lane];
+                        let release = lane.held.hold(&batch.entries);
+                        tasks.spawn(process(
+                            self.handler.clone(),
+                            self.writer.clone(),
+                            lane.scope.clone(),
+                            self.config.clone(),
+                            batch,
+                            (permit.clone(), release),
+                        ));
+                    }
                     if linger && !self.config.read_linger.is_zero() {
                         tokio::select! {
                             () = tokio::time::sleep(self.config.read_linger) => {}
@@ -311,11 +343,11 @@ impl<H: Handler> Consumer<H> {
                     drop(permit);
                     failing = true;
                     if error.code() == Some("NOGROUP") {
-                        // Redis lost the group (restarted without persistence): recreate it.
-                        group_ready = false;
+                        // Redis lost a group (restarted without persistence): recreate them.
+                        groups_ready = false;
                     }
                     let delay = backoff.next_delay();
-                    tracing::warn!(stream, partition, %error, retry_in_ms = delay.as_millis() as u64, "reading the stream failed");
+                    tracing::warn!(stream, partitions, %error, retry_in_ms = delay.as_millis() as u64, "reading the stream failed");
                     tokio::select! {
                         () = tokio::time::sleep(delay) => {}
                         () = shutdown.cancelled() => break,
@@ -325,59 +357,86 @@ impl<H: Handler> Consumer<H> {
         }
         tasks.close();
         if !tasks.is_empty() {
-            tracing::info!(
-                stream,
-                partition,
-                in_flight = tasks.len(),
-                "consumer stopping; finishing batches in flight"
-            );
+            tracing::info!(stream, partitions, in_flight = tasks.len(), "consumer stopping; finishing batches in flight");
         }
         tasks.wait().await;
         refreshing.cancel();
-        tracing::debug!(stream, partition, "consumer stopped");
+        tracing::debug!(stream, partitions, "consumer stopped");
     }
 
-    /// New entries for this group, waiting up to `READ_BLOCK_MS` for some.
-    async fn read_new(&self) -> RedisResult<Batch> {
-        let reply: Option<StreamReadReply> = redis::cmd("XREADGROUP")
-            .arg("GROUP")
+    /// New entries for this group in every lane, waiting up to
+    /// `READ_BLOCK_MS` for some: one batch per lane that has any.
+    async fn read_new(&self) -> RedisResult<Vec<Batch>> {
+        let mut read = redis::cmd("XREADGROUP");
+        read.arg("GROUP")
             .arg(H::GROUP)
             .arg(&self.config.consumer_name)
             .arg("COUNT")
             .arg(self.config.read_count)
             .arg("BLOCK")
             .arg(self.config.read_block.as_millis() as u64)
-            .arg("STREAMS")
-            .arg(&self.stream_key)
-            .arg(NEW_ENTRIES)
-            .query_async(&mut self.reader.clone())
-            .await?;
-        let entries = reply.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids).collect();
-        Ok(Batch { entries, poison: HashMap::new() })
+            .arg("STREAMS");
+        for lane in &self.lanes {
+            read.arg(&lane.stream_key);
+        }
+        for _ in &self.lanes {
+            read.arg(NEW_ENTRIES);
+        }
+        let reply: Option<StreamReadReply> = read.query_async(&mut self.reader.clone()).await?;
+        Ok(reply
+            .into_iter()
+            .flat_map(|reply| reply.keys)
+            .filter(|stream| !stream.ids.is_empty())
+            .filter_map(|stream| {
+                let lane = self.lanes.iter().position(|lane| lane.stream_key == stream.key)?;
+                Some(Batch { lane, entries: stream.ids, poison: HashMap::new() })
+            })
+            .collect())
     }
 
-    /// Claims one page of entries idle longer than `CLAIM_IDLE_MS` (their
-    /// consumer is presumed dead), judging the over-delivered ones poison.
-    /// Entries this process still holds are left to the batch that holds them.
-    async fn reclaim(&self, cursor: &str, held: &Held) -> RedisResult<(Batch, String)> {
+    /// One page of reclaimed entries, from the first lane that is due a
+    /// walk of its pending list and has some. A lane walks its list page by
+    /// page, then rests `CLAIM_IDLE_MS / 2`.
+    async fn reclaim_due(&self, reclaims: &mut [Reclaim]) -> RedisResult<Option<Batch>> {
+        for (lane, reclaim) in reclaims.iter_mut().enumerate() {
+            if Instant::now() < reclaim.next {
+                continue;
+            }
+            let batch = self.reclaim(lane, reclaim).await?;
+            if !batch.entries.is_empty() {
+                return Ok(Some(batch));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Claims one page of a lane's entries idle longer than `CLAIM_IDLE_MS`
+    /// (their consumer is presumed dead), judging the over-delivered ones
+    /// poison, and moves the lane's walk on. Entries this process still
+    /// holds are left to the batch that holds them.
+    async fn reclaim(&self, lane: usize, reclaim: &mut Reclaim) -> RedisResult<Batch> {
+        let Lane { stream_key, scope, held } = &self.lanes[lane];
         let mut conn = self.writer.clone();
-        let claimed: StreamAutoClaimReply = redis::cmd("XAUTOCLAIM")
-            .arg(&self.stream_key)
+        let mut claimed: StreamAutoClaimReply = redis::cmd("XAUTOCLAIM")
+            .arg(stream_key)
             .arg(H::GROUP)
             .arg(&self.config.consumer_name)
             .arg(self.config.claim_idle.as_millis() as u64)
-            .arg(cursor)
+            .arg(&reclaim.cursor)
             .arg("COUNT")
             .arg(self.config.read_count)
             .query_async(&mut conn)
             .await?;
-        let mut claimed = claimed;
+        if claimed.next_stream_id == "0-0" {
+            reclaim.next = Instant::now() + self.config.claim_idle / 2;
+        }
+        reclaim.cursor = std::mem::take(&mut claimed.next_stream_id);
         claimed.claimed.retain(|entry| !held.contains(&entry.id));
         let mut poison = HashMap::new();
         if let (Some(first), Some(last)) = (claimed.claimed.first(), claimed.claimed.last()) {
             // XAUTOCLAIM does not say how often an entry was delivered; XPENDING does.
             let pending: StreamPendingCountReply = redis::cmd("XPENDING")
-                .arg(&self.stream_key)
+                .arg(stream_key)
                 .arg(H::GROUP)
                 .arg(&first.id)
                 .arg(&last.id)
@@ -392,13 +451,13 @@ impl<H: Handler> Consumer<H> {
             }
             tracing::info!(
                 stream = H::STREAM.name(),
-                partition = self.scope.keys.partition().index(),
+                partition = scope.keys.partition().index(),
                 claimed = claimed.claimed.len(),
                 poison = poison.len(),
                 "reclaimed idle entries"
             );
         }
-        Ok((Batch { entries: claimed.claimed, poison }, claimed.next_stream_id))
+        Ok(Batch { lane, entries: claimed.claimed, poison })
     }
 }
 
@@ -409,14 +468,15 @@ fn to_redis_error(error: store::StoreError) -> redis::RedisError {
     }
 }
 
-/// Applies one batch; the permit bounds batches in flight.
+/// Applies one batch; the permit (shared by the batches of one read) bounds
+/// reads in flight.
 async fn process<H: Handler>(
     handler: Arc<H>,
     mut conn: Redis,
     scope: Scope,
     config: Config,
     batch: Batch,
-    _held: (OwnedSemaphorePermit, Release),
+    _held: (Arc<OwnedSemaphorePermit>, Release),
 ) {
     let stream = H::STREAM.name();
     let (over_delivered, healthy): (Vec<StreamId>, Vec<StreamId>) =

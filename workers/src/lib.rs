@@ -54,9 +54,10 @@ pub async fn run(config: Config, roles: &[Role], shutdown: CancellationToken) ->
     run_partitions(config, roles, &partitions, shutdown).await
 }
 
-/// Runs the given loops on the given partitions: one consumer loop per role
-/// and partition, each with its own blocking reader, sharing one connection
-/// for everything else.
+/// Runs the given loops on the given partitions: per role, one consumer loop
+/// per set of partitions one blocking read can follow (all of them on a
+/// single Redis, each alone on a cluster), each with its own blocking
+/// reader, sharing one connection for everything else.
 pub async fn run_partitions(
     config: Config,
     roles: &[Role],
@@ -69,19 +70,18 @@ pub async fn run_partitions(
     let warehouse = Arc::new(warehouse::Warehouse { status_maxlen: maxlen });
     let refunds = Arc::new(refunds::Refunds { status_maxlen: maxlen });
     let mut loops = tokio::task::JoinSet::new();
-    for &partition in partitions {
-        let keys = config.layout.keys(partition).clone();
+    let keys: Vec<PartitionKeys> = partitions.iter().map(|&p| config.layout.keys(p).clone()).collect();
+    for set in config.redis.read_sets(keys.clone()) {
         for role in roles {
-            let (keys, writer, config, shutdown) = (keys.clone(), writer.clone(), config.clone(), shutdown.clone());
+            let (set, writer, config, shutdown) = (set.clone(), writer.clone(), config.clone(), shutdown.clone());
             match role {
-                Role::Payment => loops.spawn(consumer::run(payment.clone(), keys, writer, config, shutdown)),
-                Role::Warehouse => loops.spawn(consumer::run(warehouse.clone(), keys, writer, config, shutdown)),
-                Role::Refunds => loops.spawn(consumer::run(refunds.clone(), keys, writer, config, shutdown)),
+                Role::Payment => loops.spawn(consumer::run(payment.clone(), set, writer, config, shutdown)),
+                Role::Warehouse => loops.spawn(consumer::run(warehouse.clone(), set, writer, config, shutdown)),
+                Role::Refunds => loops.spawn(consumer::run(refunds.clone(), set, writer, config, shutdown)),
             };
         }
     }
-    let trimmed: Vec<PartitionKeys> = partitions.iter().map(|&p| config.layout.keys(p).clone()).collect();
-    loops.spawn(trimmer::run(writer, trimmed, config.clone(), shutdown.clone()));
+    loops.spawn(trimmer::run(writer, keys, config.clone(), shutdown.clone()));
     let mut result = Ok(());
     while let Some(finished) = loops.join_next().await {
         match finished {
