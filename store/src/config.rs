@@ -55,9 +55,9 @@ pub struct Settings {
     pub read_block_ms: u64,
     /// Under load (a read brought more than one entry but less than a full batch), how long a
     /// consumer, or the server's live-feed reader, waits before its next read, in milliseconds,
-    /// so batches grow: fewer, larger script calls and reads. 0 reads again at once. A read that
-    /// brings one entry never waits.
-    #[arg(long, env = "READ_LINGER_MS", default_value_t = 2, value_parser = clap::value_parser!(u64).range(0..=1000), help_heading = "Streams")]
+    /// so batches grow: fewer, larger script calls and reads, for a longer wait of every order.
+    /// 0 (the default) reads again at once. A read that brings one entry never waits.
+    #[arg(long, env = "READ_LINGER_MS", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=1000), help_heading = "Streams")]
     pub read_linger_ms: u64,
     /// Stream entries read and applied per batch (one script call).
     #[arg(long, env = "READ_COUNT", default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..=10_000), help_heading = "Streams")]
@@ -231,7 +231,7 @@ impl Config {
             consumer_expiry: Duration::from_secs(3600),
             read_block: Duration::from_millis(200),
             read_count: 128,
-            read_linger: Duration::from_millis(2),
+            read_linger: Duration::ZERO,
             idempotency_window: Duration::from_secs(86_400),
             admin_token: None,
             cors_origins: Vec::new(),
