@@ -522,3 +522,83 @@ impl Follower {
         Some(Message::Change { id, json: event.json })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use redis::streams::StreamId;
+    use redis::Value;
+    use store::Partitions;
+
+    use super::*;
+
+    fn entry(id: &str, order_id: &str, status: Option<&str>) -> StreamId {
+        let mut map = HashMap::from([
+            ("order_id".to_string(), Value::BulkString(order_id.as_bytes().to_vec())),
+            ("product_id".to_string(), Value::BulkString(b"P".to_vec())),
+            ("at".to_string(), Value::BulkString(id.split('-').next().unwrap().as_bytes().to_vec())),
+        ]);
+        if let Some(status) = status {
+            map.insert("status".to_string(), Value::BulkString(status.as_bytes().to_vec()));
+        }
+        StreamId { id: id.to_string(), map, ..Default::default() }
+    }
+
+    fn changes(events: &[FeedEvent]) -> Vec<(usize, String, String)> {
+        events
+            .iter()
+            .map(|event| {
+                let change: domain::StatusChange = serde_json::from_str(&event.json).unwrap();
+                (event.slot, event.id.to_string(), format!("{}:{}", change.order_id, change.status.as_str()))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_partitions_changes_come_by_time_then_step_whatever_their_stream() {
+        let layout = Layout::new("test", Partitions::default()).unwrap();
+        let keys = layout.keys(layout.partitions().nth(2));
+        let pages = [
+            vec![entry("10-0", "A", None), entry("12-0", "B", None)],
+            vec![entry("10-0", "A", None)],
+            vec![entry("11-0", "A", Some("fulfilled"))],
+        ];
+        let (events, more) = in_order(keys, pages, false);
+        assert!(!more);
+        assert_eq!(
+            changes(&events),
+            [
+                (6, "10-0".to_string(), "A:pending".to_string()),
+                (7, "10-0".to_string(), "A:completed".to_string()),
+                (8, "11-0".to_string(), "A:fulfilled".to_string()),
+                (6, "12-0".to_string(), "B:pending".to_string()),
+            ]
+        );
+    }
+
+    #[test]
+    fn after_a_full_page_only_the_changes_known_to_come_first_are_given() {
+        let layout = Layout::new("test", Partitions::default()).unwrap();
+        let keys = layout.keys(layout.partitions().nth(0));
+        let placed: Vec<StreamId> = (1..=REPLAY_PAGE).map(|ms| entry(&format!("{ms}-0"), "A", None)).collect();
+        // The completion at 600 may have later placements before it, still unread.
+        let pages = [placed, vec![entry("3-0", "A", None), entry("600-0", "B", None)], Vec::new()];
+        let (events, more) = in_order(keys, pages, false);
+        assert!(more);
+        assert_eq!(events.len(), REPLAY_PAGE + 1);
+        assert_eq!(events.last().map(|e| e.id.to_string()), Some(format!("{REPLAY_PAGE}-0")));
+        assert!(events.iter().all(|e| e.id.to_string() != "600-0"));
+    }
+
+    #[test]
+    fn an_entry_that_is_not_a_change_moves_the_cursor_but_is_not_sent() {
+        let layout = Layout::new("test", Partitions::default()).unwrap();
+        let keys = layout.keys(layout.partitions().nth(0));
+        let mut retried = entry("5-0", "A", None);
+        retried.map.insert("retried".to_string(), Value::BulkString(b"1".to_vec()));
+        let (events, _) = in_order(keys, [vec![retried], Vec::new(), Vec::new()], false);
+        assert_eq!(events.len(), 1);
+        assert!(events[0].json.is_empty());
+    }
+}
