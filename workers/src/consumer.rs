@@ -114,7 +114,11 @@ pub async fn run<H: Handler>(
     let durability = Durability::of(&config);
     let lanes = partitions
         .into_iter()
-        .map(|keys| Lane { stream_key: keys.stream(H::STREAM), scope: Scope { keys, durability }, held: Held::default() })
+        .map(|keys| Lane {
+            stream_key: keys.stream(H::STREAM),
+            scope: Scope { keys, durability },
+            held: Held::default(),
+        })
         .collect();
     let consumer = Consumer {
         handler,
@@ -357,7 +361,12 @@ impl<H: Handler> Consumer<H> {
         }
         tasks.close();
         if !tasks.is_empty() {
-            tracing::info!(stream, partitions, in_flight = tasks.len(), "consumer stopping; finishing batches in flight");
+            tracing::info!(
+                stream,
+                partitions,
+                in_flight = tasks.len(),
+                "consumer stopping; finishing batches in flight"
+            );
         }
         tasks.wait().await;
         refreshing.cancel();
