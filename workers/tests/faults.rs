@@ -21,11 +21,12 @@ use testkit::{on_every_backend, Backend, TestRedis};
 use workers::trimmer::WORK_STREAMS;
 
 mod common;
-use common::{config_for, spawn_workers, status_events};
+use common::{config_for, spawn_workers, spawn_workers_with, status_events};
 
 on_every_backend!(
     a_worker_killed_mid_flow_loses_nothing_and_redelivery_changes_nothing,
     sigterm_finishes_the_work_in_flight_and_exits_cleanly,
+    workers_that_split_the_partitions_between_them_finish_every_order,
 );
 
 /// A number that differs from run to run, within `range`; printed so a
@@ -392,6 +393,47 @@ async fn sigterm_finishes_the_work_in_flight_and_exits_cleanly(backend: Backend)
         "{backend:?}: graceful stop with {} entries in flight took {:.2} s",
         held_orders.len(),
         took.as_secs_f64()
+    );
+}
+
+async fn workers_that_split_the_partitions_between_them_finish_every_order(backend: Backend) {
+    let redis = TestRedis::start(backend);
+    let mut shop = Shop20::open(&redis, 100).await;
+    let count = shop.layout.partitions().count();
+    let half = count / 2;
+    let (low, high) = (format!("0-{}", half - 1), format!("{half}-{}", count - 1));
+    let _a = spawn_workers_with(&redis, "workers-low", &["--partitions", &low], &[]);
+    let _b = spawn_workers_with(&redis, "workers-high", &["--partitions", &high], &[]);
+    let accepted = shop.place(1_000).await;
+    let orders = shop.wait_until_settled(Duration::from_secs(30)).await;
+    assert_eq!(orders.len(), accepted.len());
+    let (fulfilled, refunded) = shop.check_invariants(&orders).await;
+    assert!(fulfilled > 0 && refunded > 0, "stock was contested: {fulfilled} fulfilled, {refunded} refunded");
+
+    // Each process read its own partitions' streams, and only those.
+    let mut conn = shop.conn.clone();
+    for keys in shop.layout.all() {
+        let owner = if keys.partition().index() < half { "workers-low" } else { "workers-high" };
+        for stream in WORK_STREAMS {
+            let name = keys.stream(stream);
+            let consumers: Vec<HashMap<String, redis::Value>> = redis::cmd("XINFO")
+                .arg("CONSUMERS")
+                .arg(&name)
+                .arg(stream.group().unwrap())
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            let names: Vec<String> =
+                consumers.iter().map(|c| redis::from_redis_value_ref::<String>(&c["name"]).unwrap()).collect();
+            assert!(names.iter().all(|n| n == owner), "{name} was read by {names:?}, not only {owner}");
+            let len: u64 = conn.xlen(&name).await.unwrap();
+            if stream == Stream::OrderPlaced && len > 0 {
+                assert_eq!(names, [owner], "{name} holds orders, so {owner} read it");
+            }
+        }
+    }
+    println!(
+        "{backend:?}: two workers processes, partitions {low} and {high}: {fulfilled} fulfilled, {refunded} refunded"
     );
 }
 

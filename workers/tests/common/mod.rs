@@ -21,6 +21,11 @@ pub fn config_for(redis: &TestRedis) -> Config {
 
 /// Starts `workers` against `redis` with quick reclaim and shutdown, plus `extra` settings.
 pub fn spawn_workers(redis: &TestRedis, name: &str, extra: &[(&str, &str)]) -> Process {
+    spawn_workers_with(redis, name, &[], extra)
+}
+
+/// As [`spawn_workers`], with command-line arguments (`--partitions 0-7`, ...).
+pub fn spawn_workers_with(redis: &TestRedis, name: &str, args: &[&str], extra: &[(&str, &str)]) -> Process {
     let (variable, value) = redis.env();
     let mut env = vec![
         (variable, value),
@@ -34,7 +39,7 @@ pub fn spawn_workers(redis: &TestRedis, name: &str, extra: &[(&str, &str)]) -> P
         env.retain(|(k, _)| k != key);
         env.push((key, value.to_string()));
     }
-    Process::spawn(name, WORKERS_BIN, &[], &env)
+    Process::spawn(name, WORKERS_BIN, args, &env)
 }
 
 /// Waits until every group of every partition has read its whole stream and
