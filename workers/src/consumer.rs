@@ -5,9 +5,10 @@
 //! A [`Handler`] says what a batch means; this module owns the guarantees:
 //! - entries are read with XREADGROUP BLOCK, never by polling with sleeps,
 //!   one read for the streams of every partition the loop follows (each
-//!   partition's entries then make a batch of their own); only under load (a read brought several entries, yet no full batch) the
-//!   loop pauses `READ_LINGER_MS` before its next read, so batches grow and
-//!   each costs one script call;
+//!   partition's entries then make a batch of their own); only under load
+//!   (a read brought several entries, yet no full batch) the loop pauses
+//!   `READ_LINGER_MS` before its next read, so batches grow and each costs
+//!   one script call;
 //! - an entry is acknowledged by the very script that commits its effect, so
 //!   a crash at any moment leaves it pending, and it is delivered again;
 //! - entries idle in another consumer's pending list longer than

@@ -72,7 +72,8 @@ pub struct Position {
 }
 
 /// The newest entry relayed of each slot (`None` before its reader's first
-/// read). One lock for all: a change is sent while it is held, so the order
+/// read); each slot's reader is the only one to move it, and goes on from
+/// it. One lock for all: a change is sent while it is held, so the order
 /// of the sends is the order of the positions.
 type Heads = Arc<Mutex<Vec<Option<EntryId>>>>;
 
@@ -128,7 +129,7 @@ impl StatusFeed {
     /// stream), in order, at most about a page; and whether there may be more.
     async fn replay(&self, partition: usize, after: [EntryId; LIVE]) -> redis::RedisResult<(Vec<FeedEvent>, bool)> {
         let keys = self.layout.all().nth(partition).expect("partition of this layout");
-        read_changes(&mut self.conn.clone(), &[keys], &[after], None).await
+        read_changes(&mut self.conn.clone(), std::slice::from_ref(keys), &[after], None).await
     }
 
     /// Where a browser without `Last-Event-ID` starts: the newest entry of
@@ -184,7 +185,7 @@ async fn newest(conn: &mut Redis, keys: &PartitionKeys) -> redis::RedisResult<[E
 /// change, not again for each browser a replay serves.
 async fn read_changes(
     conn: &mut Redis,
-    keys: &[&PartitionKeys],
+    keys: &[PartitionKeys],
     after: &[[EntryId; LIVE]],
     block: Option<Duration>,
 ) -> redis::RedisResult<(Vec<FeedEvent>, bool)> {
@@ -288,29 +289,34 @@ impl Reader {
     /// Relays until `shutdown`, surviving Redis outages.
     async fn run(mut self, shutdown: CancellationToken) {
         let partitions = self.keys.len();
-        // The last entry read of each live stream, per partition of the set.
-        let mut last: Option<Vec<[EntryId; LIVE]>> = None;
+        let mut started = false;
         let mut backoff = Backoff::default();
         while !shutdown.is_cancelled() {
             let read = async {
                 // Start at the newest entries once; afterwards always continue from the
-                // last ones seen, so nothing written during an outage is skipped.
-                if last.is_none() {
-                    let mut started = Vec::with_capacity(partitions);
+                // heads, the last entries relayed (only this reader moves its partitions'
+                // heads), so nothing written during an outage is skipped.
+                if !started {
+                    let mut newest_ids = Vec::with_capacity(partitions);
                     for keys in &self.keys {
-                        started.push(newest(&mut self.conn, keys).await?);
+                        newest_ids.push(newest(&mut self.conn, keys).await?);
                     }
                     let mut heads = lock(&self.heads);
-                    for (keys, after) in self.keys.iter().zip(&started) {
-                        for (k, id) in after.iter().enumerate() {
+                    for (keys, ids) in self.keys.iter().zip(&newest_ids) {
+                        for (k, id) in ids.iter().enumerate() {
                             heads[slot(keys, k)] = Some(*id);
                         }
                     }
-                    last = Some(started);
+                    started = true;
                 }
-                let after = last.as_deref().unwrap_or_default();
-                let keys: Vec<&PartitionKeys> = self.keys.iter().collect();
-                read_changes(&mut self.conn.clone(), &keys, after, Some(self.block)).await
+                let after: Vec<[EntryId; LIVE]> = {
+                    let heads = lock(&self.heads);
+                    self.keys
+                        .iter()
+                        .map(|keys| std::array::from_fn(|k| heads[slot(keys, k)].unwrap_or(EntryId::START)))
+                        .collect()
+                };
+                read_changes(&mut self.conn.clone(), &self.keys, &after, Some(self.block)).await
             };
             tokio::select! {
                 result = read => match result {
@@ -318,13 +324,6 @@ impl Reader {
                         backoff.reset();
                         let linger = events.len() >= 2 && !more && !self.linger.is_zero();
                         for mut event in events {
-                            let partition = event.slot / LIVE;
-                            if let (Some(last), Some(n)) = (
-                                last.as_mut(),
-                                self.keys.iter().position(|keys| usize::from(keys.partition().index()) == partition),
-                            ) {
-                                last[n][event.slot % LIVE] = event.id;
-                            }
                             // The head moves before the send, under the same lock: a
                             // browser that subscribes after the send starts past it,
                             // one that subscribed before gets it (see `follow`).
