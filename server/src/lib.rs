@@ -117,7 +117,6 @@ pub fn app(state: AppState) -> Router {
     let routes = Router::new()
         .merge(documented)
         .merge(openapi::routes(&doc))
-        .route("/api/events", get(feed::events))
         .route("/metrics", get(metrics::metrics))
         .leptos_routes_with_context(
             &state,
@@ -137,6 +136,14 @@ pub fn app(state: AppState) -> Router {
         .layer(CompressionLayer::new())
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::limit_server_fn_tokens))
         .layer(axum::middleware::from_fn(auth::client_addr))
+        // The live feed skips the layers above: it takes no body, no token and
+        // no compression, and a frame passes every body wrapper on its way to
+        // each of thousands of browsers.
+        .merge(
+            Router::new()
+                .route("/api/events", get(feed::events))
+                .route_layer(axum::middleware::from_fn(metrics::track_requests)),
+        )
         .layer(cors)
         .layer(TraceLayer::new_for_http())
         .with_state(state)

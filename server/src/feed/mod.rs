@@ -27,15 +27,15 @@ use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use axum::body::Body;
 use axum::extract::State;
-use axum::http::HeaderMap;
-use axum::response::sse::{Event, KeepAlive, Sse};
-use futures::Stream;
+use axum::http::{header, HeaderMap};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use redis::streams::{StreamRangeReply, StreamReadReply};
 use store::connection::{self, Backoff};
 use store::{Layout, PartitionKeys, Redis, RedisTarget, Stream as Log};
 use tokio::sync::broadcast;
-use tokio_stream::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use self::cursor::{Cursor, EntryId};
@@ -45,6 +45,9 @@ use crate::AppState;
 const BROADCAST_CAPACITY: usize = 1024;
 /// Entries fetched per XRANGE page when replaying.
 const REPLAY_PAGE: usize = 500;
+/// How often every browser gets a comment, so that proxies and browsers
+/// keep a quiet stream open.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 /// The live streams of one partition.
 const LIVE: usize = Log::LIVE.len();
@@ -64,11 +67,23 @@ pub struct FeedEvent {
     pub position: Option<Arc<Position>>,
 }
 
-/// The relayed heads of every slot, and their event id.
+/// The relayed heads of every slot, and the change's SSE frame with the
+/// event id that stands for them.
 #[derive(Debug)]
 pub struct Position {
     pub cursor: Cursor,
-    pub event_id: String,
+    pub frame: Bytes,
+}
+
+/// What the broadcast carries to every browser.
+#[derive(Debug, Clone)]
+enum Broadcast {
+    Change(FeedEvent),
+    /// Time for a keep-alive comment ([`KEEP_ALIVE`]).
+    KeepAlive,
+    /// The server is shutting down: every stream ends, so graceful shutdown
+    /// completes.
+    Closing,
 }
 
 /// The newest entry relayed of each slot (`None` before its reader's first
@@ -89,12 +104,12 @@ fn heads_cursor(heads: &[Option<EntryId>]) -> Option<Cursor> {
 /// The process-wide relay of every partition's status changes.
 #[derive(Clone)]
 pub struct StatusFeed {
-    sender: broadcast::Sender<FeedEvent>,
+    sender: broadcast::Sender<Broadcast>,
     conn: Redis,
     layout: Layout,
     /// Where a new browser starts.
     heads: Heads,
-    /// Ends every client's stream on shutdown, so graceful shutdown completes.
+    /// Cancelled on shutdown (then [`Broadcast::Closing`] is sent).
     shutdown: CancellationToken,
 }
 
@@ -122,6 +137,7 @@ impl StatusFeed {
             };
             tokio::spawn(reader.run(shutdown.clone()));
         }
+        tokio::spawn(keep_alive(sender.clone(), shutdown.clone()));
         Ok(StatusFeed { sender, conn: connection::connect(target)?, layout: layout.clone(), heads, shutdown })
     }
 
@@ -277,7 +293,7 @@ fn to_json(stream: Log, entry: &redis::streams::StreamId, record: bool) -> Optio
 struct Reader {
     conn: Redis,
     keys: Vec<PartitionKeys>,
-    sender: broadcast::Sender<FeedEvent>,
+    sender: broadcast::Sender<Broadcast>,
     heads: Heads,
     block: Duration,
     /// The pause after a read that brought several changes (`READ_LINGER_MS`):
@@ -331,11 +347,11 @@ impl Reader {
                             heads[event.slot] = Some(event.id);
                             if !event.json.is_empty() {
                                 event.position = heads_cursor(&heads).map(|cursor| {
-                                    let event_id = cursor.encode();
-                                    Arc::new(Position { cursor, event_id })
+                                    let frame = frame(&cursor.encode(), &event.json);
+                                    Arc::new(Position { cursor, frame })
                                 });
                                 // No subscribers is fine: nobody is watching.
-                                let _ = self.sender.send(event);
+                                let _ = self.sender.send(Broadcast::Change(event));
                             }
                         }
                         if linger {
@@ -357,11 +373,40 @@ impl Reader {
     }
 }
 
+/// Sends [`Broadcast::KeepAlive`] every [`KEEP_ALIVE`], one timer for all
+/// browsers rather than one each, and [`Broadcast::Closing`] on shutdown.
+async fn keep_alive(sender: broadcast::Sender<Broadcast>, shutdown: CancellationToken) {
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + KEEP_ALIVE, KEEP_ALIVE);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {
+                let _ = sender.send(Broadcast::KeepAlive);
+            }
+            () = shutdown.cancelled() => {
+                let _ = sender.send(Broadcast::Closing);
+                return;
+            }
+        }
+    }
+}
+
+/// One SSE event: its id, its data (JSON, which has no line breaks, as an
+/// event id has none), then the blank line that ends it.
+fn frame(event_id: &str, json: &str) -> Bytes {
+    let mut frame = String::with_capacity(event_id.len() + json.len() + 12);
+    for part in ["id: ", event_id, "\ndata: ", json, "\n\n"] {
+        frame.push_str(part);
+    }
+    frame.into()
+}
+
+/// The comment a browser gets once it is subscribed and caught up.
+const SUBSCRIBED_FRAME: &[u8] = b": subscribed\n\n";
+/// The comment every browser gets every [`KEEP_ALIVE`].
+const KEEP_ALIVE_FRAME: &[u8] = b": keep-alive\n\n";
+
 /// `GET /api/events`: the live feed for one browser.
-pub async fn events(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+pub async fn events(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let slots = usize::from(state.feed.layout.partitions().count()) * LIVE;
     let resume =
         headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|text| Cursor::decode(text, slots));
@@ -376,44 +421,12 @@ pub async fn events(
     };
     // The connection's own task polls the stream when it can write: no task
     // or channel per browser between the broadcast and the socket.
-    let stream = futures::stream::unfold(follower, |mut follower| async move {
-        let message = follower.next().await?;
-        Some((message, follower))
-    })
-    .map(|message| {
-        Ok(match message {
-            Message::Change { id, json } => Event::default().id(id.as_str()).data(&*json),
-            Message::Subscribed => Event::default().comment(SUBSCRIBED),
-        })
+    let frames = futures::stream::unfold(follower, |mut follower| async move {
+        let frame = follower.next().await?;
+        Some((Ok::<_, Infallible>(frame), follower))
     });
-    Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
-}
-
-/// The comment a browser gets once it is subscribed and caught up.
-pub const SUBSCRIBED: &str = "subscribed";
-
-/// What one browser is sent.
-enum Message {
-    /// A change, with the event id that stands for the browser's cursor after it.
-    Change { id: EventId, json: Arc<str> },
-    /// Subscribed and caught up: every later change reaches this browser.
-    Subscribed,
-}
-
-/// An event id: the browser's own, or the one every browser that has seen
-/// exactly what this process relayed shares (see [`FeedEvent::position`]).
-enum EventId {
-    Own(String),
-    Shared(Arc<Position>),
-}
-
-impl EventId {
-    fn as_str(&self) -> &str {
-        match self {
-            EventId::Own(text) => text,
-            EventId::Shared(position) => &position.event_id,
-        }
-    }
+    ([(header::CONTENT_TYPE, "text/event-stream"), (header::CACHE_CONTROL, "no-cache")], Body::from_stream(frames))
+        .into_response()
 }
 
 /// Where a browser's feed stands.
@@ -431,21 +444,21 @@ enum Phase {
 /// shutdown; dropped when the browser goes away.
 struct Follower {
     feed: StatusFeed,
-    live: broadcast::Receiver<FeedEvent>,
+    live: broadcast::Receiver<Broadcast>,
     cursor: Cursor,
     phase: Phase,
-    /// Replayed messages not sent yet.
-    queued: VecDeque<Message>,
+    /// Replayed frames not sent yet.
+    queued: VecDeque<Bytes>,
     /// Whether `: subscribed` was sent.
     announced: bool,
 }
 
 impl Follower {
-    /// The next message for the browser; `None` ends its stream.
-    async fn next(&mut self) -> Option<Message> {
+    /// The next frame for the browser; `None` ends its stream.
+    async fn next(&mut self) -> Option<Bytes> {
         loop {
-            if let Some(message) = self.queued.pop_front() {
-                return Some(message);
+            if let Some(frame) = self.queued.pop_front() {
+                return Some(frame);
             }
             match self.phase {
                 // A browser without `Last-Event-ID` starts at the heads, read after
@@ -460,25 +473,31 @@ impl Follower {
                 Phase::Replay { partition } if partition * LIVE >= self.cursor.0.len() => self.phase = Phase::Live,
                 Phase::Replay { partition } => self.replay(partition).await,
                 Phase::Live if !self.announced => {
-                    self.announced = true;
-                    return Some(Message::Subscribed);
-                }
-                Phase::Live => {
-                    let received = tokio::select! {
-                        received = self.live.recv() => received,
-                        () = self.feed.shutdown.cancelled() => return None,
-                    };
-                    match received {
-                        Ok(event) => {
-                            if let Some(message) = self.relay(event) {
-                                return Some(message);
-                            }
-                        }
-                        // Too slow for the buffer: go back to Redis from the cursor.
-                        Err(broadcast::error::RecvError::Lagged(_)) => self.phase = Phase::Replay { partition: 0 },
-                        Err(broadcast::error::RecvError::Closed) => return None,
+                    // Subscribed after the shutdown began, it would wait for a
+                    // `Closing` sent before it: check once here instead.
+                    if self.feed.shutdown.is_cancelled() {
+                        return None;
                     }
+                    self.announced = true;
+                    return Some(Bytes::from_static(SUBSCRIBED_FRAME));
                 }
+                Phase::Live => match self.live.recv().await {
+                    Ok(Broadcast::Change(event)) => {
+                        if let Some(frame) = self.relay(event) {
+                            return Some(frame);
+                        }
+                    }
+                    Ok(Broadcast::KeepAlive) => return Some(Bytes::from_static(KEEP_ALIVE_FRAME)),
+                    Ok(Broadcast::Closing) | Err(broadcast::error::RecvError::Closed) => return None,
+                    // Too slow for the buffer (perhaps past a `Closing`): go back to Redis
+                    // from the cursor, unless the server is shutting down.
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        if self.feed.shutdown.is_cancelled() {
+                            return None;
+                        }
+                        self.phase = Phase::Replay { partition: 0 };
+                    }
+                },
             }
         }
     }
@@ -492,8 +511,7 @@ impl Follower {
                 for event in events {
                     self.cursor.0[event.slot] = event.id;
                     if !event.json.is_empty() {
-                        let id = EventId::Own(self.cursor.encode());
-                        self.queued.push_back(Message::Change { id, json: event.json });
+                        self.queued.push_back(frame(&self.cursor.encode(), &event.json));
                     }
                 }
                 if !more {
@@ -507,18 +525,19 @@ impl Follower {
         }
     }
 
-    /// A change from the broadcast, unless it was replayed already.
-    fn relay(&mut self, event: FeedEvent) -> Option<Message> {
+    /// A change from the broadcast as a frame, unless it was replayed
+    /// already: the frame every browser in step shares, or one with this
+    /// browser's own event id.
+    fn relay(&mut self, event: FeedEvent) -> Option<Bytes> {
         let seen = self.cursor.0.get_mut(event.slot)?;
         if event.id <= *seen {
             return None;
         }
         *seen = event.id;
-        let id = match event.position {
-            Some(position) if position.cursor == self.cursor => EventId::Shared(position),
-            _ => EventId::Own(self.cursor.encode()),
-        };
-        Some(Message::Change { id, json: event.json })
+        Some(match event.position {
+            Some(position) if position.cursor == self.cursor => position.frame.clone(),
+            _ => frame(&self.cursor.encode(), &event.json),
+        })
     }
 }
 
@@ -599,5 +618,93 @@ mod tests {
         let (events, _) = in_order(keys, [vec![retried], Vec::new(), Vec::new()], false);
         assert_eq!(events.len(), 1);
         assert!(events[0].json.is_empty());
+    }
+
+    /// A feed of one partition whose Redis is never reached (the connection
+    /// is made on first use), and a follower of it that is live and announced.
+    fn live_follower() -> (broadcast::Sender<Broadcast>, CancellationToken, Follower) {
+        let layout = Layout::new("test", Partitions::new(1).unwrap()).unwrap();
+        let (sender, live) = broadcast::channel(BROADCAST_CAPACITY);
+        let shutdown = CancellationToken::new();
+        let target = RedisTarget::Single("redis://127.0.0.1:1".into());
+        let feed = StatusFeed {
+            sender: sender.clone(),
+            conn: connection::connect(&target).unwrap(),
+            layout,
+            heads: Arc::new(Mutex::new(vec![None; LIVE])),
+            shutdown: shutdown.clone(),
+        };
+        let cursor = Cursor(vec![EntryId { ms: 5, seq: 0 }; LIVE]);
+        let follower = Follower { feed, live, cursor, phase: Phase::Live, queued: VecDeque::new(), announced: true };
+        (sender, shutdown, follower)
+    }
+
+    fn change(slot: usize, ms: u64, position: Option<Cursor>) -> Broadcast {
+        let json: Arc<str> = Arc::from(format!(r#"{{"n":{ms}}}"#));
+        let position = position.map(|cursor| {
+            let frame = frame(&format!("shared-{ms}"), &json);
+            Arc::new(Position { cursor, frame })
+        });
+        Broadcast::Change(FeedEvent { slot, id: EntryId { ms, seq: 0 }, json, position })
+    }
+
+    #[test]
+    fn a_frame_is_the_id_and_data_lines_then_a_blank_line() {
+        assert_eq!(&frame("k1:0,,3", r#"{"a":"b\nc"}"#)[..], b"id: k1:0,,3\ndata: {\"a\":\"b\\nc\"}\n\n");
+    }
+
+    #[tokio::test]
+    async fn a_follower_in_step_gets_the_shared_frame_and_one_behind_gets_its_own() {
+        let (sender, _shutdown, mut follower) = live_follower();
+        let mut in_step = follower.cursor.clone();
+        in_step.0[1] = EntryId { ms: 6, seq: 0 };
+        sender.send(change(1, 6, Some(in_step.clone()))).unwrap();
+        assert_eq!(&follower.next().await.unwrap()[..], b"id: shared-6\ndata: {\"n\":6}\n\n");
+        // Already seen: skipped. Then a change whose shared position this
+        // follower is not at (it missed slot 0's entry 7): its own event id.
+        sender.send(change(1, 6, Some(in_step.clone()))).unwrap();
+        let mut ahead = in_step.clone();
+        ahead.0[0] = EntryId { ms: 7, seq: 0 };
+        ahead.0[2] = EntryId { ms: 8, seq: 0 };
+        sender.send(change(2, 8, Some(ahead))).unwrap();
+        let mut own = in_step;
+        own.0[2] = EntryId { ms: 8, seq: 0 };
+        let expected = frame(&own.encode(), r#"{"n":8}"#);
+        assert_eq!(follower.next().await.unwrap(), expected);
+        assert_eq!(follower.cursor, own);
+    }
+
+    #[tokio::test]
+    async fn a_follower_relays_keep_alives_and_ends_on_closing() {
+        let (sender, _shutdown, mut follower) = live_follower();
+        sender.send(Broadcast::KeepAlive).unwrap();
+        assert_eq!(&follower.next().await.unwrap()[..], KEEP_ALIVE_FRAME);
+        sender.send(Broadcast::Closing).unwrap();
+        assert_eq!(follower.next().await, None);
+    }
+
+    #[tokio::test]
+    async fn a_follower_that_lags_during_shutdown_ends_instead_of_replaying() {
+        let (sender, shutdown, mut follower) = live_follower();
+        for ms in 0..=BROADCAST_CAPACITY as u64 {
+            sender.send(change(0, 10 + ms, None)).unwrap();
+        }
+        shutdown.cancel();
+        assert_eq!(follower.next().await, None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn every_browser_gets_a_keep_alive_from_one_timer_and_closing_on_shutdown() {
+        let (sender, mut received) = broadcast::channel(BROADCAST_CAPACITY);
+        let shutdown = CancellationToken::new();
+        let ticker = tokio::spawn(keep_alive(sender, shutdown.clone()));
+        tokio::time::sleep(KEEP_ALIVE * 2 + Duration::from_millis(1)).await;
+        for _ in 0..2 {
+            assert!(matches!(received.try_recv(), Ok(Broadcast::KeepAlive)));
+        }
+        assert!(received.try_recv().is_err(), "one keep-alive per interval");
+        shutdown.cancel();
+        ticker.await.unwrap();
+        assert!(matches!(received.try_recv(), Ok(Broadcast::Closing)));
     }
 }
