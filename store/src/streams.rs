@@ -1,8 +1,11 @@
 //! Stream entries as typed events, and the consumer-group plumbing shared by
 //! every consumer.
 
+use std::collections::HashMap;
+
 use domain::{OrderStatus, StatusChange};
-use redis::streams::StreamId;
+use redis::streams::{StreamId, StreamKey};
+use redis::{FromRedisValue, ParsingError, Value};
 
 use crate::error::{StoreError, StoreResult};
 use crate::keys::Stream;
@@ -149,6 +152,81 @@ pub fn status_change(stream: Stream, entry: &StreamId) -> Result<StatusChange, M
     })
 }
 
+/// The reply of `XREAD` or `XREADGROUP`: the entries read, per stream; none
+/// when a blocking read timed out.
+///
+/// Read straight into redis-rs's stream types, moving each value: redis-rs's
+/// own `StreamReadReply` first copies the whole reply, then builds three
+/// levels of maps (perf, throughput scenario: 6% of the server's CPU and 10%
+/// of the workers').
+#[derive(Debug, Default)]
+pub struct StreamReads {
+    pub keys: Vec<StreamKey>,
+}
+
+impl FromRedisValue for StreamReads {
+    fn from_redis_value(value: Value) -> Result<Self, ParsingError> {
+        let streams = match value {
+            Value::Nil => return Ok(StreamReads::default()),
+            Value::Array(rows) => rows.into_iter().map(pair).collect::<Result<Vec<_>, _>>()?,
+            // RESP3 answers a map of stream name to entries.
+            Value::Map(pairs) => pairs,
+            other => return Err(not_a_read(&other)),
+        };
+        let keys = streams
+            .into_iter()
+            .map(|(key, entries)| {
+                let ids = match entries {
+                    Value::Array(entries) => entries.into_iter().map(entry).collect::<Result<_, _>>()?,
+                    Value::Nil => Vec::new(),
+                    other => return Err(not_a_read(&other)),
+                };
+                Ok(StreamKey { key: String::from_redis_value(key)?, ids })
+            })
+            .collect::<Result<_, ParsingError>>()?;
+        Ok(StreamReads { keys })
+    }
+}
+
+fn not_a_read(value: &Value) -> ParsingError {
+    ParsingError::from(format!("not a stream read reply: {value:?}"))
+}
+
+/// `[a, b]` as `(a, b)`.
+fn pair(value: Value) -> Result<(Value, Value), ParsingError> {
+    match value {
+        Value::Array(items) if items.len() == 2 => {
+            let mut items = items.into_iter();
+            Ok((items.next().unwrap_or(Value::Nil), items.next().unwrap_or(Value::Nil)))
+        }
+        other => Err(not_a_read(&other)),
+    }
+}
+
+/// `[id, [field, value, ...]]`; the fields are nil for an entry deleted
+/// while it was pending.
+fn entry(value: Value) -> Result<StreamId, ParsingError> {
+    let (id, fields) = pair(value)?;
+    let mut map = HashMap::new();
+    match fields {
+        Value::Array(fields) => {
+            map.reserve(fields.len() / 2);
+            let mut fields = fields.into_iter();
+            while let (Some(name), Some(value)) = (fields.next(), fields.next()) {
+                map.insert(String::from_redis_value(name)?, value);
+            }
+        }
+        Value::Map(fields) => {
+            for (name, value) in fields {
+                map.insert(String::from_redis_value(name)?, value);
+            }
+        }
+        Value::Nil => {}
+        other => return Err(not_a_read(&other)),
+    }
+    Ok(StreamId { id: String::from_redis_value(id)?, map, ..Default::default() })
+}
+
 /// Creates `group` on `stream` (and the stream itself) unless it exists.
 pub async fn ensure_group<C: redis::aio::ConnectionLike>(conn: &mut C, stream: &str, group: &str) -> StoreResult<()> {
     let created: redis::RedisResult<()> = redis::cmd("XGROUP")
@@ -167,7 +245,64 @@ pub async fn ensure_group<C: redis::aio::ConnectionLike>(conn: &mut C, stream: &
 
 #[cfg(test)]
 mod tests {
-    use super::EntryId;
+    use redis::{FromRedisValue, Value};
+
+    use super::{EntryId, StreamReads};
+
+    fn text(s: &str) -> Value {
+        Value::BulkString(s.as_bytes().to_vec())
+    }
+
+    fn entry(id: &str, fields: &[&str]) -> Value {
+        Value::Array(vec![text(id), Value::Array(fields.iter().map(|f| text(f)).collect())])
+    }
+
+    /// Per stream, its entries: id and fields, sorted by name.
+    type Read = Vec<(String, Vec<(String, Vec<(String, String)>)>)>;
+
+    fn read(reply: Value) -> Read {
+        StreamReads::from_redis_value(reply)
+            .unwrap()
+            .keys
+            .into_iter()
+            .map(|key| {
+                let ids = key
+                    .ids
+                    .into_iter()
+                    .map(|id| {
+                        let mut fields: Vec<(String, String)> =
+                            id.map.keys().map(|name| (name.clone(), id.get::<String>(name).unwrap())).collect();
+                        fields.sort();
+                        (id.id, fields)
+                    })
+                    .collect();
+                (key.key, ids)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_stream_read_reply_is_read_per_stream_and_entry_in_resp2_and_resp3() {
+        let a = || entry("1-0", &["order_id", "A", "at", "5"]);
+        let b = || Value::Array(vec![text("2-1"), Value::Nil]);
+        let expected = vec![
+            (
+                "s1".to_string(),
+                vec![("1-0".to_string(), vec![("at".into(), "5".into()), ("order_id".into(), "A".into())])],
+            ),
+            ("s2".to_string(), vec![("2-1".to_string(), vec![])]),
+        ];
+        let resp2 = Value::Array(vec![
+            Value::Array(vec![text("s1"), Value::Array(vec![a()])]),
+            Value::Array(vec![text("s2"), Value::Array(vec![b()])]),
+        ]);
+        assert_eq!(read(resp2), expected);
+        let resp3 = Value::Map(vec![(text("s1"), Value::Array(vec![a()])), (text("s2"), Value::Array(vec![b()]))]);
+        assert_eq!(read(resp3), expected);
+        assert!(read(Value::Nil).is_empty(), "a blocking read that timed out");
+        assert!(StreamReads::from_redis_value(text("OK")).is_err());
+        assert!(StreamReads::from_redis_value(Value::Array(vec![Value::Array(vec![text("s1")])])).is_err());
+    }
 
     #[test]
     fn entry_ids_order_as_redis_orders_them() {

@@ -25,12 +25,12 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use redis::streams::{StreamAutoClaimReply, StreamId, StreamPendingCountReply, StreamReadReply};
+use redis::streams::{StreamAutoClaimReply, StreamId, StreamPendingCountReply};
 use redis::{FromRedisValue, RedisResult, Value};
 use store::connection::{self, Backoff};
 use store::durability::Durability;
 use store::scripts::{self, Call, DeadLettered};
-use store::streams::{ensure_group, MalformedEntry, NEW_ENTRIES};
+use store::streams::{ensure_group, MalformedEntry, StreamReads, NEW_ENTRIES};
 use store::{Config, PartitionKeys, Redis, Stream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
@@ -392,10 +392,10 @@ impl<H: Handler> Consumer<H> {
         for _ in &self.lanes {
             read.arg(NEW_ENTRIES);
         }
-        let reply: Option<StreamReadReply> = read.query_async(&mut self.reader.clone()).await?;
+        let reply: StreamReads = read.query_async(&mut self.reader.clone()).await?;
         Ok(reply
+            .keys
             .into_iter()
-            .flat_map(|reply| reply.keys)
             .filter(|stream| !stream.ids.is_empty())
             .filter_map(|stream| {
                 let lane = self.lanes.iter().position(|lane| lane.stream_key == stream.key)?;

@@ -32,8 +32,9 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use redis::streams::{StreamRangeReply, StreamReadReply};
+use redis::streams::StreamRangeReply;
 use store::connection::{self, Backoff};
+use store::streams::StreamReads;
 use store::{Layout, PartitionKeys, Redis, RedisTarget, Stream as Log};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
@@ -215,9 +216,9 @@ async fn read_changes(
     for id in after.iter().flatten() {
         read.arg(id.to_string());
     }
-    let reply: Option<StreamReadReply> = read.query_async(conn).await?;
+    let reply: StreamReads = read.query_async(conn).await?;
     let mut pages: Vec<[Vec<redis::streams::StreamId>; LIVE]> = keys.iter().map(|_| Default::default()).collect();
-    for stream in reply.map(|r| r.keys).unwrap_or_default() {
+    for stream in reply.keys {
         if let Some(n) = names.iter().position(|name| *name == stream.key) {
             pages[n / LIVE][n % LIVE] = stream.ids;
         }
