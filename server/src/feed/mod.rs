@@ -7,9 +7,9 @@
 //! twice. A reader task per server process reads every partition's three
 //! (one XREAD BLOCK, on a connection of its own; on a cluster, one reader
 //! per partition, as one command cannot span slots), puts their entries in the order
-//! of the changes, and fans each out through one broadcast channel,
-//! serialized to JSON once, with the event id that every browser in step
-//! shares encoded once too. Each browser's stream (polled by its connection's
+//! of the changes, and fans each out through one broadcast channel as an
+//! SSE frame built once: the change serialized to JSON, with the event id
+//! that every browser in step shares. Each browser's stream (polled by its connection's
 //! own task, so no task or channel of its own) first replays from Redis
 //! whatever followed its `Last-Event-ID` in every partition, then follows
 //! the broadcast. The event id is a
@@ -394,8 +394,9 @@ async fn keep_alive(sender: broadcast::Sender<Broadcast>, shutdown: Cancellation
 /// One SSE event: its id, its data (JSON, which has no line breaks, as an
 /// event id has none), then the blank line that ends it.
 fn frame(event_id: &str, json: &str) -> Bytes {
-    let mut frame = String::with_capacity(event_id.len() + json.len() + 12);
-    for part in ["id: ", event_id, "\ndata: ", json, "\n\n"] {
+    let parts = ["id: ", event_id, "\ndata: ", json, "\n\n"];
+    let mut frame = String::with_capacity(parts.iter().map(|part| part.len()).sum());
+    for part in parts {
         frame.push_str(part);
     }
     frame.into()
