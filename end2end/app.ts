@@ -109,6 +109,10 @@ export class PrivateApp {
       LEPTOS_SITE_PKG_DIR: "pkg",
       LEPTOS_ENV: "PROD",
       CONSUMER_NAME: `e2e-${this.redisPort}`,
+      // The stories' browsers all come from 127.0.0.1 (scripts/test does the same).
+      ORDER_RATE_PER_CLIENT: "0",
+      SEARCH_RATE_PER_CLIENT: "0",
+      FEED_MAX_PER_CLIENT: "1000",
     };
     delete env.REDIS_CLUSTER_NODES;
     const log = (name: string) => openSync(join(this.dir, `${name}.log`), "a");

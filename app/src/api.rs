@@ -67,6 +67,11 @@ pub const ORDER_PAGE: usize = 50;
 /// Products per page of the warehouse table.
 pub const PRODUCT_PAGE: usize = 20;
 
+/// The server functions that are searches (their cost depends on what is
+/// asked): each counts against the client's `SEARCH_RATE_PER_CLIENT`, as a
+/// page render does.
+pub const SEARCHES: [&str; 4] = ["orders_page", "products_page", "list_products", "orders_with_ids"];
+
 /// The most orders one [`orders_with_ids`] call fetches.
 pub const MAX_ORDERS_BY_ID: usize = 100;
 
@@ -100,6 +105,9 @@ pub struct OrderPage {
     /// The cursor of the next page, when there is more.
     pub next_cursor: Option<String>,
     pub matched: Matched,
+    /// Whether the search matched more products than a list covers
+    /// ([`domain::search::MAX_MATCHED_PRODUCTS`]): the orders of the newest of them are shown.
+    pub narrowed: bool,
 }
 
 /// How many orders are in each status, and since when that holds: changes
@@ -151,22 +159,58 @@ mod ssr {
         parts.headers.get(name)?.to_str().ok().map(str::to_string)
     }
 
+    /// The client the server identified the request as (its address).
+    pub fn client() -> store::limits::ClientAddr {
+        use_context::<http::request::Parts>()
+            .and_then(|parts| parts.extensions.get::<store::limits::ClientAddr>().copied())
+            .unwrap_or(store::limits::ClientAddr::UNKNOWN)
+    }
+
+    /// Whether the request reached the site over HTTPS.
+    pub fn over_https() -> bool {
+        use_context::<http::request::Parts>()
+            .is_some_and(|parts| parts.extensions.get::<store::admin::Https>().is_some())
+    }
+
+    /// The per-client limits provided by the server as context.
+    pub fn limits() -> Result<store::limits::ClientLimits, ServerFnError> {
+        use_context::<store::limits::ClientLimits>()
+            .ok_or_else(|| ServerFnError::new("the client limits are not configured"))
+    }
+
+    /// 429 with `Retry-After` and a message that says how long to wait.
+    pub fn too_many(wait: std::time::Duration, message: &str) -> ServerFnError {
+        let seconds = store::limits::retry_after_secs(wait);
+        set_header(http::header::RETRY_AFTER, &seconds.to_string());
+        refuse(http::StatusCode::TOO_MANY_REQUESTS, &format!("{message} Try again in {seconds} s."))
+    }
+
+    /// Whether this is a server function's request (`/api/...`), rather than a page render.
+    fn is_server_fn_call() -> bool {
+        use_context::<http::request::Parts>().is_some_and(|parts| parts.uri.path().starts_with("/api/"))
+    }
+
     /// The admin session id in the request's cookie, if any.
     pub fn session_id() -> Option<String> {
         header(http::header::COOKIE).and_then(|c| store::admin::session_from_cookies(&c).map(str::to_string))
     }
 
     /// Whether the request may change the warehouse: no `ADMIN_TOKEN` is set,
-    /// or it carries an open admin session (or the token as a bearer header,
-    /// for scripts calling server functions directly).
+    /// or it carries an open admin session (or, for scripts calling server
+    /// functions directly, the token as a bearer header, which the server
+    /// counts against the client's wrong-token limit before the function
+    /// runs). A page render ignores a bearer header: nothing counts its
+    /// guesses there, and a browser never sends one.
     pub async fn is_admin(shop: &Shop) -> Result<bool, ServerFnError> {
         let gate = shop.admin();
         if !gate.required() {
             return Ok(true);
         }
-        let bearer = header(http::header::AUTHORIZATION);
-        if bearer.as_deref().and_then(store::admin::bearer_token).is_some_and(|t| gate.token_matches(t)) {
-            return Ok(true);
+        if is_server_fn_call() {
+            let bearer = header(http::header::AUTHORIZATION);
+            if bearer.as_deref().and_then(store::admin::bearer_token).is_some_and(|t| gate.token_matches(t)) {
+                return Ok(true);
+            }
         }
         match session_id() {
             Some(id) => gate.session_is_open(&id).await.map_err(to_message),
@@ -243,10 +287,10 @@ mod ssr {
     }
 }
 
-/// Every product, oldest first.
+/// Every product, oldest first (the first thousand): the order form's choices.
 #[server(endpoint = "list_products")]
 pub async fn list_products() -> Result<Vec<Product>, ServerFnError> {
-    ssr::shop()?.products().await.map_err(ssr::to_message)
+    Ok(ssr::shop()?.catalog().await.map_err(ssr::to_message)?.as_ref().clone())
 }
 
 /// Adds a product from the add-product form.
@@ -285,37 +329,24 @@ pub async fn admin_status() -> Result<AdminAccess, ServerFnError> {
 /// `Retry-After` and a message saying how long to wait.
 #[server(endpoint = "sign_in")]
 pub async fn sign_in(token: String) -> Result<(), ServerFnError> {
-    use store::admin::{ClientAddr, GuessLimiter};
     let gate = ssr::shop()?.admin().clone();
     if !gate.required() {
         return Ok(());
     }
-    let guesses =
-        use_context::<GuessLimiter>().ok_or_else(|| ServerFnError::new("the admin guess limit is not configured"))?;
-    // The server records the connection's peer address in every request.
-    let client = use_context::<http::request::Parts>()
-        .and_then(|parts| parts.extensions.get::<ClientAddr>().copied())
-        .unwrap_or(ClientAddr::UNKNOWN);
-    match guesses.attempt(client, || gate.token_matches(token.trim())) {
+    let client = ssr::client();
+    match ssr::limits()?.admin_guesses.attempt(client, || gate.token_matches(token.trim())) {
         Ok(true) => {}
         Ok(false) => {
             tracing::warn!(client = %client.0, "admin sign-in with a wrong token");
             return Err(ssr::unauthorized("That admin token is wrong."));
         }
         Err(wait) => {
-            let seconds = store::admin::retry_after_secs(wait);
             tracing::warn!(client = %client.0, "admin sign-in refused: too many wrong tokens");
-            if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
-                response.set_status(http::StatusCode::TOO_MANY_REQUESTS);
-            }
-            ssr::set_header(http::header::RETRY_AFTER, &seconds.to_string());
-            return Err(ServerFnError::new(format!(
-                "Too many wrong admin tokens from this address. Try again in {seconds} s."
-            )));
+            return Err(ssr::too_many(wait, "Too many wrong admin tokens from this address."));
         }
     }
     let session = gate.open_session().await.map_err(ssr::to_message)?;
-    ssr::set_header(http::header::SET_COOKIE, &store::admin::session_cookie(&session));
+    ssr::set_header(http::header::SET_COOKIE, &store::admin::session_cookie(&session, ssr::over_https()));
     tracing::info!("admin signed in");
     Ok(())
 }
@@ -326,7 +357,7 @@ pub async fn sign_out() -> Result<(), ServerFnError> {
     if let Some(session) = ssr::session_id() {
         ssr::shop()?.admin().close_session(&session).await.map_err(ssr::to_message)?;
     }
-    ssr::set_header(http::header::SET_COOKIE, &store::admin::expired_session_cookie());
+    ssr::set_header(http::header::SET_COOKIE, &store::admin::expired_session_cookie(ssr::over_https()));
     Ok(())
 }
 
@@ -340,6 +371,9 @@ pub async fn place_order(
 ) -> Result<Order, ServerFnError> {
     if product_id.trim().is_empty() {
         return Err(ssr::to_message(store::StoreError::invalid("product", "choose a product")));
+    }
+    if let Err(wait) = ssr::limits()?.order(ssr::client()) {
+        return Err(ssr::too_many(wait, "Too many orders from this address."));
     }
     let quantity = domain::Quantity::parse(&quantity)
         .map_err(|e| ssr::to_message(store::StoreError::invalid("quantity", e.to_string())))?;
@@ -443,6 +477,7 @@ pub async fn orders_page(
     };
     let request = ssr::page_request(ORDER_PAGE, cursor.as_deref())?;
     let search = search.as_deref().map(str::trim).unwrap_or_default();
+    let mut narrowed = false;
     let (page, matched) = if search.is_empty() {
         let filter = store::OrderFilter { status, products: None };
         (shop.orders_page_where(&request, &filter).await.map_err(ssr::to_message)?, Matched::All)
@@ -455,13 +490,9 @@ pub async fn orders_page(
         };
         (Page { items: found.into_iter().collect(), next_cursor: None }, Matched::Order(id))
     } else {
-        let products: Vec<String> = shop
-            .products_named(search, domain::page::MAX_LIMIT)
-            .await
-            .map_err(ssr::to_message)?
-            .into_iter()
-            .map(|p| p.id)
-            .collect();
+        let (products, more) =
+            shop.matching_products(search, domain::search::MAX_MATCHED_PRODUCTS).await.map_err(ssr::to_message)?;
+        narrowed = more;
         let page = if products.is_empty() {
             Page { items: Vec::new(), next_cursor: None }
         } else {
@@ -471,7 +502,7 @@ pub async fn orders_page(
         (page, Matched::Products(products))
     };
     let rows = ssr::with_names(&shop, page.items).await?;
-    Ok(OrderPage { rows, next_cursor: page.next_cursor, matched })
+    Ok(OrderPage { rows, next_cursor: page.next_cursor, matched, narrowed })
 }
 
 /// The orders with these ids, with their products' names (at most
@@ -501,7 +532,7 @@ pub async fn status_counts() -> Result<OrderCounts, ServerFnError> {
 pub async fn products_page(search: Option<String>, cursor: Option<String>) -> Result<Page<Product>, ServerFnError> {
     let request = ssr::page_request(PRODUCT_PAGE, cursor.as_deref())?;
     let search = search.unwrap_or_default();
-    ssr::shop()?.products_named_page(&search, &request, true).await.map_err(ssr::to_message)
+    ssr::shop()?.search_products(&search, &request, true).await.map_err(ssr::to_message)
 }
 
 /// Whether the shop answers (Redis reachable for every partition): what a

@@ -4,8 +4,9 @@
 //! and, through a listener, the order list and its counts (which fetch the
 //! one order they need, never a whole list). The browser reconnects by
 //! itself and sends `Last-Event-ID`, so the server replays whatever was
-//! missed; the lists reload once per reconnect, and once when the shop comes
-//! back after an outage.
+//! missed (or, when that is too much, sends `reload`); the lists reload once
+//! per reconnect, on `reload`, and once when the shop comes back after an
+//! outage.
 
 use std::collections::HashMap;
 
@@ -224,7 +225,10 @@ pub fn came_from(change: &StatusChange) -> Origin {
     }
 }
 
-/// Opens the event stream (in the browser only) and feeds `feed`.
+/// Opens the event stream (in the browser only) and feeds `feed`. The
+/// browser reconnects by itself after a dropped connection; when the server
+/// refused the stream (too many from this address, or the feed is full) the
+/// browser gives up, so this opens a new one after a pause.
 #[cfg(feature = "hydrate")]
 pub fn connect(feed: LiveFeed) {
     use wasm_bindgen::prelude::*;
@@ -243,22 +247,37 @@ pub fn connect(feed: LiveFeed) {
             Err(error) => leptos::logging::warn!("ignoring a malformed live event: {error}"),
         }
     });
+    // The server could not replay everything this page missed: fetch the lists again.
+    let on_reload = Closure::<dyn FnMut(web_sys::Event)>::new(move |_| feed.reload());
     let on_open = Closure::<dyn FnMut(web_sys::Event)>::new(move |_| {
         feed.connected.set(true);
         // Catch up on whatever changed before the stream was open.
         feed.reload();
         feed.dead_letters_changed.update(|n| *n += 1);
     });
-    let on_error = Closure::<dyn FnMut(web_sys::Event)>::new(move |_| feed.connected.set(false));
+    let closed = source.clone();
+    let on_error = Closure::<dyn FnMut(web_sys::Event)>::new(move |_| {
+        feed.connected.set(false);
+        if closed.ready_state() == web_sys::EventSource::CLOSED {
+            set_timeout(move || connect(feed), RECONNECT_AFTER);
+        }
+    });
     source.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+    let _ = source.add_event_listener_with_callback("reload", on_reload.as_ref().unchecked_ref());
     source.set_onopen(Some(on_open.as_ref().unchecked_ref()));
     source.set_onerror(Some(on_error.as_ref().unchecked_ref()));
     // The feed lives as long as the page.
     on_message.forget();
+    on_reload.forget();
     on_open.forget();
     on_error.forget();
     std::mem::forget(source);
 }
+
+/// How long the page waits before it asks again for a live feed the server
+/// refused.
+#[cfg(feature = "hydrate")]
+const RECONNECT_AFTER: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// While the shop is unavailable, asks every second whether it is back;
 /// once it is, clears the outage and reloads the lists, once.

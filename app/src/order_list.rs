@@ -397,7 +397,7 @@ fn OrderSearch(query: Memo<OrderQuery>) -> impl IntoView {
 /// the orders the feed brought; "Load more orders" at the end.
 #[component]
 fn OrderTable(orders: Orders, listing: Listing, page: OrderPage) -> AnyView {
-    let OrderPage { rows: first, next_cursor, .. } = page;
+    let OrderPage { rows: first, next_cursor, narrowed, .. } = page;
     let load_more = Action::new(move |(listing, cursor): &(Listing, String)| {
         let (listing, cursor) = (listing.clone(), cursor.clone());
         async move {
@@ -436,6 +436,14 @@ fn OrderTable(orders: Orders, listing: Listing, page: OrderPage) -> AnyView {
         Memo::new(move |_| none_first && orders.more.with(|m| m.len(&listing) == 0))
     };
     view! {
+        {narrowed.then(|| view! {
+            <p class="muted" data-testid="search-narrowed">
+                {format!(
+                    "Showing the orders of the {} newest products whose names match; add words to narrow the search.",
+                    domain::search::MAX_MATCHED_PRODUCTS
+                )}
+            </p>
+        })}
         {move || (waiting() > 0).then(|| view! {
             <p class="more">
                 <button type="button" class="secondary" data-testid="show-newer"

@@ -61,6 +61,8 @@ fn parse_stat_cpu(stat: &str) -> Option<f64> {
 #[derive(Clone)]
 pub struct RedisProbe {
     conn: MultiplexedConnection,
+    /// The same Redis as the shop's store reaches it, for writing in bulk.
+    store: store::Redis,
 }
 
 /// `INFO commandstats`: calls and microseconds per command.
@@ -76,11 +78,17 @@ impl RedisProbe {
     pub async fn connect(url: &str) -> Result<RedisProbe> {
         let client = redis::Client::open(url).with_context(|| format!("--redis-url {url}"))?;
         let conn = client.get_multiplexed_async_connection().await.with_context(|| format!("connecting to {url}"))?;
-        Ok(RedisProbe { conn })
+        let store = store::connection::connect(&store::RedisTarget::Single(url.to_string()))?;
+        Ok(RedisProbe { conn, store })
     }
 
     pub fn connection(&self) -> MultiplexedConnection {
         self.conn.clone()
+    }
+
+    /// A connection of the store's own kind (for `store::bulk`).
+    pub fn store(&self) -> &store::Redis {
+        &self.store
     }
 
     pub async fn info(&self, section: &str) -> Result<BTreeMap<String, String>> {

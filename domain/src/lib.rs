@@ -12,6 +12,7 @@
 //! - [`product`]: the product record and validation of new products.
 //! - [`events`]: the status changes relayed live to browsers.
 //! - [`page`]: pagination of lists (`limit`, `cursor`).
+//! - [`search`]: product search by name: indexed prefixes and queries.
 
 pub mod events;
 pub mod id;
@@ -21,6 +22,7 @@ pub mod order;
 pub mod page;
 pub mod pricing;
 pub mod product;
+pub mod search;
 
 pub use events::StatusChange;
 pub use money::{Cents, MoneyError};

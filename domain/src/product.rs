@@ -26,6 +26,38 @@ pub struct Product {
     pub quantity: u32,
 }
 
+/// Whether `c` is of Unicode's general category Cf (format): invisible
+/// characters that change how text around them shows, like the bidi
+/// overrides (U+202E turns "Oak chair" around) and zero-width spaces and
+/// joiners. The ranges are those of Unicode 15.1.
+pub fn is_format_character(c: char) -> bool {
+    const CF: [(u32, u32); 21] = [
+        (0x00AD, 0x00AD),
+        (0x0600, 0x0605),
+        (0x061C, 0x061C),
+        (0x06DD, 0x06DD),
+        (0x070F, 0x070F),
+        (0x0890, 0x0891),
+        (0x08E2, 0x08E2),
+        (0x180E, 0x180E),
+        (0x200B, 0x200F),
+        (0x202A, 0x202E),
+        (0x2060, 0x2064),
+        (0x2066, 0x206F),
+        (0xFEFF, 0xFEFF),
+        (0xFFF9, 0xFFFB),
+        (0x110BD, 0x110BD),
+        (0x110CD, 0x110CD),
+        (0x13430, 0x1343F),
+        (0x1BCA0, 0x1BCA3),
+        (0x1D173, 0x1D17A),
+        (0xE0001, 0xE0001),
+        (0xE0020, 0xE007F),
+    ];
+    let c = u32::from(c);
+    CF.iter().any(|(first, last)| (*first..=*last).contains(&c))
+}
+
 /// A validated request to add a product.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewProduct {
@@ -60,6 +92,16 @@ impl NewProduct {
         }
         if name.chars().any(char::is_control) {
             return Err(ProductError::new("name", "must not contain control characters"));
+        }
+        if let Some(format) = name.chars().find(|c| is_format_character(*c)) {
+            return Err(ProductError::new(
+                "name",
+                format!(
+                    "must not contain invisible formatting characters (found U+{:04X}: bidi overrides and \
+                     zero-width characters make one name look like another)",
+                    u32::from(format)
+                ),
+            ));
         }
         if price > MAX_PRICE {
             return Err(ProductError::new("price", MoneyError::TooLarge.to_string()));
@@ -152,6 +194,13 @@ mod tests {
         assert_eq!(NewProduct::parse(&"x".repeat(201), "1", "1").unwrap_err().field, "name");
         assert!(NewProduct::parse(&"é".repeat(200), "1", "1").is_ok(), "limit counts characters, not bytes");
         assert_eq!(NewProduct::parse("a\u{0}b", "1", "1").unwrap_err().field, "name");
+        for invisible in ["\u{202E}riahc kaO", "Oak\u{200B}chair", "Oak\u{2066}chair", "\u{FEFF}Oak", "Oak\u{AD}chair"]
+        {
+            let error = NewProduct::parse(invisible, "1", "1").unwrap_err();
+            assert_eq!(error.field, "name", "{invisible:?}");
+            assert!(error.message.contains("invisible formatting characters"), "{}", error.message);
+        }
+        assert!(NewProduct::parse("Café crème 🪑 Ω", "1", "1").is_ok(), "letters, accents and symbols are fine");
         assert_eq!(NewProduct::parse("Chair", "-1", "1").unwrap_err().field, "price");
         assert_eq!(NewProduct::parse("Chair", "1.999", "1").unwrap_err().field, "price");
         assert_eq!(NewProduct::parse("Chair", "", "1").unwrap_err().field, "price");

@@ -1,19 +1,19 @@
 //! The admin check of the REST API: with `ADMIN_TOKEN` set, warehouse
 //! changes need `Authorization: Bearer <ADMIN_TOKEN>`.
 //!
-//! Wrong tokens are rate limited per client address (`AppState::admin_guesses`,
-//! shared with the UI's sign-in): a client that sent too many gets 429 with
-//! `Retry-After`, whatever token it sends, until it has waited.
+//! Wrong tokens are rate limited per client address
+//! (`ClientLimits::admin_guesses`, shared with the UI's sign-in): a client
+//! that sent too many gets 429 with `Retry-After`, whatever token it sends,
+//! until it has waited.
 
-use std::net::SocketAddr;
-
-use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::extract::{FromRequestParts, Request, State};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use store::admin::{bearer_token, ClientAddr};
+use store::admin::bearer_token;
 
+use crate::client::client_of;
 use crate::error::ApiError;
 use crate::AppState;
 
@@ -33,34 +33,16 @@ impl FromRequestParts<AppState> for Admin {
         let Some(token) = presented else {
             return Err(ApiError::Unauthorized("this needs Authorization: Bearer <ADMIN_TOKEN>".to_string()));
         };
-        let client = parts.extensions.get::<ClientAddr>().copied().unwrap_or(ClientAddr::UNKNOWN);
-        match state.admin_guesses.attempt(client, || gate.token_matches(token)) {
+        let client = client_of(&parts.extensions);
+        match state.limits.admin_guesses.attempt(client, || gate.token_matches(token)) {
             Ok(true) => Ok(Admin),
             Ok(false) => {
                 tracing::warn!(client = %client.0, "wrong admin bearer token");
                 Err(ApiError::Unauthorized("the admin token is wrong".to_string()))
             }
-            Err(wait) => Err(ApiError::TooManyRequests(wait)),
+            Err(wait) => Err(ApiError::too_many_guesses(wait)),
         }
     }
-}
-
-/// Middleware: records the client's address ([`ClientAddr`], the TCP peer)
-/// in the request, for the admin checks of REST and of the UI's server
-/// functions. Without connection info (a server not made with
-/// `into_make_service_with_connect_info`) every client is
-/// [`ClientAddr::UNKNOWN`] and shares one allowance of wrong tokens.
-///
-/// `X-Forwarded-For` is not trusted: any client can write it. Behind a
-/// reverse proxy every client therefore counts as the proxy.
-pub async fn client_addr(mut request: Request, next: Next) -> Response {
-    let client = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(peer)| ClientAddr(peer.ip()))
-        .unwrap_or(ClientAddr::UNKNOWN);
-    request.extensions_mut().insert(client);
-    next.run(request).await
 }
 
 /// Middleware: a bearer token sent to the UI's server functions (`/api/...`;
@@ -72,11 +54,11 @@ pub async fn limit_server_fn_tokens(State(state): State<AppState>, request: Requ
     if gate.required() && request.uri().path().starts_with("/api/") {
         let presented = request.headers().get(AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(bearer_token);
         if let Some(token) = presented {
-            let client = request.extensions().get::<ClientAddr>().copied().unwrap_or(ClientAddr::UNKNOWN);
-            match state.admin_guesses.attempt(client, || gate.token_matches(token)) {
+            let client = client_of(request.extensions());
+            match state.limits.admin_guesses.attempt(client, || gate.token_matches(token)) {
                 Ok(true) => {}
                 Ok(false) => tracing::warn!(client = %client.0, "wrong admin bearer token to a server function"),
-                Err(wait) => return ApiError::TooManyRequests(wait).into_response(),
+                Err(wait) => return ApiError::too_many_guesses(wait).into_response(),
             }
         }
     }

@@ -25,9 +25,9 @@ pub enum ApiError {
     /// A warehouse change without the admin token (only when `ADMIN_TOKEN` is set).
     #[error("{0}")]
     Unauthorized(String),
-    /// Too many wrong admin tokens from this client: it must wait this long.
-    #[error("too many wrong admin tokens from this address; retry in {} s", store::admin::retry_after_secs(*.0))]
-    TooManyRequests(Duration),
+    /// Too many of `what` from this client: it must wait `wait`.
+    #[error("too many {what} from this address; retry in {} s", store::limits::retry_after_secs(*.wait))]
+    TooManyRequests { what: &'static str, wait: Duration },
     /// A body that parsed but breaks a rule; the message names the field.
     #[error("{0}")]
     Unprocessable(String),
@@ -40,6 +40,13 @@ pub enum ApiError {
     /// Redis is unreachable or misbehaving; details are logged, not returned.
     #[error("service unavailable")]
     Unavailable,
+}
+
+impl ApiError {
+    /// Too many wrong admin tokens: wait `wait`.
+    pub fn too_many_guesses(wait: Duration) -> ApiError {
+        ApiError::TooManyRequests { what: "wrong admin tokens", wait }
+    }
 }
 
 impl From<StoreError> for ApiError {
@@ -70,9 +77,9 @@ impl IntoResponse for ApiError {
                 let body = Json(ErrorBody { error: self.to_string() });
                 return (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer")], body).into_response();
             }
-            ApiError::TooManyRequests(wait) => {
+            ApiError::TooManyRequests { wait, .. } => {
                 let body = Json(ErrorBody { error: self.to_string() });
-                let retry_after = store::admin::retry_after_secs(*wait).to_string();
+                let retry_after = store::limits::retry_after_secs(*wait).to_string();
                 return (StatusCode::TOO_MANY_REQUESTS, [(header::RETRY_AFTER, retry_after)], body).into_response();
             }
         };

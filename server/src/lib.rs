@@ -16,13 +16,19 @@
 
 pub mod assets;
 pub mod auth;
+pub mod client;
+pub mod config;
 pub mod cors;
 pub mod error;
 pub mod feed;
+pub mod guard;
+pub mod headers;
 pub mod health;
+pub mod limits;
 pub mod metrics;
 pub mod openapi;
 pub mod rest;
+pub mod serve;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,13 +38,15 @@ use axum::routing::get;
 use axum::Router;
 use leptos::prelude::*;
 use leptos_axum::{generate_route_list, LeptosRoutes};
-use store::admin::GuessLimiter;
-use store::{Config, Shop};
+use store::limits::{ClientLimits, RateLimiter};
+use store::{Config, Shop, StoreError};
 use tokio_util::sync::CancellationToken;
 use tower_http::compression::CompressionLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
+
+use crate::config::ServerConfig;
 
 /// Largest request body accepted; products and orders are tiny.
 const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -71,9 +79,17 @@ pub struct Services {
     pub cors_origins: Vec<String>,
     pub feed: feed::StatusFeed,
     pub leptos_options: LeptosOptions,
-    /// Wrong admin tokens per client address, over REST and the UI's sign-in
-    /// (10 in a row, then one per 30 s, by default).
-    pub admin_guesses: GuessLimiter,
+    /// Every per-client limit: wrong admin tokens (10 in a row, then one per
+    /// 30 s, by default, over REST and the UI's sign-in together), orders,
+    /// page renders and searches.
+    pub limits: ClientLimits,
+    /// Whose forwarding headers are believed (`TRUSTED_PROXIES`).
+    pub forwarding: client::Forwarding,
+    /// Which hosts and origins are answered (`PUBLIC_ORIGIN`).
+    pub guard: guard::SiteGuard,
+    /// Whether `/metrics` is served on an address of its own (`METRICS_ADDR`)
+    /// rather than with the shop.
+    pub metrics_apart: bool,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -85,49 +101,77 @@ impl FromRef<AppState> for LeptosOptions {
 /// Connects to Redis (lazily) and starts the feed reader.
 pub fn state(
     config: &Config,
+    server: &ServerConfig,
     leptos_options: LeptosOptions,
     shutdown: CancellationToken,
-) -> redis::RedisResult<AppState> {
+) -> Result<AppState, StoreError> {
     metrics::handle();
-    let shop = Shop::new(config).map_err(|e| match e {
-        store::StoreError::Redis(e) => e,
-        other => redis::RedisError::from((redis::ErrorKind::Client, "config", other.to_string())),
-    })?;
-    let feed = feed::StatusFeed::start(&config.redis, &config.layout, config.read_block, config.read_linger, shutdown)?;
+    let shop = Shop::new(config)?;
+    let feed = feed::StatusFeed::start(
+        &config.redis,
+        &config.layout,
+        config.read_block,
+        config.read_linger,
+        server.feed,
+        shutdown,
+    )?;
+    let public: Arc<[config::Origin]> = server.public_origins.clone().into();
     Ok(AppState(Arc::new(Services {
         shop,
         feed,
         leptos_options,
         cors_origins: config.cors_origins.clone(),
-        admin_guesses: GuessLimiter::new(config.admin_guesses),
+        limits: ClientLimits {
+            admin_guesses: RateLimiter::new(config.admin_guesses),
+            orders: server.order_rate.map(RateLimiter::new),
+            searches: server.search_rate.map(RateLimiter::new),
+        },
+        forwarding: client::Forwarding {
+            trusted: server.trusted_proxies.clone().into(),
+            https_origin: public.first().is_some_and(|origin| origin.https),
+        },
+        guard: guard::SiteGuard {
+            public,
+            loopback_only: server.site_addr.ip().is_loopback(),
+            cors: config.cors_origins.clone().into(),
+        },
+        metrics_apart: server.metrics_addr.is_some(),
     })))
 }
 
 /// The whole router: REST, SSE, health, server functions and pages.
 ///
-/// Serve it with `into_make_service_with_connect_info::<SocketAddr>()`: the
-/// rate limit of wrong admin tokens counts by the client's address.
+/// Serve it with [`serve::serve`]: every per-client limit counts by the
+/// client's address, which it records.
 pub fn app(state: AppState) -> Router {
     let routes = generate_route_list(app::App);
     let shop = state.shop.clone();
-    let guesses = state.admin_guesses.clone();
+    let limits = state.limits.clone();
     let leptos_options = state.leptos_options.clone();
     let cors = cors::layer(&state.cors_origins);
     let (documented, doc) = openapi::documented().split_for_parts();
-    let routes = Router::new()
-        .merge(documented)
-        .merge(openapi::routes(&doc))
-        .route("/metrics", get(metrics::metrics))
+    let mut api = Router::new().merge(documented).merge(openapi::routes(&doc));
+    if !state.metrics_apart {
+        api = api.route("/metrics", get(metrics::metrics));
+    }
+    let pages = Router::new()
         .leptos_routes_with_context(
             &state,
             routes,
             move || {
                 provide_context(shop.clone());
-                provide_context(guesses.clone());
+                provide_context(limits.clone());
+                // The nonce the page's security headers name (see `headers`).
+                let nonce = use_context::<axum::http::request::Parts>()
+                    .and_then(|parts| parts.extensions.get::<headers::CspNonce>().cloned());
+                if let Some(nonce) = nonce {
+                    provide_context(leptos::nonce::Nonce::from_value(nonce.0));
+                }
             },
             move || app::shell(leptos_options.clone()),
         )
-        .route_layer(axum::middleware::from_fn(metrics::track_requests));
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), limits::limit_costly_reads));
+    let routes = api.merge(pages).route_layer(axum::middleware::from_fn(metrics::track_requests));
     assets::serve(routes, &state.leptos_options)
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         // gzip for whoever accepts it. The bundle's files come compressed
@@ -135,7 +179,6 @@ pub fn app(state: AppState) -> Router {
         // as they are.
         .layer(CompressionLayer::new())
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::limit_server_fn_tokens))
-        .layer(axum::middleware::from_fn(auth::client_addr))
         // The live feed skips the layers above: it takes no body, no token and
         // no compression, and a frame passes every body wrapper on its way to
         // each of thousands of browsers.
@@ -144,10 +187,18 @@ pub fn app(state: AppState) -> Router {
                 .route("/api/events", get(feed::events))
                 .route_layer(axum::middleware::from_fn(metrics::track_requests)),
         )
+        .layer(axum::middleware::from_fn(headers::security_headers))
+        .layer(axum::middleware::from_fn_with_state(state.guard.clone(), guard::guard))
+        .layer(axum::middleware::from_fn_with_state(state.forwarding.clone(), client::identify))
         .layer(cors)
         .layer(TraceLayer::new_for_http())
         .with_state(state)
         // The SSE route streams for as long as the browser stays; every other
         // request gets a deadline.
         .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::SERVICE_UNAVAILABLE, Duration::from_secs(30)))
+}
+
+/// The router of `METRICS_ADDR`: `/metrics` alone.
+pub fn metrics_app(state: AppState) -> Router {
+    Router::new().route("/metrics", get(metrics::metrics)).with_state(state)
 }

@@ -2,7 +2,6 @@
 
 use std::process::ExitCode;
 
-use axum::serve::ListenerExt;
 use clap::Parser;
 use leptos::prelude::get_configuration;
 use tokio_util::sync::CancellationToken;
@@ -20,9 +19,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 struct Cli {
     #[command(flatten)]
     settings: store::config::Settings,
-    /// Address the web server listens on.
-    #[arg(long, env = "LEPTOS_SITE_ADDR", default_value = "127.0.0.1:3000", help_heading = "Server")]
-    site_addr: std::net::SocketAddr,
+    #[command(flatten)]
+    server: server::config::ServerSettings,
 }
 
 #[tokio::main]
@@ -42,6 +40,13 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let server_config = match cli.server.check(config.admin_token.is_some()) {
+        Ok(server_config) => server_config,
+        Err(message) => {
+            eprintln!("server: {message}");
+            return ExitCode::from(2);
+        }
+    };
     let mut leptos_options = match get_configuration(None) {
         Ok(conf) => conf.leptos_options,
         Err(error) => {
@@ -49,56 +54,66 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    leptos_options.site_addr = cli.site_addr;
+    leptos_options.site_addr = server_config.site_addr;
     // cargo-leptos tells the server it runs whether the files are hashed; a
     // server started otherwise finds out from the build's list of hashes.
     if std::env::var_os("LEPTOS_HASH_FILES").is_none() {
         leptos_options.hash_files = server::assets::built_with_hashes(&leptos_options);
     }
     let addr = leptos_options.site_addr;
-    if let Err(error) = store::deployment::prepare(&config, false).await {
-        eprintln!("server: {error}");
+    let conn = match store::deployment::prepare(&config, false).await {
+        Ok(conn) => conn,
+        Err(error) => {
+            eprintln!("server: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Err(error) = store::indexes::build_missing(&conn, &config.layout).await {
+        eprintln!("server: building the search indexes in Redis ({}) failed: {error}", config.redis);
         return ExitCode::FAILURE;
     }
     let shutdown = CancellationToken::new();
-    let state = match server::state(&config, leptos_options, shutdown.clone()) {
+    let state = match server::state(&config, &server_config, leptos_options, shutdown.clone()) {
         Ok(state) => state,
         Err(error) => {
             eprintln!("server: Redis ({}): {error}", config.redis);
             return ExitCode::from(2);
         }
     };
-    // TCP_NODELAY on every connection: a small write that follows another
-    // (the next live-feed event, a response after its headers) goes out at
-    // once instead of waiting, under Nagle's algorithm, for the client's
-    // acknowledgement of the first, which it may delay by up to 40 ms.
     let listener = match tokio::net::TcpListener::bind(addr).await {
-        Ok(listener) => listener.tap_io(|stream| {
-            if let Err(error) = stream.set_nodelay(true) {
-                tracing::debug!(%error, "could not set TCP_NODELAY on a connection");
-            }
-        }),
+        Ok(listener) => listener,
         Err(error) => {
             eprintln!("server: cannot listen on {addr}: {error}");
             return ExitCode::FAILURE;
         }
     };
+    if let Some(metrics_addr) = server_config.metrics_addr {
+        match tokio::net::TcpListener::bind(metrics_addr).await {
+            Ok(listener) => {
+                tracing::info!("metrics on http://{metrics_addr}/metrics");
+                let metrics = server::metrics_app(state.clone());
+                tokio::spawn(server::serve::serve(listener, metrics, server_config.connections, shutdown.clone()));
+            }
+            Err(error) => {
+                eprintln!("server: cannot listen on METRICS_ADDR {metrics_addr}: {error}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    if config.admin_token.is_none() {
+        tracing::warn!("ADMIN_TOKEN is unset: anyone who reaches this server can change the warehouse");
+    }
+    if server_config.public_origins.is_empty() && !addr.ip().is_loopback() {
+        tracing::warn!("PUBLIC_ORIGIN is unset: requests for any host name are answered (see README, Security)");
+    }
     tracing::info!(
         redis = %config.redis,
         namespace = config.layout.namespace(),
         partitions = config.layout.partitions().count(),
         "listening on http://{addr}"
     );
-    // The peer address of each connection: wrong admin tokens are limited per client.
-    let app = server::app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let served =
-        axum::serve(listener, app).with_graceful_shutdown(store::shutdown::cancel_on_signal(shutdown.clone())).await;
+    tokio::spawn(store::shutdown::cancel_on_signal(shutdown.clone()));
+    server::serve::serve(listener, server::app(state), server_config.connections, shutdown.clone()).await;
     shutdown.cancel();
-    match served {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            tracing::error!(%error, "server failed");
-            ExitCode::FAILURE
-        }
-    }
+    ExitCode::SUCCESS
 }

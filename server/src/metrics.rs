@@ -42,7 +42,7 @@ pub fn handle() -> PrometheusHandle {
 /// Middleware: records every routed request's latency by method, route and status.
 pub async fn track_requests(request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = request.method().to_string();
+    let method = method_label(request.method());
     let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string());
     let response = next.run(request).await;
     if let Some(route) = route {
@@ -51,6 +51,24 @@ pub async fn track_requests(request: Request, next: Next) -> Response {
             .record(started.elapsed().as_secs_f64());
     }
     response
+}
+
+/// The `method` label of a request: the standard methods by name, any
+/// other as `other`, so that invented methods cannot grow `/metrics`.
+fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
 }
 
 /// Records how long an order took from being placed to its final status.
@@ -85,4 +103,17 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         _ => gauge!("stockflow_redis_up").set(0.0),
     }
     ([(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], handle().render())
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::Method;
+
+    use super::*;
+
+    #[test]
+    fn invented_methods_count_as_other() {
+        assert_eq!(method_label(&Method::POST), "POST");
+        assert_eq!(method_label(&Method::from_bytes(b"FOO123").unwrap()), "other");
+    }
 }

@@ -10,10 +10,12 @@ use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{FromRequest, Path, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::IntoResponse;
+use axum::Extension;
 use axum::Json;
 use domain::{NewProduct, NumberInput, Order, Page, PageRequest, Product, Quantity, Restock};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use store::limits::ClientAddr;
 use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -310,13 +312,17 @@ fn replayed_header(replayed: bool) -> [(&'static str, &'static str); 1] {
         (status = 413, description = "Body over 64 KiB", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
         (status = 422, description = "Bad quantity, or a key reused for a different order", body = ErrorBody),
+        (status = 429, description = "Too many orders from this client address (ORDER_RATE_PER_CLIENT); retry after the wait", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before placing another order"))),
         (status = 503, description = "Redis unreachable", body = ErrorBody),
     ))]
 pub(crate) async fn place_order(
     State(state): State<AppState>,
+    Extension(client): Extension<ClientAddr>,
     headers: HeaderMap,
     JsonBody(body): JsonBody<NewOrderBody>,
 ) -> Result<impl IntoResponse, ApiError> {
+    state.limits.order(client).map_err(|wait| ApiError::TooManyRequests { what: "orders", wait })?;
     let quantity = Quantity::try_from(&body.quantity).map_err(|_| {
         ApiError::Unprocessable(format!("quantity: must be a whole number from 1 to {}", Quantity::MAX.get()))
     })?;

@@ -9,7 +9,8 @@ use common::{start, start_tuned, start_with, Running};
 use reqwest::header::{AUTHORIZATION, COOKIE, RETRY_AFTER, SET_COOKIE, WWW_AUTHENTICATE};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use store::admin::{GuessLimit, GuessLimiter, Secret};
+use store::admin::Secret;
+use store::limits::{Rate, RateLimiter};
 use testkit::Backend;
 
 const TOKEN: &str = "s3cret-admin-token";
@@ -232,11 +233,11 @@ async fn answer(response: reqwest::Response) -> (StatusCode, Option<u64>, Value)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn guessing_the_admin_token_is_throttled_per_client_address() {
     // A short interval, so the test can wait it out: 3 wrong tokens, then one per 2 s.
-    let limit = GuessLimit { burst: 3, interval: Duration::from_secs(2) };
+    let limit = Rate { burst: 3, interval: Duration::from_secs(2) };
     let app = start_tuned(
         Backend::Single,
         |config| config.admin_token = Some(Secret::new(TOKEN)),
-        |state| state.admin_guesses = GuessLimiter::new(limit),
+        |state| state.limits.admin_guesses = RateLimiter::new(limit),
     )
     .await;
     let (guesser, admin) = (client_from("127.0.0.2"), client_from("127.0.0.3"));

@@ -28,6 +28,8 @@ fn spawn_server(redis: &TestRedis, port: u16) -> Process {
         ("LEPTOS_OUTPUT_NAME", "stockflow".to_string()),
         ("LEPTOS_SITE_ADDR", format!("127.0.0.1:{port}")),
         ("RUST_LOG", "server=warn".to_string()),
+        // The crowd of clients comes from one address.
+        ("ORDER_RATE_PER_CLIENT", "0".to_string()),
     ];
     Process::spawn("server", SERVER_BIN, &[], &env)
 }

@@ -103,3 +103,24 @@ fn help_lists_every_setting_with_its_variable_and_default() {
         assert!(help.contains(expected), "--help lacks {expected:?}:\n{help}");
     }
 }
+
+#[test]
+fn a_guessable_admin_token_or_an_open_warehouse_on_a_public_address_stops_the_server() {
+    let redis = TestRedis::start(Backend::Single);
+    let target = redis.env();
+    let with = |extra: &[(&str, &str)]| {
+        let mut env = vec![(target.0, target.1.clone())];
+        env.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
+        run_server(&env)
+    };
+    for short in ["", "hunter2", "fifteen-chars15"] {
+        let (code, message) = with(&[("ADMIN_TOKEN", short)]);
+        assert_eq!(code, Some(2), "ADMIN_TOKEN={short:?}: {message}");
+        assert!(message.contains("ADMIN_TOKEN has") && message.contains("at least 16"), "{message}");
+        assert!(short.is_empty() || !message.contains(short), "the token is never printed: {message}");
+    }
+    let public = format!("0.0.0.0:{}", free_port());
+    let (code, message) = with(&[("LEPTOS_SITE_ADDR", &public)]);
+    assert_eq!(code, Some(2), "{message}");
+    assert!(message.contains("ADMIN_TOKEN is unset") && message.contains("ALLOW_OPEN_WAREHOUSE=true"), "{message}");
+}

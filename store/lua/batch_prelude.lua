@@ -15,27 +15,48 @@ local function status_index(first, last, status)
   end
 end
 
+-- The index of orders in `status` by product, among KEYS[first..last] (each
+-- name ends in ':<status>:by-product'); its members are '<product id>:<order id>'.
+local function by_product_index(first, last, status)
+  local suffix = ':' .. status .. ':by-product'
+  for i = first, last do
+    if string.sub(KEYS[i], -#suffix) == suffix then return KEYS[i] end
+  end
+end
+
 -- What a batch changed, committed in its last step: the orders that moved
 -- to `to` (and the status each left), and the entries to acknowledge.
 local function new_batch(to)
-  return {to = to, left = {}, entered = {}, acks = {}}
+  return {to = to, left = {}, entered = {}, left_by_product = {}, entered_by_product = {}, acks = {}}
 end
 
--- Order `id` moved from status `from` to the batch's status, at `now`.
-local function move(batch, key, id, from, now)
+-- Order `id` of product `product_id` moved from status `from` to the
+-- batch's status, at `now`.
+local function move(batch, key, id, product_id, from, now)
   redis.call('HSET', key, 'status', batch.to, 'updated_at', now, 'at:' .. batch.to, now)
   batch.left[from] = batch.left[from] or {}
   table.insert(batch.left[from], id)
   table.insert(batch.entered, 0)
   table.insert(batch.entered, id)
+  local member = product_id .. ':' .. id
+  batch.left_by_product[from] = batch.left_by_product[from] or {}
+  table.insert(batch.left_by_product[from], member)
+  table.insert(batch.entered_by_product, 0)
+  table.insert(batch.entered_by_product, member)
 end
 
--- Moves the batch's orders between the status indexes (KEYS[first..last])
--- and acknowledges its entries on `stream` for `group`.
+-- Moves the batch's orders between the status indexes, plain and by product
+-- (KEYS[first..last]), and acknowledges its entries on `stream` for `group`.
 local function commit(batch, first, last, stream, group)
   for status, ids in pairs(batch.left) do
     each_slice(ids, function(...) redis.call('ZREM', status_index(first, last, status), ...) end)
   end
   each_slice(batch.entered, function(...) redis.call('ZADD', status_index(first, last, batch.to), ...) end)
+  for status, members in pairs(batch.left_by_product) do
+    each_slice(members, function(...) redis.call('ZREM', by_product_index(first, last, status), ...) end)
+  end
+  each_slice(batch.entered_by_product, function(...)
+    redis.call('ZADD', by_product_index(first, last, batch.to), ...)
+  end)
   each_slice(batch.acks, function(...) redis.call('XACK', stream, group, ...) end)
 end

@@ -7,7 +7,8 @@
 -- for a change (when an entry id is given) commit together with the changes,
 -- so an entry is acked exactly when its effect commits.
 -- KEYS: order-placed, order-completed, then the indexes of orders by status
---       (each name ends in ':<status>'), then one order key per order
+--       (each name ends in ':<status>') and by status and product (in
+--       ':<status>:by-product'), then one order key per order
 -- ARGV: statuses it applies from (',pending,'), status it leads to, now (ms),
 --       group, number of status indexes, then per order: order id, entry id
 --       ('' = no ack)
@@ -25,7 +26,7 @@ for i = 1, (#ARGV - 5) / 2 do
     replies[i] = 'missing'
   else
     if string.find(from, ',' .. order[1] .. ',', 1, true) then
-      move(batch, key, id, order[1], now)
+      move(batch, key, id, order[2], order[1], now)
       redis.call('XADD', KEYS[2], '*', 'order_id', id, 'product_id', order[2], 'quantity', order[3], 'at', now)
       replies[i] = 'applied'
     else

@@ -1,18 +1,26 @@
--- Adds a product to the warehouse. With an idempotency key, a retry of the
+-- Adds a product to the warehouse, and to the search index under each of
+-- the prefixes of its name's words. With an idempotency key, a retry of the
 -- same request gets the product the first attempt created (as it was then),
 -- even when the two race: the check and the creation are one step.
 -- KEYS: product, products index, [idempotency key] (absent = none; never an
---       empty name, which would hash to another cluster slot)
+--       empty name, which would hash to another cluster slot), then the
+--       product's prefix indexes
 -- ARGV: id, name, price (cents), quantity, the product as JSON (kept for
---       replays), idempotency window (s)
+--       replays), idempotency window (s), number of prefix indexes
 -- Returns {'created'} or {'replayed', the earlier product as JSON}.
-if KEYS[3] then
-  local earlier = redis.call('GET', KEYS[3])
+local prefixes = tonumber(ARGV[7])
+local idempotency = nil
+if #KEYS - prefixes == 3 then idempotency = KEYS[3] end
+if idempotency then
+  local earlier = redis.call('GET', idempotency)
   if earlier then return {'replayed', earlier} end
 end
 redis.call('HSET', KEYS[1], 'id', ARGV[1], 'name', ARGV[2], 'price', ARGV[3], 'quantity', ARGV[4])
 redis.call('ZADD', KEYS[2], 0, ARGV[1])
-if KEYS[3] then
-  redis.call('SET', KEYS[3], ARGV[5], 'EX', ARGV[6])
+for i = #KEYS - prefixes + 1, #KEYS do
+  redis.call('ZADD', KEYS[i], 0, ARGV[1])
+end
+if idempotency then
+  redis.call('SET', idempotency, ARGV[5], 'EX', ARGV[6])
 end
 return {'created'}

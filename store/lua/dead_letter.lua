@@ -9,7 +9,8 @@
 -- One atomic step: a crash cannot lose the dead letter nor duplicate it.
 -- KEYS: source stream, dead-letter stream, order-status, dead letters dropped
 --       by the cap, then the indexes of orders by status (each name ends in
---       ':<status>'), then [order] (absent when the entry concerns none)
+--       ':<status>') and by status and product (in ':<status>:by-product'),
+--       then [order] (absent when the entry concerns none)
 -- ARGV: statuses giving up applies from (',pending,completed,'), status it leads
 --       to, group, entry id, error, consumer, status max length, dead-letter
 --       cap, now (ms), number of status indexes, then the entry's field/value pairs
@@ -19,6 +20,7 @@
 local from, to = ARGV[1], ARGV[2]
 local last_index = 4 + tonumber(ARGV[10])
 local function index(status) return status_index(5, last_index, status) end
+local function by_product(status) return by_product_index(5, last_index, status) end
 local pending = redis.call('XPENDING', KEYS[1], ARGV[3], ARGV[4], ARGV[4], 1)
 if #pending == 0 then return {'not_pending'} end
 redis.call('XACK', KEYS[1], ARGV[3], ARGV[4])
@@ -39,6 +41,8 @@ local reason = 'processing failed: ' .. ARGV[5]
 redis.call('HSET', order_key, 'status', to, 'refund_reason', reason, 'updated_at', ARGV[9], 'at:' .. to, ARGV[9])
 redis.call('ZREM', index(order[1]), order[3])
 redis.call('ZADD', index(to), 0, order[3])
+redis.call('ZREM', by_product(order[1]), order[2] .. ':' .. order[3])
+redis.call('ZADD', by_product(to), 0, order[2] .. ':' .. order[3])
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[7], '*',
   'order_id', order[3], 'product_id', order[2], 'status', to,
   'reason', reason, 'at', ARGV[9])

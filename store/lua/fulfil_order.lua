@@ -9,7 +9,8 @@
 -- moves and the acknowledgement of the order-completed entries (when entry
 -- ids are given) are part of the same step.
 -- KEYS: order-completed, refund-initiated, order-status, then the indexes of
---       orders by status (each name ends in ':<status>'), then one order key
+--       orders by status (each name ends in ':<status>') and by status and
+--       product (in ':<status>:by-product'), then one order key
 --       per order, then one key per product of the batch
 -- ARGV: statuses it applies from (',completed,'), status it leads to, now (ms),
 --       order-status max length, group, number of status indexes, reason
@@ -51,7 +52,7 @@ for i = 1, orders do
       if stock[product] and stock[product] >= wanted then
         stock[product] = stock[product] - wanted
         taken[product] = taken[product] + wanted
-        move(batch, key, id, order[1], now)
+        move(batch, key, id, product_id, order[1], now)
         redis.call('XADD', KEYS[3], 'MAXLEN', '~', maxlen, '*',
           'order_id', id, 'product_id', product_id, 'status', to, 'stock', stock[product], 'at', now)
         replies[i] = {'fulfilled', stock[product]}

@@ -4,8 +4,8 @@
 -- one partition). With an idempotency key, a retry of the same request
 -- returns the order the first attempt created, even when the two race: the
 -- check and the creation are one step.
--- KEYS: orders index, order-placed, index of the first status's orders, then per order: product, order, index of the
---       product's orders, and its idempotency key when it has one
+-- KEYS: orders index, order-placed, index of the first status's orders, the same by product, then per order:
+--       product, order, index of the product's orders, and its idempotency key when it has one
 -- ARGV: idempotency window (s), the status a new order has (from the domain's rules: pending), then per order: order
 --       id, product id, unit price (cents, as priced), quantity, fee, total,
 --       now (ms), whether it has an idempotency key ('1' or '0')
@@ -15,8 +15,8 @@
 local window, status = ARGV[1], ARGV[2]
 -- Each product's price (false: no such product), and its new orders.
 local prices, of_product = {}, {}
-local replies, placed = {}, {}
-local key = 4
+local replies, placed, placed_by_product = {}, {}, {}
+local key = 5
 for i = 1, (#ARGV - 2) / 8 do
   local at = 2 + 8 * (i - 1)
   local id, product_id, price, now = ARGV[at + 1], ARGV[at + 2], ARGV[at + 3], ARGV[at + 7]
@@ -41,6 +41,8 @@ for i = 1, (#ARGV - 2) / 8 do
       'created_at', now, 'updated_at', now, 'at:' .. status, now)
     table.insert(placed, 0)
     table.insert(placed, id)
+    table.insert(placed_by_product, 0)
+    table.insert(placed_by_product, product_id .. ':' .. id)
     of_product[product_orders] = of_product[product_orders] or {}
     table.insert(of_product[product_orders], 0)
     table.insert(of_product[product_orders], id)
@@ -51,6 +53,7 @@ for i = 1, (#ARGV - 2) / 8 do
 end
 each_slice(placed, function(...) redis.call('ZADD', KEYS[1], ...) end)
 each_slice(placed, function(...) redis.call('ZADD', KEYS[3], ...) end)
+each_slice(placed_by_product, function(...) redis.call('ZADD', KEYS[4], ...) end)
 for index, ids in pairs(of_product) do
   each_slice(ids, function(...) redis.call('ZADD', index, ...) end)
 end

@@ -6,7 +6,8 @@
 -- step, the status index moves and the acknowledgement of the
 -- refund-initiated entries (when entry ids are given) included.
 -- KEYS: refund-initiated, order-status, then the indexes of orders by status
---       (each name ends in ':<status>'), then one order key per order
+--       (each name ends in ':<status>') and by status and product (in
+--       ':<status>:by-product'), then one order key per order
 -- ARGV: statuses it applies from (',completed,'), status it leads to, now (ms),
 --       order-status max length, group, number of status indexes, then per
 --       order: order id, entry id ('' = no ack)
@@ -28,7 +29,7 @@ for i = 1, (#ARGV - 6) / 2 do
   elseif not order[3] then
     replies[i] = 'not_initiated'
   else
-    move(batch, key, id, order[1], now)
+    move(batch, key, id, order[2], order[1], now)
     redis.call('XADD', KEYS[2], 'MAXLEN', '~', maxlen, '*',
       'order_id', id, 'product_id', order[2], 'status', to, 'reason', order[3], 'at', now)
     replies[i] = 'applied'

@@ -10,9 +10,10 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::admin::{GuessLimit, Secret};
+use crate::admin::{Secret, MIN_TOKEN_CHARS};
 use crate::connection::RedisTarget;
 use crate::keys::{Layout, DEFAULT_NAMESPACE};
+use crate::limits::Rate;
 use crate::partition::{Partitions, DEFAULT_PARTITIONS, MAX_PARTITIONS};
 
 /// The settings of both binaries, as given on the command line or in the environment.
@@ -83,10 +84,14 @@ pub struct Settings {
     /// How long an Idempotency-Key of POST /orders or POST /product is remembered, in seconds.
     #[arg(long, env = "IDEMPOTENCY_TTL_SECS", default_value_t = 86_400, value_parser = clap::value_parser!(u64).range(1..), help_heading = "Server")]
     pub idempotency_ttl_secs: u64,
-    /// Token needed to create, delete and restock products (bearer header, or the UI's sign-in)
-    /// [default: unset, the warehouse is open].
+    /// Token needed to create, delete and restock products (bearer header, or the UI's sign-in);
+    /// at least 16 characters [default: unset, the warehouse is open].
     #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true, help_heading = "Server")]
     pub admin_token: Option<String>,
+    /// Seconds an admin session may go unused before it ends (it ends 12 hours after sign-in
+    /// at the latest, and when ADMIN_TOKEN changes).
+    #[arg(long, env = "ADMIN_SESSION_IDLE_SECS", default_value_t = 1800, value_parser = clap::value_parser!(u64).range(60..=43_200), help_heading = "Server")]
+    pub admin_session_idle_secs: u64,
     /// Wrong admin tokens one client address may send in a row before it is throttled (429).
     #[arg(long, env = "ADMIN_GUESS_BURST", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=10_000), help_heading = "Server")]
     pub admin_guess_burst: u32,
@@ -148,9 +153,11 @@ pub struct Config {
     /// `CORS_ORIGINS`: comma-separated origins (`https://shop.example`) whose
     /// pages may call the REST API from the browser; none by default.
     pub cors_origins: Vec<String>,
+    /// `ADMIN_SESSION_IDLE_SECS`: how long an admin session may go unused.
+    pub admin_session_idle: Duration,
     /// `ADMIN_GUESS_BURST` and `ADMIN_GUESS_INTERVAL_SECS`: how many wrong
     /// admin tokens one client address may try.
-    pub admin_guesses: GuessLimit,
+    pub admin_guesses: Rate,
 }
 
 impl Settings {
@@ -166,6 +173,15 @@ impl Settings {
                  long after its entries could have been claimed",
                 self.consumer_expiry_ms, self.claim_idle_ms
             ));
+        }
+        let admin_token = self.admin_token.map(Secret::new);
+        if let Some(token) = &admin_token {
+            if token.chars() < MIN_TOKEN_CHARS {
+                return Err(format!(
+                    "ADMIN_TOKEN has {} characters; use at least {MIN_TOKEN_CHARS} (for example `openssl rand -hex 24`)",
+                    token.chars()
+                ));
+            }
         }
         Ok(Config {
             redis: self.redis_cluster_nodes.unwrap_or(RedisTarget::Single(self.redis_url)),
@@ -184,9 +200,10 @@ impl Settings {
             read_count: self.read_count as usize,
             read_linger: Duration::from_millis(self.read_linger_ms),
             idempotency_window: Duration::from_secs(self.idempotency_ttl_secs),
-            admin_token: self.admin_token.filter(|t| !t.is_empty()).map(Secret::new),
+            admin_token,
+            admin_session_idle: Duration::from_secs(self.admin_session_idle_secs),
             cors_origins: self.cors_origins.map(|o| o.0).unwrap_or_default(),
-            admin_guesses: GuessLimit {
+            admin_guesses: Rate {
                 burst: self.admin_guess_burst,
                 interval: Duration::from_secs(self.admin_guess_interval_secs),
             },
@@ -234,8 +251,9 @@ impl Config {
             read_linger: Duration::ZERO,
             idempotency_window: Duration::from_secs(86_400),
             admin_token: None,
+            admin_session_idle: Duration::from_secs(1800),
             cors_origins: Vec::new(),
-            admin_guesses: GuessLimit::default(),
+            admin_guesses: Rate { burst: 10, interval: Duration::from_secs(30) },
         }
     }
 }
@@ -266,6 +284,46 @@ fn parse_origins(list: &str) -> Result<Origins, String> {
         })
         .collect::<Result<_, _>>()
         .map(Origins)
+}
+
+/// The rows of a README's configuration table: (variable, default column).
+pub fn documented_settings(readme: &str) -> Vec<(String, String)> {
+    readme
+        .split("## Configuration")
+        .nth(1)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            let variable = cells.get(1)?.strip_prefix('`')?.strip_suffix('`')?;
+            variable
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+                .then(|| (variable.to_string(), cells[2].to_string()))
+        })
+        .collect()
+}
+
+/// Panics unless every setting of `command` that has an environment
+/// variable is a row of the README's configuration table, with its default;
+/// returns those variables.
+pub fn check_documented(command: &clap::Command, readme: &str) -> Vec<String> {
+    let rows = documented_settings(readme);
+    let mut variables = Vec::new();
+    for arg in command.get_arguments() {
+        let Some(variable) = arg.get_env().and_then(|v| v.to_str()) else { continue };
+        variables.push(variable.to_string());
+        let row = rows.iter().find(|(name, _)| name == variable);
+        let (_, default) = row.unwrap_or_else(|| panic!("README's configuration table lacks {variable}"));
+        for value in arg.get_default_values() {
+            let value = value.to_str().unwrap_or_default();
+            assert!(
+                default.contains(&format!("`{value}`")),
+                "README says {variable} defaults to {default}, the program {value}"
+            );
+        }
+    }
+    variables
 }
 
 fn default_consumer_name() -> String {
@@ -317,51 +375,12 @@ mod tests {
         assert_eq!((config.max_deliveries, config.read_count, config.dead_letter_maxlen), (5, 128, 1_000_000));
     }
 
-    /// The README's configuration table: (variable, default column) per row.
-    fn readme_settings() -> Vec<(String, String)> {
-        include_str!("../../README.md")
-            .split("## Configuration")
-            .nth(1)
-            .expect("the README has a Configuration section")
-            .lines()
-            .filter_map(|line| {
-                let cells: Vec<&str> = line.split('|').map(str::trim).collect();
-                let variable = cells.get(1)?.strip_prefix('`')?.strip_suffix('`')?;
-                variable
-                    .chars()
-                    .all(|c| c.is_ascii_uppercase() || c == '_')
-                    .then(|| (variable.to_string(), cells[2].to_string()))
-            })
-            .collect()
-    }
-
     #[test]
     fn the_readme_lists_every_setting_with_its_default() {
         use clap::CommandFactory;
-        let readme = readme_settings();
-        let command = Command::command();
-        let mut documented = Vec::new();
-        for arg in command.get_arguments() {
-            let Some(variable) = arg.get_env().and_then(|v| v.to_str()) else { continue };
-            documented.push(variable.to_string());
-            let row = readme.iter().find(|(name, _)| name == variable);
-            let (_, default) = row.unwrap_or_else(|| panic!("README's configuration table lacks {variable}"));
-            for value in arg.get_default_values() {
-                let value = value.to_str().unwrap();
-                assert!(
-                    default.contains(&format!("`{value}`")),
-                    "README says {variable} defaults to {default}, the program {value}"
-                );
-            }
-        }
-        // Read by the server binary or the logger rather than these settings.
-        let elsewhere = ["LEPTOS_SITE_ADDR", "RUST_LOG"];
-        for (name, _) in &readme {
-            assert!(
-                documented.contains(name) || elsewhere.contains(&name.as_str()),
-                "README documents {name}, which no program reads"
-            );
-        }
+        // The other way round (every row is a setting of some program) is
+        // checked by the server, which knows its own settings too.
+        check_documented(&Command::command(), include_str!("../../README.md"));
     }
 
     #[test]
@@ -374,6 +393,8 @@ mod tests {
             (&["--redis-namespace", "a b"], "REDIS_NAMESPACE"),
             (&["--cors-origins", "*"], "--cors-origins"),
             (&["--claim-idle-ms", "5000", "--consumer-expiry-ms", "4000"], "CONSUMER_EXPIRY_MS"),
+            (&["--admin-token", "short"], "ADMIN_TOKEN"),
+            (&["--admin-token", ""], "ADMIN_TOKEN"),
         ] {
             let error = parse(args).unwrap_err();
             assert!(error.contains(named), "{args:?}: {error}");

@@ -10,10 +10,13 @@
 //! | key | type | what |
 //! |---|---|---|
 //! | `<ns>:{pNN}:product:<id>` | hash | `id, name, price` (cents), `quantity` (stock) |
-//! | `<ns>:{pNN}:order:<id>` | hash | ids, prices in cents, `status`, timestamps, `refund_reason` |
+//! | `<ns>:{pNN}:order:<id>` | hash | ids, prices in cents, `status`, timestamps, `refund_reason`, and `at:<step>` for each step of its timeline |
 //! | `<ns>:{pNN}:products`, `<ns>:{pNN}:orders` | sorted set | ids, score 0: sorted by id, so by creation time |
 //! | `<ns>:{pNN}:orders:<status>` | sorted set | the partition's order ids in one status, moved by the scripts |
+//! | `<ns>:{pNN}:orders:<status>:by-product` | sorted set | `<product id>:<order id>` of the partition's orders in one status, moved by the scripts |
 //! | `<ns>:{pNN}:product-orders:<product id>` | sorted set | one product's order ids |
+//! | `<ns>:{pNN}:product-prefix:<prefix>` | sorted set | ids of the products a word of whose name starts with `<prefix>` (2 to 10 characters, lower case) |
+//! | `<ns>:{pNN}:search-indexes` | string | `1` once the two indexes above hold every product and order of the partition |
 //! | `<ns>:{pNN}:idempotency:order:<key>` | string | the order id an `Idempotency-Key` created |
 //! | `<ns>:{pNN}:idempotency:product:<key>` | string | the product (JSON) an `Idempotency-Key` created |
 //! | `<ns>:{pNN}:<stream>`, `<ns>:{pNN}:<stream>-dead` | stream | the partition's events and dead letters |
@@ -202,10 +205,32 @@ impl PartitionKeys {
         self.key(&format!("orders:{status}"))
     }
 
-    /// The index of every status, in [`OrderStatus::ALL`] order: the keys a
-    /// status change may move an order between.
+    /// Sorted set of the partition's orders in one status by product: members
+    /// `<product id>:<order id>` (score 0), so one product's orders in that
+    /// status are one range of it, newest last. Moved by the scripts in the
+    /// same step as the status.
+    pub fn orders_by_product(&self, status: OrderStatus) -> String {
+        self.key(&format!("orders:{status}:by-product"))
+    }
+
+    /// The indexes of every status, in [`OrderStatus::ALL`] order, then those
+    /// of every status by product: the keys a status change may move an
+    /// order between.
     pub fn status_indexes(&self) -> Vec<String> {
-        OrderStatus::ALL.iter().map(|status| self.orders_in(*status)).collect()
+        let plain = OrderStatus::ALL.iter().map(|status| self.orders_in(*status));
+        plain.chain(OrderStatus::ALL.iter().map(|status| self.orders_by_product(*status))).collect()
+    }
+
+    /// Sorted set of the ids of the partition's products (score 0) one of
+    /// whose name's words starts with `prefix` (see [`domain::search`]).
+    pub fn product_prefix(&self, prefix: &str) -> String {
+        self.key(&format!("product-prefix:{prefix}"))
+    }
+
+    /// String marking that the partition's search indexes hold every product
+    /// and order (written after they were built for data older than them).
+    pub fn search_indexes_built(&self) -> String {
+        self.key("search-indexes")
     }
 
     /// Sorted set of the ids of one product's orders (score 0), in the

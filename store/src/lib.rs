@@ -7,6 +7,8 @@
 //!
 //! # Layout
 //! - [`admin`]: the admin gate (`ADMIN_TOKEN`, sessions) for warehouse changes.
+//! - [`bulk`]: many products and orders written at once, for load tests and benchmarks.
+//! - [`limits`]: per-client rate limits, and the client address they count by.
 //! - [`config`]: the one `Config`, read from environment variables.
 //! - [`partition`]: the partitions data is split into, and which one an id is in.
 //! - [`keys`]: every key, stream and consumer-group name (the key layout).
@@ -18,6 +20,8 @@
 //! - [`scripts`]: the Lua scripts that make each status change atomic.
 //! - [`connection`]: one Redis or a cluster behind one type, with reconnection.
 //! - [`shop`]: the service layer for products and orders, shared by REST and server functions.
+//! - [`merge`]: one page of ids from several indexes, merged by id.
+//! - [`indexes`]: the search indexes built for data older than them.
 //! - [`streams`]: stream entries as typed events.
 //! - [`observe`]: orders by status and stream backlogs, for metrics.
 //! - [`dead_letters`]: the dead letters of every stream, listed, retried, discarded.
@@ -25,6 +29,7 @@
 //! - [`shutdown`]: SIGTERM / ctrl-c as a cancellation token.
 
 pub mod admin;
+pub mod bulk;
 pub mod config;
 pub mod connection;
 pub mod dead_letters;
@@ -32,7 +37,10 @@ pub mod deployment;
 pub mod durability;
 pub mod error;
 pub mod ids;
+pub mod indexes;
 pub mod keys;
+pub mod limits;
+pub mod merge;
 pub mod migrate;
 pub mod observe;
 pub mod partition;

@@ -197,6 +197,7 @@ async fn index_orders(conn: &mut Redis, layout: &Layout) -> StoreResult<()> {
                 let (Some(status), Some(product_id)) = (status, product_id) else { continue };
                 let Ok(status) = status.parse::<OrderStatus>() else { continue };
                 pipe.zadd(keys.orders_in(status), id, 0).ignore();
+                pipe.zadd(keys.orders_by_product(status), format!("{product_id}:{id}"), 0).ignore();
                 pipe.zadd(keys.product_orders(&product_id), id, 0).ignore();
                 if let Some(created) = created {
                     pipe.hset_nx(keys.order(id), format!("at:{}", OrderStatus::INITIAL), created).ignore();

@@ -33,7 +33,9 @@ struct Scripts {
     refund_order: Script,
     dead_letter: Script,
     create_product: Script,
+    delete_product: Script,
     restock: Script,
+    index_orders: Script,
     migrate_entry: Script,
     remove_consumer: Script,
     retry_dead_letter: Script,
@@ -50,6 +52,8 @@ const FULFIL_ORDER: &str = include_str!("../lua/fulfil_order.lua");
 const REFUND_ORDER: &str = include_str!("../lua/refund_order.lua");
 const DEAD_LETTER: &str = include_str!("../lua/dead_letter.lua");
 const CREATE_PRODUCT: &str = include_str!("../lua/create_product.lua");
+const DELETE_PRODUCT: &str = include_str!("../lua/delete_product.lua");
+const INDEX_ORDERS: &str = include_str!("../lua/index_orders.lua");
 const RESTOCK: &str = include_str!("../lua/restock.lua");
 const MIGRATE_ENTRY: &str = include_str!("../lua/migrate_entry.lua");
 const REMOVE_CONSUMER: &str = include_str!("../lua/remove_consumer.lua");
@@ -69,7 +73,9 @@ static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| {
     let refund_order = script(moving(REFUND_ORDER));
     let dead_letter = script(moving(DEAD_LETTER));
     let create_product = script(CREATE_PRODUCT.into());
+    let delete_product = script(DELETE_PRODUCT.into());
     let restock = script(RESTOCK.into());
+    let index_orders = script(moving(INDEX_ORDERS));
     let migrate_entry = script(MIGRATE_ENTRY.into());
     let remove_consumer = script(REMOVE_CONSUMER.into());
     let retry_dead_letter = script(RETRY_DEAD_LETTER.into());
@@ -80,7 +86,9 @@ static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| {
         refund_order,
         dead_letter,
         create_product,
+        delete_product,
         restock,
+        index_orders,
         migrate_entry,
         remove_consumer,
         retry_dead_letter,
@@ -355,7 +363,12 @@ pub struct PlacedOrder {
 /// idempotency key is remembered for `window` seconds. One reply per order,
 /// in order.
 pub fn place_orders(keys: &PartitionKeys, orders: &[PlacedOrder], window: u64) -> Call<Vec<Placement>> {
-    let mut touched = vec![keys.orders(), keys.stream(Stream::OrderPlaced), keys.orders_in(OrderStatus::INITIAL)];
+    let mut touched = vec![
+        keys.orders(),
+        keys.stream(Stream::OrderPlaced),
+        keys.orders_in(OrderStatus::INITIAL),
+        keys.orders_by_product(OrderStatus::INITIAL),
+    ];
     for order in orders {
         touched.push(keys.product(&order.product_id));
         touched.push(keys.order(&order.order_id));
@@ -571,9 +584,10 @@ pub fn dead_letter(
     call
 }
 
-/// Saves a new product, or finds the one an earlier attempt with the same
-/// idempotency key created (see `create_product.lua`). `snapshot` is the
-/// product as JSON, kept with the key for replays.
+/// Saves a new product, and indexes it under the prefixes of its name, or
+/// finds the one an earlier attempt with the same idempotency key created
+/// (see `create_product.lua`). `snapshot` is the product as JSON, kept with
+/// the key for replays.
 pub fn create_product(
     keys: &PartitionKeys,
     product: &domain::Product,
@@ -588,6 +602,8 @@ pub fn create_product(
         }
         None => 0,
     };
+    let prefixes = domain::search::index_prefixes(&product.name);
+    touched.extend(prefixes.iter().map(|prefix| keys.product_prefix(prefix)));
     Call::new(&SCRIPTS.create_product, &touched)
         .arg(&product.id)
         .arg(&product.name)
@@ -595,6 +611,29 @@ pub fn create_product(
         .arg(product.quantity)
         .arg(snapshot)
         .arg(window)
+        .arg(prefixes.len())
+}
+
+/// Removes the product `id` named `name`, from the products index and the
+/// search index too (see `delete_product.lua`). Replies whether it was there.
+pub fn delete_product(keys: &PartitionKeys, id: &str, name: &str) -> Call<bool> {
+    let mut touched = vec![keys.product(id), keys.products()];
+    touched.extend(domain::search::index_prefixes(name).iter().map(|prefix| keys.product_prefix(prefix)));
+    Call::new(&SCRIPTS.delete_product, &touched).arg(id)
+}
+
+/// Indexes orders saved before the index of orders by status and product
+/// existed (see `index_orders.lua`). Replies how many of them exist.
+pub fn index_orders(keys: &PartitionKeys, ids: &[String]) -> Call<u64> {
+    let indexes: Vec<String> = OrderStatus::ALL.iter().map(|status| keys.orders_by_product(*status)).collect();
+    let count = indexes.len();
+    let mut touched = indexes;
+    touched.extend(ids.iter().map(|id| keys.order(id)));
+    let mut call = Call::new(&SCRIPTS.index_orders, &touched).arg(count);
+    for id in ids {
+        call = call.arg(id);
+    }
+    call
 }
 
 /// Adds units to a product's stock, up to `ceiling` (see `restock.lua`).

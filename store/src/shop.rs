@@ -10,6 +10,7 @@ use std::sync::{Arc, RwLock};
 
 use domain::page::MAX_LIMIT;
 use domain::product::MAX_STOCK;
+use domain::search::Query;
 use domain::{quote, Cents, NewProduct, Order, OrderStatus, Page, PageRequest, Product, Quantity, Restock};
 use redis::AsyncCommands;
 
@@ -20,6 +21,7 @@ use crate::durability::Durability;
 use crate::error::{StoreError, StoreResult};
 use crate::ids::{is_id, new_id};
 use crate::keys::{Layout, PartitionKeys};
+use crate::merge::{self, Source};
 use crate::partition::Partition;
 use crate::placing::Placements;
 use crate::{connection, now_ms, scripts};
@@ -43,7 +45,27 @@ pub struct Shop {
     admin: AdminGate,
     /// Saves new orders, those placed at the same time in a partition together.
     placements: Placements,
+    /// The order form's catalogue as last read (see [`Shop::catalog`]).
+    catalog: Arc<tokio::sync::Mutex<Option<Catalog>>>,
+    /// Products created, restocked or deleted through this process so far.
+    product_changes: Arc<AtomicU64>,
 }
+
+/// The catalogue as read, when, and after how many changes made here.
+struct Catalog {
+    read_at: std::time::Instant,
+    changes: u64,
+    products: Arc<Vec<Product>>,
+}
+
+/// How long the catalogue read for the order form is served before it is read again.
+pub const CATALOG_FRESH_FOR: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Names a product search checks at most in one call.
+pub const SEARCH_SCAN_BUDGET: usize = 500;
+
+/// Names a product search that must check them reads at a time.
+const SEARCH_BATCH: usize = 100;
 
 /// Product prices a process remembers at most (then it starts afresh).
 const MAX_REMEMBERED_PRICES: usize = 100_000;
@@ -83,7 +105,12 @@ impl Shop {
     pub fn new(config: &Config) -> StoreResult<Shop> {
         let conn = connection::connect(&config.redis)?;
         Ok(Shop {
-            admin: AdminGate::new(config.admin_token.as_ref(), conn.clone(), config.layout.clone()),
+            admin: AdminGate::new(
+                config.admin_token.as_ref(),
+                config.admin_session_idle,
+                conn.clone(),
+                config.layout.clone(),
+            ),
             conn: conn.clone(),
             layout: config.layout.clone(),
             next_partition: Arc::new(AtomicU64::new(u64::from(crate::now_ms() as u16))),
@@ -95,6 +122,8 @@ impl Shop {
                 Durability::of(config),
                 config.idempotency_window.as_secs(),
             ),
+            catalog: Arc::default(),
+            product_changes: Arc::default(),
         })
     }
 
@@ -162,6 +191,7 @@ impl Shop {
             return Ok(CreatedProduct { product: earlier, replayed: true });
         }
         self.remember_price(&product);
+        self.forget_catalog();
         tracing::info!(product_id = %product.id, name = %product.name, "product created");
         Ok(CreatedProduct { product, replayed: false })
     }
@@ -175,6 +205,7 @@ impl Shop {
         };
         match scripts::restock(keys, id, restock.units(), MAX_STOCK).run(&mut self.conn.clone()).await? {
             scripts::Restocking::Restocked { stock } => {
+                self.forget_catalog();
                 tracing::info!(product_id = %id, units = restock.units(), stock, "product restocked");
                 self.product(id).await
             }
@@ -198,25 +229,49 @@ impl Shop {
         Ok(self.products_page(&PageRequest::first(MAX_LIMIT)).await?.items)
     }
 
-    /// One page of products, oldest first.
-    pub async fn products_page(&self, request: &PageRequest) -> StoreResult<Page<Product>> {
-        self.products_named_page("", request, false).await
+    /// The order form's catalogue: [`Shop::products`], read from Redis at
+    /// most once per [`CATALOG_FRESH_FOR`] by this process, whatever the
+    /// number of pages rendered meanwhile (each render of the shop's page
+    /// wants it, and reading a thousand products costs Redis a thousand
+    /// reads). A change made through this process is seen at once; one made
+    /// through another server within that time (its stock follows the live
+    /// feed anyway).
+    pub async fn catalog(&self) -> StoreResult<Arc<Vec<Product>>> {
+        let mut cached = self.catalog.lock().await;
+        // Changes made here since a read make it stale, however young.
+        let changes = self.product_changes.load(Ordering::Acquire);
+        if let Some(catalog) = cached.as_ref() {
+            if catalog.changes == changes && catalog.read_at.elapsed() < CATALOG_FRESH_FOR {
+                return Ok(catalog.products.clone());
+            }
+        }
+        let products = Arc::new(self.products().await?);
+        *cached = Some(Catalog { read_at: std::time::Instant::now(), changes, products: products.clone() });
+        Ok(products)
     }
 
-    /// Removes a product. Orders for it still in flight are refunded by the warehouse.
+    /// Marks the catalogue stale, so the next page shows a change made here.
+    fn forget_catalog(&self) {
+        self.product_changes.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// One page of products, oldest first.
+    pub async fn products_page(&self, request: &PageRequest) -> StoreResult<Page<Product>> {
+        self.search_products("", request, false).await
+    }
+
+    /// Removes a product, from the search index too. Orders for it still in
+    /// flight are refunded by the warehouse.
     pub async fn delete_product(&self, id: &str) -> StoreResult<()> {
         let not_found = || StoreError::NotFound { kind: "product", id: id.to_string() };
-        let keys = self.layout.keys_of_id(id).ok_or_else(not_found)?;
-        let (deleted,): (u32,) = redis::pipe()
-            .atomic()
-            .del(keys.product(id))
-            .zrem(keys.products(), id)
-            .ignore()
-            .query_async(&mut self.conn.clone())
-            .await?;
-        if deleted == 0 {
+        let keys = self.layout.keys_of_id(id).filter(|_| is_id(id)).ok_or_else(not_found)?;
+        // A name never changes, so the prefixes read here are those it was indexed under.
+        let name: Option<String> = self.conn.clone().hget(keys.product(id), "name").await?;
+        let name = name.ok_or_else(not_found)?;
+        if !scripts::delete_product(keys, id, &name).run(&mut self.conn.clone()).await? {
             return Err(not_found());
         }
+        self.forget_catalog();
         tracing::info!(product_id = %id, "product deleted");
         Ok(())
     }
@@ -415,49 +470,44 @@ impl Shop {
         self.orders_page_where(request, &OrderFilter::default()).await
     }
 
-    /// One page of the orders that pass `filter`, newest first: by status
-    /// (each partition's status index), by product (each product's index, in
-    /// its partition), or both (the products' indexes, filtered by status).
+    /// One page of the orders that pass `filter`, newest first, each read
+    /// from an index that holds exactly them: every partition's index of all
+    /// orders or of one status, or the products' indexes (of all their
+    /// orders, or of those in one status). At most
+    /// [`domain::search::MAX_MATCHED_PRODUCTS`] products count.
     pub async fn orders_page_where(&self, request: &PageRequest, filter: &OrderFilter) -> StoreResult<Page<Order>> {
-        let sources = match (&filter.products, filter.status) {
+        let sources: Vec<Source> = match (&filter.products, filter.status) {
             (None, None) => self.everywhere(PartitionKeys::orders),
             (None, Some(status)) => self.everywhere(|keys| keys.orders_in(status)),
-            (Some(products), _) => products
+            (Some(products), status) => products
                 .iter()
-                .filter_map(|id| self.layout.keys_of_id(id).map(|keys| (keys.partition(), keys.product_orders(id))))
+                .filter(|id| is_id(id))
+                .take(domain::search::MAX_MATCHED_PRODUCTS)
+                .filter_map(|id| {
+                    let keys = self.layout.keys_of_id(id)?;
+                    Some(match status {
+                        None => Source::index(keys.partition(), keys.product_orders(id)),
+                        Some(status) => {
+                            Source::range(keys.partition(), keys.orders_by_product(status), format!("{id}:"))
+                        }
+                    })
+                })
                 .collect(),
         };
         if sources.is_empty() {
             return Ok(Page { items: Vec::new(), next_cursor: None });
         }
-        let limit = request.limit;
-        let mut request = request.clone();
-        let mut orders: Vec<Order> = Vec::new();
-        // Within products' indexes a status filter may skip orders, so this
-        // may take more than one round; each round moves the cursor on.
-        loop {
-            let ids = self.ids_by_lex(&sources, &request, true).await?;
-            let more = ids.len() > request.limit;
-            let batch = &ids[..request.limit.min(ids.len())];
-            let hashes = self.hashes(batch, PartitionKeys::order).await?;
-            let count = hashes.len();
-            for (n, (key, fields)) in hashes.iter().enumerate() {
-                let order = parse_order(key, fields)?;
-                if filter.status.is_some_and(|status| order.status != status) {
-                    continue;
-                }
-                orders.push(order);
-                if orders.len() == limit {
-                    let may_be_more = more || n + 1 < count;
-                    let next_cursor = may_be_more.then(|| orders[limit - 1].id.clone());
-                    return Ok(Page { items: orders, next_cursor });
-                }
-            }
-            match batch.last() {
-                Some((last, _)) if more => request.after = Some(last.clone()),
-                _ => return Ok(Page { items: orders, next_cursor: None }),
-            }
-        }
+        let ids = merge::page_of_ids(&self.conn, &sources, request, true).await?;
+        let more = ids.len() > request.limit;
+        let page = &ids[..request.limit.min(ids.len())];
+        let orders = self
+            .hashes(page, PartitionKeys::order)
+            .await?
+            .iter()
+            .map(|(key, fields)| parse_order(key, fields))
+            .collect::<StoreResult<Vec<Order>>>()?;
+        let next_cursor = if more { page.last().map(|(id, _)| id.clone()) } else { None };
+        Ok(Page { items: orders, next_cursor })
     }
 
     /// How many orders are in each status, across every partition.
@@ -479,46 +529,67 @@ impl Shop {
         Ok(OrderStatus::ALL.into_iter().zip(totals).collect())
     }
 
-    /// The products whose name contains `text` (ignoring case), oldest first,
-    /// at most `limit` (the order search: a shop has few enough products to
-    /// look through them all).
-    pub async fn products_named(&self, text: &str, limit: usize) -> StoreResult<Vec<Product>> {
-        Ok(self.products_named_page(text, &PageRequest::first(limit), false).await?.items)
+    /// The ids of the newest products (at most `limit`) whose name matches
+    /// `text` (see [`domain::search`]), and whether more match: the order
+    /// search's products.
+    pub async fn matching_products(&self, text: &str, limit: usize) -> StoreResult<(Vec<String>, bool)> {
+        let page = self.search_products(text, &PageRequest::first(limit), true).await?;
+        Ok((page.items.into_iter().map(|p| p.id).collect(), page.next_cursor.is_some()))
     }
 
-    /// One page of the products whose name contains `text` (ignoring case;
-    /// every product when it is blank), oldest or newest first: the
-    /// warehouse's search box and its "Load more".
-    pub async fn products_named_page(
+    /// One page of the products whose name matches `text` (see
+    /// [`domain::search`]; every product when it is blank), oldest or newest
+    /// first: the warehouse's search box and its "Load more".
+    ///
+    /// The products come from the index of the prefix of the query's word
+    /// that is rarest among names, so a search reads no more than it shows,
+    /// give or take the names it checks for the query's other words: at most
+    /// [`SEARCH_SCAN_BUDGET`] a call, after which the page may be short and
+    /// its cursor goes on from the last name checked. A query too short to
+    /// be useful is refused, naming the `search` field.
+    pub async fn search_products(
         &self,
         text: &str,
         request: &PageRequest,
         newest_first: bool,
     ) -> StoreResult<Page<Product>> {
-        let wanted = text.trim().to_lowercase();
-        let sources = self.everywhere(PartitionKeys::products);
-        // Without a name to look for, one page is all it takes; with one,
-        // look through the products a large batch at a time.
-        let batch = if wanted.is_empty() { request.limit } else { MAX_LIMIT };
+        let query = Query::parse(text).map_err(|error| StoreError::invalid("search", error.to_string()))?;
+        let sources = match &query {
+            None => self.everywhere(PartitionKeys::products),
+            Some(query) => {
+                let lookup = self.rarest(&query.lookups()).await?;
+                self.everywhere(|keys| keys.product_prefix(&lookup))
+            }
+        };
+        let exact = query.as_ref().is_none_or(Query::is_lookup_exact);
+        // A lookup that holds exactly the matches needs one page; one whose
+        // names need checking reads a larger batch at a time.
+        let batch = if exact { request.limit } else { SEARCH_BATCH.max(request.limit) };
         let mut scan = PageRequest { limit: batch, after: request.after.clone() };
-        let mut found = Vec::new();
+        let (mut found, mut checked) = (Vec::new(), 0);
         loop {
-            // Up to one id more than the batch: the products fetched, and
-            // whether the index goes on after them.
-            let ids = self.ids_by_lex(&sources, &scan, newest_first).await?;
-            let more = ids.len() > scan.limit;
-            for (key, fields) in self.hashes(&ids, PartitionKeys::product).await? {
+            let ids = merge::page_of_ids(&self.conn, &sources, &scan, newest_first).await?;
+            let more = ids.len() > batch;
+            let read = &ids[..batch.min(ids.len())];
+            for (key, fields) in self.hashes(read, PartitionKeys::product).await? {
                 let product = parse_product(&key, &fields)?;
-                if product.name.to_lowercase().contains(&wanted) {
+                if query.as_ref().is_none_or(|query| query.matches(&product.name)) {
                     found.push(product);
                 }
             }
-            // One product more than the page says whether there is a next page.
-            match ids.last() {
-                Some((last, _)) if more && found.len() <= request.limit => scan.after = Some(last.clone()),
-                _ => break,
+            checked += read.len();
+            let last = read.last().map(|(id, _)| id.clone());
+            if found.len() > request.limit || !more {
+                break;
             }
+            if checked >= SEARCH_SCAN_BUDGET {
+                // Enough read for one call: the page goes on from the last name checked.
+                found.truncate(request.limit);
+                return Ok(Page { items: found, next_cursor: last });
+            }
+            scan.after = last;
         }
+        // One product more than the page says there is a next page.
         Ok(Page::from_fetched(found, request.limit, |p: &Product| &p.id))
     }
 
@@ -543,84 +614,33 @@ impl Shop {
             .collect()
     }
 
-    /// The ids of one page of several indexes (`sources`: each in its
-    /// partition) merged, plus one more when there is a next page: after
-    /// `request.after` (exclusive), oldest first or newest first. Every member
-    /// has score 0, so each index sorts by id, and ids sort by creation time
-    /// across indexes too.
-    ///
-    /// Reading a whole page from every index would move `indexes × page` ids
-    /// for one page; instead each index gives about twice its share first,
-    /// and only an index whose share all made it into the page (so it may
-    /// hold more of it) is asked for the rest.
-    async fn ids_by_lex(
-        &self,
-        sources: &[(Partition, String)],
-        request: &PageRequest,
-        newest_first: bool,
-    ) -> StoreResult<Vec<(String, Partition)>> {
-        let wanted = request.limit + 1;
-        let share = ((wanted / sources.len().max(1) + 1) * 2).min(wanted);
-        let after = request.after.as_deref();
-        let first = futures::future::try_join_all(
-            sources.iter().map(|(partition, index)| self.index_range(index, *partition, after, share, newest_first)),
-        )
-        .await?;
-        let mut ids: Vec<(String, Partition)> = first.iter().flatten().cloned().collect();
-        sort_ids(&mut ids, newest_first);
-        // The last id of the page so far: an index whose share ends before it is done.
-        let boundary = ids.get(wanted - 1).map(|(id, _)| id.clone());
-        let unfinished =
-            sources.iter().zip(&first).filter(|(_, part)| part.len() == share).filter_map(|(source, part)| {
-                let (last, _) = part.last()?;
-                let may_hold_more = match &boundary {
-                    None => true,
-                    Some(boundary) if newest_first => last >= boundary,
-                    Some(boundary) => last <= boundary,
-                };
-                may_hold_more.then(|| (source, last.clone()))
-            });
-        let rest =
-            futures::future::try_join_all(unfinished.map(|((partition, index), last)| {
-                self.index_range(index, *partition, Some(&last), wanted, newest_first)
-            }))
-            .await?;
-        ids.extend(rest.into_iter().flatten());
-        sort_ids(&mut ids, newest_first);
-        ids.dedup();
-        ids.truncate(wanted);
-        Ok(ids)
+    /// Of several indexed prefixes, the one that holds the fewest products
+    /// (one `ZCARD` each per partition, all at once).
+    async fn rarest(&self, lookups: &[&str]) -> StoreResult<String> {
+        if lookups.len() < 2 {
+            return Ok(lookups.first().map(|l| l.to_string()).unwrap_or_default());
+        }
+        let counts = self.layout.all().map(|keys| {
+            let mut pipe = redis::pipe();
+            for lookup in lookups {
+                pipe.zcard(keys.product_prefix(lookup));
+            }
+            let mut conn = self.conn.clone();
+            async move { pipe.query_async::<Vec<u64>>(&mut conn).await }
+        });
+        let mut totals = vec![0u64; lookups.len()];
+        for partition in futures::future::try_join_all(counts).await? {
+            for (total, count) in totals.iter_mut().zip(partition) {
+                *total += count;
+            }
+        }
+        let rarest = totals.iter().enumerate().min_by_key(|(_, total)| **total).map_or(0, |(n, _)| n);
+        Ok(lookups[rarest].to_string())
     }
 
-    /// One index of every partition, as sources for [`Shop::ids_by_lex`].
-    fn everywhere(&self, index: impl Fn(&PartitionKeys) -> String) -> Vec<(Partition, String)> {
-        self.layout.all().map(|keys| (keys.partition(), index(keys))).collect()
-    }
-
-    /// Up to `count` ids of one partition's index after `after` (exclusive).
-    fn index_range(
-        &self,
-        index: &str,
-        partition: Partition,
-        after: Option<&str>,
-        count: usize,
-        newest_first: bool,
-    ) -> impl std::future::Future<Output = redis::RedisResult<Vec<(String, Partition)>>> + 'static {
-        let (beginning, end) = if newest_first { ("+", "-") } else { ("-", "+") };
-        let mut cmd = redis::cmd("ZRANGE");
-        cmd.arg(index)
-            .arg(after.map(|id| format!("({id}")).unwrap_or_else(|| beginning.to_string()))
-            .arg(end)
-            .arg("BYLEX");
-        if newest_first {
-            cmd.arg("REV");
-        }
-        cmd.arg("LIMIT").arg(0).arg(count);
-        let mut conn = self.conn.clone();
-        async move {
-            let ids: Vec<String> = cmd.query_async(&mut conn).await?;
-            Ok(ids.into_iter().map(|id| (id, partition)).collect())
-        }
+    /// One index of every partition, as sources of a merged page.
+    fn everywhere(&self, index: impl Fn(&PartitionKeys) -> String) -> Vec<Source> {
+        self.layout.all().map(|keys| Source::index(keys.partition(), index(keys))).collect()
     }
 
     /// HGETALL of the hashes of many ids, each in the partition whose index
@@ -628,7 +648,7 @@ impl Shop {
     /// order of `ids`, leaving out those that vanished.
     async fn hashes(
         &self,
-        ids: &[(String, Partition)],
+        ids: &[merge::Listed],
         key_of: fn(&PartitionKeys, &str) -> String,
     ) -> StoreResult<Vec<(String, Fields)>> {
         let mut by_partition: HashMap<Partition, Vec<String>> = HashMap::new();
@@ -653,15 +673,6 @@ impl Shop {
             .map(|(id, partition)| key_of(self.layout.keys(*partition), id))
             .filter_map(|key| found.remove(&key).map(|fields| (key, fields)))
             .collect())
-    }
-}
-
-/// Sorts merged ids oldest first, or newest first.
-fn sort_ids(ids: &mut [(String, Partition)], newest_first: bool) {
-    if newest_first {
-        ids.sort_unstable_by(|a, b| b.cmp(a));
-    } else {
-        ids.sort_unstable();
     }
 }
 

@@ -24,6 +24,7 @@ on_every_backend!(
     a_batch_takes_stock_first_come_first_served_and_acks_each_entry_it_commits,
     orders_placed_at_once_are_saved_together_each_once,
     products_are_searched_a_page_at_a_time_and_rows_fetched_by_id,
+    the_search_indexes_are_built_for_data_older_than_them,
 );
 
 fn config_for(redis: &TestRedis) -> Config {
@@ -224,6 +225,16 @@ async fn order_in(
     let order = shop.place_order(&product.id, qty(1)).await.unwrap();
     let k = keys_of(shop, &order.id);
     let () = conn.hset(k.order(&order.id), "status", status.as_str()).await.unwrap();
+    // Where the scripts would have put it.
+    let member = format!("{}:{}", product.id, order.id);
+    let _: (u32, u32, u32, u32) = redis::pipe()
+        .zrem(k.orders_in(OrderStatus::Pending), &order.id)
+        .zrem(k.orders_by_product(OrderStatus::Pending), &member)
+        .zadd(k.orders_in(status), &order.id, 0)
+        .zadd(k.orders_by_product(status), &member, 0)
+        .query_async(conn)
+        .await
+        .unwrap();
     if initiated {
         let () = conn.hset(k.order(&order.id), "refund_reason", scripts::reason::INSUFFICIENT_STOCK).await.unwrap();
     }
@@ -285,8 +296,60 @@ async fn the_scripts_follow_the_domains_order_rules(backend: Backend) {
             }
             let now = shop.order(&order.id).await.unwrap().status;
             assert_eq!(now, event.apply(from).unwrap_or(from), "{event:?} from {from}");
+            assert_indexed_in(&mut conn, &k, &order, now).await;
         }
     }
+}
+
+/// The order is in the indexes of `status` (plain and by product) and in no other status's.
+async fn assert_indexed_in(conn: &mut Redis, keys: &PartitionKeys, order: &domain::Order, status: OrderStatus) {
+    let member = format!("{}:{}", order.product_id, order.id);
+    for other in OrderStatus::ALL {
+        let plain: Option<f64> = conn.zscore(keys.orders_in(other), &order.id).await.unwrap();
+        let by_product: Option<f64> = conn.zscore(keys.orders_by_product(other), &member).await.unwrap();
+        let expected = other == status;
+        assert_eq!(
+            (plain.is_some(), by_product.is_some()),
+            (expected, expected),
+            "{} in {other} (it is {status})",
+            order.id
+        );
+    }
+}
+
+/// Data saved before the search indexes existed is indexed once, at start:
+/// products by the prefixes of their names, orders by status and product.
+async fn the_search_indexes_are_built_for_data_older_than_them(backend: Backend) {
+    let redis = TestRedis::start(backend);
+    let (shop, mut conn) = shop_on(&redis).await;
+    let chair = shop.create_product(NewProduct::parse("Old oak chair", "1", "100").unwrap()).await.unwrap();
+    let lamp = shop.create_product(NewProduct::parse("Old lamp", "1", "100").unwrap()).await.unwrap();
+    let mut orders = Vec::new();
+    for product in [&chair, &lamp, &chair] {
+        orders.push(shop.place_order(&product.id, qty(1)).await.unwrap());
+    }
+    let k = keys_of(&shop, &orders[0].id);
+    run(&mut conn, scripts::complete_order(&keys_of(&shop, &chair.id), &orders[0].id, now_ms(), None)).await;
+    // As a version before the indexes left it: no index, no mark.
+    for keys in shop.layout().all() {
+        let mut stale: Vec<String> = conn.keys(keys.product_prefix("*")).await.unwrap();
+        stale.extend(keys.status_indexes().into_iter().filter(|key| key.ends_with(":by-product")));
+        for key in stale {
+            let _: u32 = conn.del(&key).await.unwrap();
+        }
+    }
+    assert!(shop.search_products("oak", &domain::PageRequest::first(5), true).await.unwrap().items.is_empty());
+    store::indexes::build_missing(&conn, shop.layout()).await.unwrap();
+    let found = shop.search_products("oak", &domain::PageRequest::first(5), true).await.unwrap().items;
+    assert_eq!(found, vec![chair.clone()]);
+    let pending_chairs =
+        store::OrderFilter { status: Some(OrderStatus::Pending), products: Some(vec![chair.id.clone()]) };
+    let page = shop.orders_page_where(&domain::PageRequest::first(5), &pending_chairs).await.unwrap();
+    assert_eq!(page.items.iter().map(|o| o.id.clone()).collect::<Vec<_>>(), vec![orders[2].id.clone()]);
+    assert_indexed_in(&mut conn, &k, &orders[0], OrderStatus::Completed).await;
+    // Marked built: a second start leaves the indexes alone.
+    let built: Option<String> = conn.get(k.search_indexes_built()).await.unwrap();
+    assert_eq!(built.as_deref(), Some("1"));
 }
 
 /// Dead-lettering gives up on an entry only while it is still pending: when
@@ -407,9 +470,11 @@ async fn lists_filter_by_status_and_product_and_count_by_status(backend: Backend
             (OrderStatus::Refunded, 0)
         ]
     );
-    let found: Vec<String> = shop.products_named("CHAIR", 10).await.unwrap().into_iter().map(|p| p.name).collect();
-    assert_eq!(found, vec!["Red chair", "Blue chair"]);
-    assert!(shop.products_named("sofa", 10).await.unwrap().is_empty());
+    let (found, more) = shop.matching_products("CHAIR", 10).await.unwrap();
+    assert_eq!(found, vec![products[1].id.clone(), products[0].id.clone()], "newest first");
+    assert!(!more);
+    assert_eq!(shop.matching_products("CHAIR", 1).await.unwrap(), (vec![products[1].id.clone()], true));
+    assert!(shop.matching_products("sofa", 10).await.unwrap().0.is_empty());
 }
 
 /// The warehouse's batch script: stock read once and written once, yet each
@@ -533,7 +598,7 @@ async fn products_are_searched_a_page_at_a_time_and_rows_fetched_by_id(backend: 
         async move {
             let (mut seen, mut request) = (Vec::new(), domain::PageRequest::first(3));
             loop {
-                let page = shop.products_named_page(text, &request, newest_first).await.unwrap();
+                let page = shop.search_products(text, &request, newest_first).await.unwrap();
                 assert!(page.items.len() <= 3);
                 seen.extend(page.items.into_iter().map(|p| p.name));
                 match page.next_cursor {
@@ -553,6 +618,18 @@ async fn products_are_searched_a_page_at_a_time_and_rows_fetched_by_id(backend: 
     assert_eq!(all_pages("lamp", false).await, names(&|n| n.starts_with("Lamp")));
     assert_eq!(all_pages(" ", false).await, names(&|_| true));
     assert!(all_pages("sofa", true).await.is_empty());
+    // Words are matched from their start, every word of the query: "ch oak"
+    // finds the oak chairs, "hair" (inside a word) nothing.
+    assert_eq!(all_pages("ch oak", true).await, chairs_newest_first);
+    assert!(all_pages("hair", true).await.is_empty());
+    let mut some_chairs = names(&|n| n.starts_with("Oak") && n.split(' ').any(|word| word.starts_with('1')));
+    some_chairs.reverse();
+    assert_eq!(all_pages("oak 1", true).await, some_chairs, "a one-letter word still narrows");
+    let too_short = shop.search_products("e", &domain::PageRequest::first(3), true).await.unwrap_err();
+    assert!(matches!(too_short, store::StoreError::Invalid { field: "search", .. }), "{too_short}");
+    // Deleting a product takes it out of the search.
+    shop.delete_product(&products[11].id).await.unwrap();
+    assert_eq!(all_pages("chair", true).await, chairs_newest_first[1..].to_vec());
 
     let order = shop.place_order(&products[1].id, qty(1)).await.unwrap();
     let asked = vec![products[4].id.clone(), "not-an-id".to_string(), products[0].id.clone(), order.id.clone()];

@@ -1,6 +1,6 @@
 //! Lists: `GET /orders` (the first page, newest first, 100 orders) with
 //! 1,000,000 orders in the store. The orders are written straight into the
-//! key layout with pipelines ([`seed::write_orders`]), each in the partition
+//! key layout with pipelines ([`store::bulk::write_orders`]), each in the partition
 //! of a product of its own partition, as the shop would have put it; then
 //! the first page is read 1,000 times, one request at a time, after Redis
 //! has finished any append-only-file rewrite.
@@ -54,8 +54,11 @@ pub async fn run(ctx: &Ctx, _feed: &mut Feed) -> Result<Report> {
     bar.set_length(sizes.list_orders as u64);
     bar.set_message(format!("writing {} orders", sizes.list_orders));
     let load_started = Instant::now();
-    let written =
-        seed::write_orders(&conn, &layout, &product_of, sizes.list_orders, |_| OrderStatus::Fulfilled, &bar).await?;
+    let fulfilled = |_| OrderStatus::Fulfilled;
+    let written = store::bulk::write_orders(redis.store(), &layout, &product_of, sizes.list_orders, fulfilled, |n| {
+        bar.inc(n as u64)
+    })
+    .await?;
     let load_s = load_started.elapsed().as_secs_f64();
     bar.set_message("letting Redis persistence settle");
     redis.wait_for_quiet_persistence(Duration::from_secs(300)).await?;
@@ -102,7 +105,7 @@ pub async fn run(ctx: &Ctx, _feed: &mut Feed) -> Result<Report> {
     // A shared Redis gets its million orders back out; a private one is thrown away.
     if !ctx.private {
         bar.set_message("removing the orders it wrote");
-        seed::remove_orders(&conn, &layout, written).await?;
+        store::bulk::remove_orders(redis.store(), &layout, written).await?;
     }
     bar.finish_and_clear();
     Ok(report)

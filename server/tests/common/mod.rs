@@ -8,6 +8,7 @@ use std::time::Duration;
 use leptos::prelude::LeptosOptions;
 use reqwest::StatusCode;
 use serde_json::Value;
+use server::config::ServerConfig;
 use store::Config;
 use testkit::{Backend, TestRedis};
 use tokio_util::sync::CancellationToken;
@@ -53,22 +54,30 @@ pub async fn start_tuned(
     configure: impl FnOnce(&mut Config),
     tune: impl FnOnce(&mut server::Services),
 ) -> Running {
+    start_serving(backend, configure, |_| {}, tune).await
+}
+
+/// The server with its own settings (limits, proxies, origins) adjusted by `serve`.
+pub async fn start_serving(
+    backend: Backend,
+    configure: impl FnOnce(&mut Config),
+    serve: impl FnOnce(&mut ServerConfig),
+    tune: impl FnOnce(&mut server::Services),
+) -> Running {
     let redis = TestRedis::start(backend);
     let mut config = config_for(&redis);
     config.consumer_name = "api-test".into();
     configure(&mut config);
+    let mut server_config = ServerConfig::for_tests();
+    serve(&mut server_config);
     let shutdown = CancellationToken::new();
     tokio::spawn(workers::run(config.clone(), &workers::Role::ALL, shutdown.clone()));
     let options = LeptosOptions::builder().output_name("stockflow").build();
-    let mut state = server::state(&config, options, shutdown.clone()).unwrap();
+    let mut state = server::state(&config, &server_config, options, shutdown.clone()).unwrap();
     tune(state.services_mut().expect("the state is not shared yet"));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let listener = tokio::net::TcpListener::bind(server_config.site_addr).await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let stop = shutdown.clone();
-    tokio::spawn(async move {
-        let app = server::app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-        axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await.unwrap();
-    });
+    tokio::spawn(server::serve::serve(listener, server::app(state), server_config.connections, shutdown.clone()));
     Running { base, http: reqwest::Client::new(), redis, shutdown }
 }
 
