@@ -64,6 +64,8 @@ async function stop(child: ChildProcess | undefined) {
 export interface AppOptions {
   /// PAYMENT_DELAY_MS (default 1000: a delay a person, and a story, can see pass).
   paymentDelayMs?: number;
+  /// More settings of the server (the stories of the limits).
+  env?: Record<string, string>;
 }
 
 /// A running private app. Its Redis can be stopped and started again (same
@@ -113,6 +115,7 @@ export class PrivateApp {
       ORDER_RATE_PER_CLIENT: "0",
       SEARCH_RATE_PER_CLIENT: "0",
       FEED_MAX_PER_CLIENT: "1000",
+      ...options.env,
     };
     delete env.REDIS_CLUSTER_NODES;
     const log = (name: string) => openSync(join(this.dir, `${name}.log`), "a");

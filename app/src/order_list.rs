@@ -305,7 +305,7 @@ pub fn OrderList(place_order: ServerAction<PlaceOrder>) -> impl IntoView {
     });
 
     view! {
-        <section class="panel wide" id="orders" tabindex="-1" aria-labelledby="orders-title">
+        <section class="panel wide" id="orders" tabindex="-1" aria-labelledby="orders-title" data-testid="orders-panel">
             <h2 id="orders-title">"Orders"</h2>
             <StatusFilter orders query/>
             <OrderSearch query/>

@@ -147,14 +147,14 @@ pub fn Warehouse(actions: WarehouseActions) -> impl IntoView {
     let kept = move |name: &'static str| move || query.with(|q| q.get(name).unwrap_or_default());
 
     view! {
-        <section class="panel" aria-labelledby="warehouse-title">
+        <section class="panel" aria-labelledby="warehouse-title" data-testid="products-panel">
             <h2 id="warehouse-title">"Warehouse"</h2>
             <AdminSignIn/>
             <Form method="GET" action="/" noscroll=true attr:class="search" attr:role="search" attr:aria-label="Products">
                 <input type="hidden" name="status" prop:value=kept("status")/>
                 <input type="hidden" name="q" prop:value=kept("q")/>
                 <label>"Find products"
-                    <input type="search" name="product" placeholder="Part of a name" prop:value=move || search.get()/>
+                    <input type="search" name="product" placeholder="Words of a name (or their start)" prop:value=move || search.get()/>
                 </label>
                 <button type="submit" class="secondary" aria-label="Search products">"Search"</button>
                 {move || (!search.get().is_empty()).then(|| {
@@ -167,11 +167,15 @@ pub fn Warehouse(actions: WarehouseActions) -> impl IntoView {
                     let (shown, page) = listing.await;
                     match page {
                         Err(error) => view! { <p class="error" role="alert">{error_text(&error)}</p> }.into_any(),
-                        Ok(page) if page.items.is_empty() && shown.0.is_empty() => view! {
+                        Ok(page) if page.items.is_empty() && page.next_cursor.is_none() && shown.0.is_empty() => view! {
                             <p class="muted" data-testid="no-products">"No products yet. Add one below."</p>
                         }.into_any(),
-                        Ok(page) if page.items.is_empty() => view! {
-                            <p class="muted" data-testid="no-products">{format!("No product's name contains “{}”.", shown.0)}</p>
+                        // (A search that checked its share of names without a match yet
+                        // shows an empty table and "Load more products".)
+                        Ok(page) if page.items.is_empty() && page.next_cursor.is_none() => view! {
+                            <p class="muted" data-testid="no-products">
+                                {format!("No product matches “{}”: each word searched must start a word of the name.", shown.0)}
+                            </p>
                         }.into_any(),
                         Ok(page) => {
                             let first_next = page.next_cursor.clone();

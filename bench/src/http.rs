@@ -106,7 +106,22 @@ pub struct Order {
 
 impl Conn {
     pub async fn open(target: &Arc<Target>) -> Result<Conn> {
-        let stream = TcpStream::connect(target.addr).await.with_context(|| format!("connecting to {}", target.url))?;
+        Conn::open_from(target, None).await
+    }
+
+    /// A connection from a loopback address of its own (`127.0.0.2`, ...),
+    /// so that the server counts it as a client of its own.
+    pub async fn open_from(target: &Arc<Target>, local: Option<std::net::IpAddr>) -> Result<Conn> {
+        let stream = match local {
+            None => TcpStream::connect(target.addr).await,
+            Some(local) => {
+                let socket =
+                    if local.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+                socket.bind(SocketAddr::new(local, 0))?;
+                socket.connect(target.addr).await
+            }
+        }
+        .with_context(|| format!("connecting to {}", target.url))?;
         stream.set_nodelay(true)?;
         let (sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
         tokio::spawn(async move {
@@ -116,10 +131,26 @@ impl Conn {
     }
 
     pub async fn request(&mut self, method: Method, path: &str, body: Option<String>) -> Result<Reply> {
+        let json = body.is_some().then_some("application/json");
+        self.request_as(method, path, body, json).await
+    }
+
+    /// A form POST, as a page calls a server function.
+    pub async fn post_form(&mut self, path: &str, form: &str) -> Result<Reply> {
+        self.request_as(Method::POST, path, Some(form.to_string()), Some("application/x-www-form-urlencoded")).await
+    }
+
+    async fn request_as(
+        &mut self,
+        method: Method,
+        path: &str,
+        body: Option<String>,
+        content_type: Option<&'static str>,
+    ) -> Result<Reply> {
         self.sender.ready().await.context("the connection closed")?;
         let mut request = Request::builder().method(method).uri(path).header(HOST, self.target.host.clone());
-        if body.is_some() {
-            request = request.header(CONTENT_TYPE, "application/json");
+        if let Some(content_type) = content_type {
+            request = request.header(CONTENT_TYPE, content_type);
         }
         if let Some(admin) = &self.target.admin {
             request = request.header(AUTHORIZATION, admin.clone());

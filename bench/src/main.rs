@@ -44,7 +44,7 @@ options:
   --url URL            the app (loopback only)
   --redis-url URL      its Redis (loopback only), for the Redis cost and lists scenarios
   --smoke              small sizes: seconds, not minutes (what scripts/test runs)
-  --only a,b           only these scenarios: throughput, latency, contested, redis, fanout, lists
+  --only a,b           only these scenarios: throughput, latency, hostile, contested, redis, fanout, lists
   --out DIR            where the report goes (default target/bench)
   --compare OLD.json   after the run, print the change of every figure since OLD.json
   --namespace NS       the app's REDIS_NAMESPACE (default stockflow)
@@ -261,6 +261,7 @@ async fn run(args: Args) -> Result<bool> {
         let outcome = match name {
             "throughput" => scenarios::throughput::run(&ctx, &mut feed).await,
             "latency" => scenarios::latency::run(&ctx, &mut feed).await,
+            "hostile" => scenarios::hostile::run(&ctx, &mut feed).await,
             "contested" => scenarios::contested::run(&ctx, &mut feed).await,
             "redis" => scenarios::redis_cost::run(&ctx, &mut feed).await,
             "fanout" => scenarios::fanout::run(&ctx, &mut feed).await,

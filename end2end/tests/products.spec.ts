@@ -1,7 +1,7 @@
 import { test, expect } from "@playwright/test";
 import { addProduct, apiAddProduct, apiPlaceOrder, openShop, placeOrder, unique } from "./helpers";
 
-test("the warehouse finds products by name, newest first, a page at a time", async ({ page }) => {
+test("the warehouse finds products by the words of their names, newest first, a page at a time", async ({ page }) => {
   await openShop(page);
   const family = unique("Maple shelf");
   // More than a page (20) of them, added elsewhere.
@@ -23,10 +23,18 @@ test("the warehouse finds products by name, newest first, a page at a time", asy
   await expect(rows.last().locator(".name")).toHaveText(`${family} #0`);
   await expect(page.getByRole("button", { name: "Load more products" })).toHaveCount(0);
 
+  // The start of a word finds them too; a single letter is too short, and the page says so.
+  await search.getByLabel("Find products").fill(`${family.split(" ").pop()!.slice(0, -1)} shel`);
+  await search.getByRole("button", { name: "Search products" }).click();
+  await expect(rows).toHaveCount(20);
+  await search.getByLabel("Find products").fill("m");
+  await search.getByRole("button", { name: "Search products" }).click();
+  await expect(page.getByTestId("products-panel").getByRole("alert")).toHaveText("search: type at least 2 letters of a word");
+
   // Nothing found says so; "Show all products" brings every product back.
   await search.getByLabel("Find products").fill(`${family} nothing`);
   await search.getByRole("button", { name: "Search products" }).click();
-  await expect(page.getByTestId("no-products")).toContainText("No product's name contains");
+  await expect(page.getByTestId("no-products")).toContainText("No product matches");
   await search.getByRole("link", { name: "Show all products" }).click();
   await expect(rows).toHaveCount(20);
   expect(await page.evaluate(() => (window as any).__noReload)).toBe(true);

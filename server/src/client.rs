@@ -71,14 +71,7 @@ fn forwarded_for(headers: &HeaderMap) -> Vec<IpAddr> {
         forwarded
             .iter()
             .flat_map(|value| value.split(','))
-            .map(|element| {
-                element
-                    .split(';')
-                    .filter_map(|pair| pair.trim().split_once('='))
-                    .find(|(name, _)| name.trim().eq_ignore_ascii_case("for"))
-                    .map(|(_, value)| value.trim().trim_matches('"').to_string())
-                    .unwrap_or_default()
-            })
+            .map(|element| parameter(element, "for").unwrap_or_default())
             .collect()
     } else {
         headers
@@ -98,6 +91,16 @@ fn forwarded_for(headers: &HeaderMap) -> Vec<IpAddr> {
     }
     chain.reverse();
     chain
+}
+
+/// The value of parameter `name` of one element of `Forwarded`
+/// (`for=192.0.2.60;proto=https`), unquoted.
+fn parameter(element: &str, name: &str) -> Option<String> {
+    element
+        .split(';')
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| key.trim().eq_ignore_ascii_case(name))
+        .map(|(_, value)| value.trim().trim_matches('"').to_string())
 }
 
 /// An address as proxies write it: `192.0.2.1`, `192.0.2.1:4711`,
@@ -120,13 +123,7 @@ fn forwarded_proto(headers: &HeaderMap) -> Option<String> {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|value| value.split(','))
         .next_back()
-        .and_then(|element| {
-            element
-                .split(';')
-                .filter_map(|pair| pair.trim().split_once('='))
-                .find(|(name, _)| name.trim().eq_ignore_ascii_case("proto"))
-                .map(|(_, value)| value.trim().trim_matches('"').to_string())
-        });
+        .and_then(|element| parameter(element, "proto"));
     from_forwarded.or_else(|| {
         let value = headers.get("x-forwarded-proto")?.to_str().ok()?;
         Some(value.split(',').next_back()?.trim().to_string())

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use clap::Args;
 use ipnet::IpNet;
+use store::config::comma_separated;
+pub use store::config::{host_of, Origin};
 use store::limits::Rate;
 
 /// The server's settings, as given on the command line or in the environment.
@@ -57,9 +59,9 @@ pub struct ServerSettings {
     /// reconnects and resumes where it was.
     #[arg(long, env = "FEED_MAX_AGE_SECS", default_value_t = 1800, value_parser = clap::value_parser!(u64).range(10..=86_400), help_heading = "Limits")]
     pub feed_max_age_secs: u64,
-    /// Orders one client address may place per second on average (0: no limit); past it, 429
+    /// Orders one client address may place per minute on average (0: no limit); past it, 429
     /// with Retry-After.
-    #[arg(long, env = "ORDER_RATE_PER_CLIENT", default_value_t = 10, value_parser = clap::value_parser!(u32).range(0..=1_000_000), help_heading = "Limits")]
+    #[arg(long, env = "ORDER_RATE_PER_CLIENT", default_value_t = 60, value_parser = clap::value_parser!(u32).range(0..=1_000_000), help_heading = "Limits")]
     pub order_rate_per_client: u32,
     /// Orders one client address may place in a row before ORDER_RATE_PER_CLIENT applies.
     #[arg(long, env = "ORDER_BURST_PER_CLIENT", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1_000_000), help_heading = "Limits")]
@@ -191,55 +193,10 @@ impl ServerSettings {
                 replay_max: self.feed_replay_max as usize,
                 max_age: Duration::from_secs(self.feed_max_age_secs),
             },
-            order_rate: Rate::per_second(self.order_rate_per_client, self.order_burst_per_client),
+            order_rate: Rate::per_minute(self.order_rate_per_client, self.order_burst_per_client),
             search_rate: Rate::per_second(self.search_rate_per_client, self.search_burst_per_client),
         })
     }
-}
-
-/// An origin browsers reach the shop at: `https://shop.example[:port]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Origin {
-    /// `scheme://host[:port]`, lower case, as browsers send it in `Origin`.
-    pub origin: String,
-    /// The host name (or address) alone, lower case, without the port.
-    pub host: String,
-    pub https: bool,
-}
-
-impl Origin {
-    /// Parses `scheme://host[:port]` (no path, user or wildcard).
-    pub fn parse(text: &str) -> Result<Origin, String> {
-        let text = text.trim().trim_end_matches('/').to_ascii_lowercase();
-        let (https, authority) = if let Some(rest) = text.strip_prefix("https://") {
-            (true, rest)
-        } else if let Some(rest) = text.strip_prefix("http://") {
-            (false, rest)
-        } else {
-            return Err(format!("{text:?} is not an origin like https://shop.example"));
-        };
-        if authority.is_empty() || authority.contains(['/', ' ', '*', '@', '?', '#']) {
-            return Err(format!("{text:?} is not an origin like https://shop.example"));
-        }
-        let host = host_of(authority).ok_or_else(|| format!("{text:?} has no host name"))?.to_string();
-        Ok(Origin { origin: text.clone(), host, https })
-    }
-}
-
-/// The host of an authority (`host`, `host:port`, `[v6]:port`), without its port.
-pub fn host_of(authority: &str) -> Option<&str> {
-    let host = if let Some(rest) = authority.strip_prefix('[') {
-        &authority[..rest.find(']')? + 2]
-    } else {
-        authority.rsplit_once(':').map_or(authority, |(host, port)| {
-            if port.bytes().all(|b| b.is_ascii_digit()) {
-                host
-            } else {
-                authority
-            }
-        })
-    };
-    (!host.is_empty()).then_some(host)
 }
 
 /// `PUBLIC_ORIGIN`, parsed.
@@ -247,12 +204,7 @@ pub fn host_of(authority: &str) -> Option<&str> {
 pub struct PublicOrigins(pub Vec<Origin>);
 
 fn parse_public_origins(list: &str) -> Result<PublicOrigins, String> {
-    list.split(',')
-        .map(str::trim)
-        .filter(|o| !o.is_empty())
-        .map(Origin::parse)
-        .collect::<Result<_, _>>()
-        .map(PublicOrigins)
+    comma_separated(list, Origin::parse).map(PublicOrigins)
 }
 
 /// `TRUSTED_PROXIES`, parsed.
@@ -260,17 +212,13 @@ fn parse_public_origins(list: &str) -> Result<PublicOrigins, String> {
 pub struct TrustedProxies(pub Vec<IpNet>);
 
 fn parse_proxies(list: &str) -> Result<TrustedProxies, String> {
-    list.split(',')
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-        .map(|proxy| {
-            proxy
-                .parse::<IpNet>()
-                .or_else(|_| proxy.parse::<IpAddr>().map(IpNet::from))
-                .map_err(|_| format!("{proxy:?} is not an address or CIDR like 10.0.0.0/8"))
-        })
-        .collect::<Result<_, _>>()
-        .map(TrustedProxies)
+    let parse = |proxy: &str| {
+        proxy
+            .parse::<IpNet>()
+            .or_else(|_| proxy.parse::<IpAddr>().map(IpNet::from))
+            .map_err(|_| format!("{proxy:?} is not an address or CIDR like 10.0.0.0/8"))
+    };
+    comma_separated(list, parse).map(TrustedProxies)
 }
 
 #[cfg(test)]
@@ -319,15 +267,6 @@ mod tests {
     }
 
     #[test]
-    fn hosts_lose_their_port() {
-        assert_eq!(host_of("shop.example:443"), Some("shop.example"));
-        assert_eq!(host_of("shop.example"), Some("shop.example"));
-        assert_eq!(host_of("[::1]:3000"), Some("[::1]"));
-        assert_eq!(host_of("[::1]"), Some("[::1]"));
-        assert_eq!(host_of(":80"), None);
-    }
-
-    #[test]
     fn the_readme_documents_every_setting_and_nothing_else() {
         use clap::CommandFactory;
         #[derive(Parser)]
@@ -357,5 +296,7 @@ mod tests {
         let config = parse(&["--order-rate-per-client", "0", "--search-rate-per-client", "2"], false).unwrap();
         assert_eq!(config.order_rate, None);
         assert_eq!(config.search_rate, Some(Rate { burst: 30, interval: Duration::from_millis(500) }));
+        let config = parse(&["--order-rate-per-client", "6"], false).unwrap();
+        assert_eq!(config.order_rate, Some(Rate { burst: 20, interval: Duration::from_secs(10) }), "a minute's rate");
     }
 }

@@ -30,9 +30,20 @@ async fn serving(configure: impl FnOnce(&mut store::Config), serve: impl FnOnce(
     start_serving(Backend::Single, configure, serve, |_| {}).await
 }
 
-/// The server's address, for raw connections.
-fn addr(app: &Running) -> String {
-    app.base.trim_start_matches("http://").to_string()
+/// A server with these connection limits, and its address for raw connections.
+async fn with_connection_limits(
+    header_read_secs: u64,
+    keep_alive_secs: u64,
+    max_connections: usize,
+) -> (Running, String) {
+    let limits = ConnectionLimits {
+        header_read: Duration::from_secs(header_read_secs),
+        keep_alive: Duration::from_secs(keep_alive_secs),
+        max_connections,
+    };
+    let app = serving(|_| {}, |server| server.connections = limits).await;
+    let addr = app.base.trim_start_matches("http://").to_string();
+    (app, addr)
 }
 
 /// Waits until the server closes `stream` (a read gives 0 bytes or fails),
@@ -51,13 +62,7 @@ async fn closed_within(stream: &mut TcpStream, within: Duration) -> Option<Durat
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_and_idle_connections_are_closed_while_other_clients_are_served() {
-    let limits = ConnectionLimits {
-        header_read: Duration::from_secs(2),
-        keep_alive: Duration::from_secs(1),
-        max_connections: 2_000,
-    };
-    let app = serving(|_| {}, |server| server.connections = limits).await;
-    let target = addr(&app);
+    let (app, target) = with_connection_limits(2, 1, 2_000).await;
 
     // 300 clients send their headers a line a second, as slowloris does.
     let mut slow = tokio::task::JoinSet::new();
@@ -115,13 +120,7 @@ async fn slow_and_idle_connections_are_closed_while_other_clients_are_served() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn past_the_connection_cap_new_connections_are_closed_at_once() {
-    let limits = ConnectionLimits {
-        header_read: Duration::from_secs(30),
-        keep_alive: Duration::from_secs(30),
-        max_connections: 20,
-    };
-    let app = serving(|_| {}, |server| server.connections = limits).await;
-    let target = addr(&app);
+    let (app, target) = with_connection_limits(30, 30, 20).await;
     let mut held = Vec::new();
     for _ in 0..20 {
         held.push(TcpStream::connect(&target).await.unwrap());

@@ -269,21 +269,57 @@ pub struct Origins(pub Vec<String>);
 /// `scheme://host[:port]` origins, comma-separated; anything else is refused
 /// at start rather than silently allowing nothing (or everything).
 fn parse_origins(list: &str) -> Result<Origins, String> {
-    list.split(',')
-        .map(str::trim)
-        .filter(|o| !o.is_empty())
-        .map(|origin| {
-            let valid = ["http://", "https://"].iter().any(|scheme| {
-                origin.strip_prefix(scheme).is_some_and(|host| !host.is_empty() && !host.contains(['/', ' ', '*']))
-            });
-            if valid {
-                Ok(origin.to_string())
+    comma_separated(list, |origin| Origin::parse(origin).map(|o| o.origin)).map(Origins)
+}
+
+/// A comma-separated list of settings, each parsed; blanks are skipped.
+pub fn comma_separated<T>(list: &str, parse: impl Fn(&str) -> Result<T, String>) -> Result<Vec<T>, String> {
+    list.split(',').map(str::trim).filter(|item| !item.is_empty()).map(parse).collect()
+}
+
+/// An origin browsers reach the shop at: `https://shop.example[:port]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    /// `scheme://host[:port]`, lower case, as browsers send it in `Origin`.
+    pub origin: String,
+    /// The host name (or address) alone, lower case, without the port.
+    pub host: String,
+    pub https: bool,
+}
+
+impl Origin {
+    /// Parses `scheme://host[:port]` (no path, user or wildcard).
+    pub fn parse(text: &str) -> Result<Origin, String> {
+        let text = text.trim().trim_end_matches('/').to_ascii_lowercase();
+        let (https, authority) = if let Some(rest) = text.strip_prefix("https://") {
+            (true, rest)
+        } else if let Some(rest) = text.strip_prefix("http://") {
+            (false, rest)
+        } else {
+            return Err(format!("{text:?} is not an origin like https://shop.example"));
+        };
+        if authority.is_empty() || authority.contains(['/', ' ', '*', '@', '?', '#']) {
+            return Err(format!("{text:?} is not an origin like https://shop.example"));
+        }
+        let host = host_of(authority).ok_or_else(|| format!("{text:?} has no host name"))?.to_string();
+        Ok(Origin { origin: text.clone(), host, https })
+    }
+}
+
+/// The host of an authority (`host`, `host:port`, `[v6]:port`), without its port.
+pub fn host_of(authority: &str) -> Option<&str> {
+    let host = if let Some(rest) = authority.strip_prefix('[') {
+        &authority[..rest.find(']')? + 2]
+    } else {
+        authority.rsplit_once(':').map_or(authority, |(host, port)| {
+            if port.bytes().all(|b| b.is_ascii_digit()) {
+                host
             } else {
-                Err(format!("{origin:?} is not an origin like https://shop.example"))
+                authority
             }
         })
-        .collect::<Result<_, _>>()
-        .map(Origins)
+    };
+    (!host.is_empty()).then_some(host)
 }
 
 /// The rows of a README's configuration table: (variable, default column).
@@ -351,6 +387,15 @@ mod tests {
         let command =
             Command::try_parse_from(std::iter::once("test").chain(args.iter().copied())).map_err(|e| e.to_string())?;
         command.settings.check()
+    }
+
+    #[test]
+    fn hosts_lose_their_port() {
+        assert_eq!(host_of("shop.example:443"), Some("shop.example"));
+        assert_eq!(host_of("shop.example"), Some("shop.example"));
+        assert_eq!(host_of("[::1]:3000"), Some("[::1]"));
+        assert_eq!(host_of("[::1]"), Some("[::1]"));
+        assert_eq!(host_of(":80"), None);
     }
 
     #[test]

@@ -47,6 +47,12 @@ impl Rate {
     pub fn per_second(per_second: u32, burst: u32) -> Option<Rate> {
         (per_second > 0).then(|| Rate { burst: burst.max(1), interval: Duration::from_secs(1) / per_second })
     }
+
+    /// `per_minute` a minute on average, `burst` in a row; `None` for 0
+    /// (no limit).
+    pub fn per_minute(per_minute: u32, burst: u32) -> Option<Rate> {
+        (per_minute > 0).then(|| Rate { burst: burst.max(1), interval: Duration::from_secs(60) / per_minute })
+    }
 }
 
 /// Counts what each client did and refuses it once it used up its [`Rate`],
@@ -203,6 +209,7 @@ mod tests {
     fn a_rate_per_second_spreads_its_acts() {
         assert_eq!(Rate::per_second(0, 10), None, "0 is no limit");
         assert_eq!(Rate::per_second(4, 0), Some(Rate { burst: 1, interval: Duration::from_millis(250) }));
+        assert_eq!(Rate::per_minute(2, 5), Some(Rate { burst: 5, interval: Duration::from_secs(30) }));
     }
 
     #[test]

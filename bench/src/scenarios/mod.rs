@@ -2,6 +2,7 @@
 
 pub mod contested;
 pub mod fanout;
+pub mod hostile;
 pub mod latency;
 pub mod lists;
 pub mod redis_cost;
@@ -23,7 +24,7 @@ use crate::stats::Samples;
 const NOISE_CORES: f64 = 0.25;
 
 /// Every scenario, in the order they run (lists last: it leaves a million orders behind).
-pub const ALL: [&str; 6] = ["throughput", "latency", "contested", "redis", "fanout", "lists"];
+pub const ALL: [&str; 7] = ["throughput", "latency", "hostile", "contested", "redis", "fanout", "lists"];
 
 /// How big each scenario is: the full run, or the smoke run of `scripts/test`.
 #[derive(Debug, Clone, Serialize)]

@@ -89,14 +89,10 @@ impl Drop for Admission {
 mod tests {
     use super::*;
 
-    fn client(text: &str) -> ClientAddr {
-        ClientAddr(text.parse().unwrap())
-    }
-
     #[test]
     fn connections_are_capped_per_client_and_in_all_and_freed_when_dropped() {
         let clients = FeedClients::new(3, 2);
-        let (a, b, c) = (client("192.0.2.1"), client("192.0.2.2"), client("192.0.2.3"));
+        let [a, b, c] = [1, 2, 3].map(|n| ClientAddr(std::net::Ipv4Addr::new(192, 0, 2, n).into()));
         let first = clients.admit(a).unwrap();
         let _second = clients.admit(a).unwrap();
         assert_eq!(clients.admit(a).unwrap_err(), Refused::PerClient);
