@@ -70,7 +70,7 @@ pub const PRODUCT_PAGE: usize = 20;
 /// The server functions that are searches (their cost depends on what is
 /// asked): each counts against the client's `SEARCH_RATE_PER_CLIENT`, as a
 /// page render does.
-pub const SEARCHES: [&str; 4] = ["orders_page", "products_page", "list_products", "orders_with_ids"];
+pub const SEARCHES: [&str; 3] = ["orders_page", "products_page", "orders_with_ids"];
 
 /// The most orders one [`orders_with_ids`] call fetches.
 pub const MAX_ORDERS_BY_ID: usize = 100;
@@ -285,12 +285,6 @@ mod ssr {
             .map(|order| super::OrderDetail { product_name: name_of(&order.product_id), order })
             .collect())
     }
-}
-
-/// Every product, oldest first (the first thousand): the order form's choices.
-#[server(endpoint = "list_products")]
-pub async fn list_products() -> Result<Vec<Product>, ServerFnError> {
-    Ok(ssr::shop()?.catalog().await.map_err(ssr::to_message)?.as_ref().clone())
 }
 
 /// Adds a product from the add-product form.

@@ -9,6 +9,7 @@
 //! - [`products`]: the warehouse panel (search, pages, live stock, add,
 //!   restock, delete, admin sign-in).
 //! - [`orders`]: the order form with its price preview and live stock.
+//! - [`picker`]: the order form's product picker, a combobox on the product search.
 //! - [`order_list`]: the live order list: status filter with live counts,
 //!   search, pages.
 //! - [`counts`]: the counts per status, a snapshot plus the feed's moves.
@@ -26,6 +27,7 @@ pub mod order_detail;
 pub mod order_list;
 pub mod orders;
 pub mod paging;
+pub mod picker;
 pub mod products;
 pub mod util;
 
@@ -143,22 +145,13 @@ fn DeadLetterLink() -> impl IntoView {
 /// The shop: warehouse, order form and the live order list.
 #[component]
 fn ShopPage() -> impl IntoView {
-    let feed = expect_context::<live::LiveFeed>();
-
     let warehouse = products::WarehouseActions::new();
     let place_order = ServerAction::<api::PlaceOrder>::new();
-    // Every product, for the order form's choices.
-    let catalog = Resource::new(move || (warehouse.version(), feed.refresh.get()), |_| api::list_products());
-    Effect::new(move |_| {
-        if let Some(Err(error)) = catalog.get() {
-            feed.note(&error);
-        }
-    });
 
     view! {
         <main class="grid">
             <products::Warehouse actions=warehouse/>
-            <orders::OrderForm catalog place_order/>
+            <orders::OrderForm place_order/>
             <order_list::OrderList place_order/>
         </main>
     }

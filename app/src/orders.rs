@@ -1,6 +1,6 @@
-//! The order form, with a price preview computed by the same pricing function
-//! the server charges with, and the stock of each product as the feed
-//! reports it.
+//! The order form: a product picked by name ([`crate::picker`]), with a
+//! price preview computed by the same pricing function the server charges
+//! with, and its stock as the feed reports it.
 
 use domain::{quote, Product, Quantity};
 use leptos::prelude::*;
@@ -8,10 +8,8 @@ use leptos::prelude::*;
 use crate::announce::Announcer;
 use crate::api::PlaceOrder;
 use crate::live::LiveFeed;
+use crate::picker::ProductPicker;
 use crate::util::{new_idempotency_key, short_id};
-
-/// Every product (the order form's choices), as loaded.
-pub type Catalog = Resource<Result<Vec<Product>, ServerFnError>>;
 
 /// How long after an order is placed another click on "Place order" is
 /// still the same attempt (the second click of a double click).
@@ -19,10 +17,10 @@ pub type Catalog = Resource<Result<Vec<Product>, ServerFnError>>;
 const SAME_ATTEMPT: std::time::Duration = std::time::Duration::from_millis(1000);
 
 #[component]
-pub fn OrderForm(catalog: Catalog, place_order: ServerAction<PlaceOrder>) -> impl IntoView {
+pub fn OrderForm(place_order: ServerAction<PlaceOrder>) -> impl IntoView {
     let feed = expect_context::<LiveFeed>();
     let announcer = expect_context::<Announcer>();
-    let selected = RwSignal::new(String::new());
+    let chosen = RwSignal::new(None::<Product>);
     let quantity = RwSignal::new("1".to_string());
     let order_error = move || place_order.value().get().and_then(|r| r.err()).and_then(|e| feed.error_to_show(&e));
     let placed = move || place_order.value().get().and_then(|r| r.ok());
@@ -43,40 +41,13 @@ pub fn OrderForm(catalog: Catalog, place_order: ServerAction<PlaceOrder>) -> imp
         Some(Err(error)) => feed.note(&error),
         None => {}
     });
-    // The choices, by name.
-    let products = move || {
-        catalog.get().and_then(Result::ok).map(|mut list| {
-            list.sort_by_cached_key(|p| p.name.to_lowercase());
-            list
-        })
-    };
 
     view! {
         <section class="panel" id="place-order" tabindex="-1" aria-labelledby="order-title">
             <h2 id="order-title">"Place an order"</h2>
             <ActionForm action=place_order attr:class="stack" attr:data-testid="order-form">
                 <input type="hidden" name="idempotency_key" prop:value=move || key.get()/>
-                <label>
-                    "Product"
-                    <select name="product_id" required prop:value=move || selected.get()
-                        on:change=move |ev| {
-                            selected.set(event_target_value(&ev));
-                            renew_key();
-                        }>
-                        <option value="">"Choose a product…"</option>
-                        <Transition fallback=|| ()>
-                            {move || Suspend::new(async move {
-                                let mut list = catalog.await.unwrap_or_default();
-                                list.sort_by_cached_key(|p| p.name.to_lowercase());
-                                list.into_iter().map(|Product { id, name, quantity: listed, .. }| {
-                                    let (value, chosen) = (id.clone(), id.clone());
-                                    let label = move || format!("{name} ({} in stock)", feed.stock_of(&id, listed));
-                                    view! { <option value=value selected=move || selected.with(|s| *s == chosen)>{label}</option> }
-                                }).collect_view()
-                            })}
-                        </Transition>
-                    </select>
-                </label>
+                <ProductPicker chosen on_change=move |()| renew_key()/>
                 <label>
                     "Quantity"
                     <input type="number" name="quantity" min="1" max="10000" step="1" required
@@ -86,7 +57,7 @@ pub fn OrderForm(catalog: Catalog, place_order: ServerAction<PlaceOrder>) -> imp
                             renew_key();
                         }/>
                 </label>
-                <PricePreview products selected quantity/>
+                <PricePreview chosen quantity/>
                 <button type="submit" disabled=move || place_order.pending().get()>"Place order"</button>
                 {move || order_error().map(|e| view! { <p class="error" role="alert" data-testid="order-error">{e}</p> })}
                 {move || placed().map(|o| view! {
@@ -100,14 +71,10 @@ pub fn OrderForm(catalog: Catalog, place_order: ServerAction<PlaceOrder>) -> imp
 /// Unit price, subtotal, the 20% fee and the total of what is being ordered,
 /// and a warning when it is more than the stock the feed last reported.
 #[component]
-fn PricePreview(
-    products: impl Fn() -> Option<Vec<Product>> + Send + Sync + 'static,
-    selected: RwSignal<String>,
-    quantity: RwSignal<String>,
-) -> impl IntoView {
+fn PricePreview(chosen: RwSignal<Option<Product>>, quantity: RwSignal<String>) -> impl IntoView {
     let feed = expect_context::<LiveFeed>();
     let preview = move || {
-        let product = selected.with(|id| products()?.into_iter().find(|p| &p.id == id))?;
+        let product = chosen.get()?;
         let quantity = quantity.with(|q| Quantity::parse(q));
         Some((product, quantity))
     };

@@ -17,8 +17,11 @@ pub const MIN_QUERY_CHARS: usize = 2;
 pub const MAX_PREFIX_CHARS: usize = 10;
 /// Words of a name indexed at most (names may hold 200 characters).
 pub const MAX_INDEXED_WORDS: usize = 16;
-/// Words of a query used at most.
-pub const MAX_QUERY_WORDS: usize = 5;
+/// Words of a query used at most (a whole long name pasted in).
+pub const MAX_QUERY_WORDS: usize = 32;
+/// Words of a query whose index is asked how many products it holds (its
+/// longest), to read the rarest.
+pub const MAX_LOOKUPS: usize = 5;
 /// Products an order search by product name covers at most: the newest
 /// this many that match (a list merges one index per product).
 pub const MAX_MATCHED_PRODUCTS: usize = 50;
@@ -88,8 +91,8 @@ impl Query {
 
     /// The indexed prefixes that could be looked up: one per word of at
     /// least [`MIN_QUERY_CHARS`], cut to [`MAX_PREFIX_CHARS`], longest
-    /// first. Each holds every match; the one that holds the fewest products
-    /// is the one to read.
+    /// first, at most [`MAX_LOOKUPS`]. Each holds every match; the one that
+    /// holds the fewest products is the one to read.
     pub fn lookups(&self) -> Vec<&str> {
         let mut lookups: Vec<&str> = self
             .words
@@ -98,6 +101,7 @@ impl Query {
             .map(|word| first_chars(word, MAX_PREFIX_CHARS))
             .collect();
         lookups.dedup();
+        lookups.truncate(MAX_LOOKUPS);
         lookups
     }
 
@@ -153,8 +157,14 @@ mod tests {
     }
 
     #[test]
-    fn only_words_long_enough_are_looked_up() {
+    fn only_words_long_enough_are_looked_up_and_every_word_must_match() {
         assert_eq!(Query::parse("oak c").unwrap().unwrap().lookups(), ["oak"]);
+        // A whole long name: its five longest words are looked up, all of them checked.
+        let name = "Layout x7q 7 extraordinarily comfortable reclining armchair upholstered in wool";
+        let query = Query::parse(name).unwrap().unwrap();
+        assert_eq!(query.lookups().len(), MAX_LOOKUPS);
+        assert!(query.matches(name));
+        assert!(!query.matches(&name.replace(" 7 ", " 8 ")), "the short words count too");
     }
 
     #[test]

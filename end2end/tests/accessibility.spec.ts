@@ -38,11 +38,25 @@ test("a person orders and filters the orders with the keyboard alone, and hears 
   await page.keyboard.press("Enter");
   expect((await focused(page)).id).toBe("place-order");
 
-  // Product (typing its name picks it), quantity, Place order.
-  await tabTo(page, "the product choice", (f) => f.tag === "select");
+  // Product (typing its name finds it, Down moves to it, Enter picks it; Escape
+  // closes the list), quantity, Place order.
+  await tabTo(page, "the product picker", (f) => f.id === "product-search");
+  const picker = page.getByTestId("order-form").getByRole("combobox", { name: "Product" });
   await page.keyboard.type(name);
-  const select = page.getByTestId("order-form").getByLabel("Product");
-  await expect(select).toHaveValue(productId);
+  await expect(picker).toHaveAttribute("aria-expanded", "true");
+  const option = page.getByRole("option").filter({ hasText: `${name} (5 in stock)` });
+  await expect(option).toHaveCount(1);
+  await page.keyboard.press("ArrowDown");
+  await expect(picker).toHaveAttribute("aria-activedescendant", (await option.getAttribute("id"))!);
+  await expect(option).toHaveAttribute("aria-selected", "true");
+  await page.keyboard.press("Enter");
+  await expect(picker).toHaveAttribute("aria-expanded", "false");
+  await expect(picker).toHaveValue(name);
+  await expect(page.getByTestId("order-form").locator('input[name="product_id"]')).toHaveValue(productId);
+  await page.keyboard.press("ArrowDown");
+  await expect(picker).toHaveAttribute("aria-expanded", "true");
+  await page.keyboard.press("Escape");
+  await expect(picker).toHaveAttribute("aria-expanded", "false");
   await page.keyboard.press("Tab");
   expect((await focused(page)).label).toBe("Quantity");
   await page.keyboard.press("ControlOrMeta+a");

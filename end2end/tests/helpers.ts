@@ -59,9 +59,12 @@ export async function addProduct(page: Page, name: string, price: string, stock:
 
 export async function placeOrder(page: Page, productName: string, quantity: string) {
   const form = page.getByTestId("order-form");
-  const option = form.locator("option", { hasText: `${productName} (` });
+  const picker = form.getByRole("combobox", { name: "Product" });
+  await picker.fill(productName);
+  const option = form.getByRole("option").filter({ hasText: `${productName} (` });
   await expect(option).toHaveCount(1);
-  await form.getByLabel("Product").selectOption((await option.getAttribute("value"))!);
+  await option.click();
+  await expect(picker).toHaveValue(productName);
   await form.getByLabel("Quantity").fill(quantity);
 }
 

@@ -46,7 +46,9 @@ test(`with ${products} products and ${orders} orders the first page is interacti
     const rows = page.getByTestId("orders").locator("tbody tr");
     await expect(rows).toHaveCount(50);
     await expect(page.getByTestId("filter-all").locator(".count")).toHaveText(orders.toLocaleString("en-US"));
-    await expect(page.getByTestId("order-form").locator("option")).toHaveCount(products + 1);
+    // The order form finds a product among them all as its name is typed.
+    await page.getByTestId("order-form").getByRole("combobox", { name: "Product" }).fill("Oak chair");
+    await expect(page.getByTestId("order-form").getByRole("option").first()).toContainText("Oak chair");
     if (n === 0) {
       await page.getByRole("button", { name: "Load more orders" }).click();
       await expect(rows).toHaveCount(100);

@@ -68,11 +68,11 @@ pub struct ServerSettings {
     pub order_burst_per_client: u32,
     /// Searches and page renders one client address may ask for per second on average (0: no
     /// limit); past it, 429 with Retry-After.
-    #[arg(long, env = "SEARCH_RATE_PER_CLIENT", default_value_t = 10, value_parser = clap::value_parser!(u32).range(0..=1_000_000), help_heading = "Limits")]
+    #[arg(long, env = "SEARCH_RATE_PER_CLIENT", default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=1_000_000), help_heading = "Limits")]
     pub search_rate_per_client: u32,
     /// Searches and page renders one client address may ask for in a row before
     /// SEARCH_RATE_PER_CLIENT applies.
-    #[arg(long, env = "SEARCH_BURST_PER_CLIENT", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=1_000_000), help_heading = "Limits")]
+    #[arg(long, env = "SEARCH_BURST_PER_CLIENT", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1_000_000), help_heading = "Limits")]
     pub search_burst_per_client: u32,
 }
 
@@ -295,7 +295,7 @@ mod tests {
     fn rates_of_zero_are_no_limit() {
         let config = parse(&["--order-rate-per-client", "0", "--search-rate-per-client", "2"], false).unwrap();
         assert_eq!(config.order_rate, None);
-        assert_eq!(config.search_rate, Some(Rate { burst: 30, interval: Duration::from_millis(500) }));
+        assert_eq!(config.search_rate, Some(Rate { burst: 20, interval: Duration::from_millis(500) }), "2 a second");
         let config = parse(&["--order-rate-per-client", "6"], false).unwrap();
         assert_eq!(config.order_rate, Some(Rate { burst: 20, interval: Duration::from_secs(10) }), "a minute's rate");
     }

@@ -24,9 +24,9 @@ pub mod feed;
 pub mod guard;
 pub mod headers;
 pub mod health;
-pub mod limits;
 pub mod metrics;
 pub mod openapi;
+pub mod reads;
 pub mod rest;
 pub mod serve;
 
@@ -90,6 +90,8 @@ pub struct Services {
     /// Whether `/metrics` is served on an address of its own (`METRICS_ADDR`)
     /// rather than with the shop.
     pub metrics_apart: bool,
+    /// Where page renders and searches run, apart from the orders.
+    pub reads: reads::ReadPool,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -98,13 +100,22 @@ impl FromRef<AppState> for LeptosOptions {
     }
 }
 
-/// Connects to Redis (lazily) and starts the feed reader.
+/// Why the server's state could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("starting the costly reads' thread: {0}")]
+    Thread(#[from] std::io::Error),
+}
+
+/// Connects to Redis (lazily) and starts the feed reader and the costly reads' thread.
 pub fn state(
     config: &Config,
     server: &ServerConfig,
     leptos_options: LeptosOptions,
     shutdown: CancellationToken,
-) -> Result<AppState, StoreError> {
+) -> Result<AppState, StartError> {
     metrics::handle();
     let shop = Shop::new(config)?;
     let feed = feed::StatusFeed::start(
@@ -114,7 +125,8 @@ pub fn state(
         config.read_linger,
         server.feed,
         shutdown,
-    )?;
+    )
+    .map_err(StoreError::from)?;
     let public: Arc<[config::Origin]> = server.public_origins.clone().into();
     Ok(AppState(Arc::new(Services {
         shop,
@@ -136,6 +148,7 @@ pub fn state(
             cors: config.cors_origins.clone().into(),
         },
         metrics_apart: server.metrics_addr.is_some(),
+        reads: reads::ReadPool::start()?,
     })))
 }
 
@@ -170,7 +183,7 @@ pub fn app(state: AppState) -> Router {
             },
             move || app::shell(leptos_options.clone()),
         )
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), limits::limit_costly_reads));
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), reads::costly_reads));
     let routes = api.merge(pages).route_layer(axum::middleware::from_fn(metrics::track_requests));
     assets::serve(routes, &state.leptos_options)
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))

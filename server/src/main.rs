@@ -75,9 +75,13 @@ async fn main() -> ExitCode {
     let shutdown = CancellationToken::new();
     let state = match server::state(&config, &server_config, leptos_options, shutdown.clone()) {
         Ok(state) => state,
-        Err(error) => {
+        Err(server::StartError::Store(error)) => {
             eprintln!("server: Redis ({}): {error}", config.redis);
             return ExitCode::from(2);
+        }
+        Err(error) => {
+            eprintln!("server: {error}");
+            return ExitCode::FAILURE;
         }
     };
     let listener = match tokio::net::TcpListener::bind(addr).await {

@@ -45,21 +45,7 @@ pub struct Shop {
     admin: AdminGate,
     /// Saves new orders, those placed at the same time in a partition together.
     placements: Placements,
-    /// The order form's catalogue as last read (see [`Shop::catalog`]).
-    catalog: Arc<tokio::sync::Mutex<Option<Catalog>>>,
-    /// Products created, restocked or deleted through this process so far.
-    product_changes: Arc<AtomicU64>,
 }
-
-/// The catalogue as read, when, and after how many changes made here.
-struct Catalog {
-    read_at: std::time::Instant,
-    changes: u64,
-    products: Arc<Vec<Product>>,
-}
-
-/// How long the catalogue read for the order form is served before it is read again.
-pub const CATALOG_FRESH_FOR: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Names a product search checks at most in one call.
 pub const SEARCH_SCAN_BUDGET: usize = 500;
@@ -122,8 +108,6 @@ impl Shop {
                 Durability::of(config),
                 config.idempotency_window.as_secs(),
             ),
-            catalog: Arc::default(),
-            product_changes: Arc::default(),
         })
     }
 
@@ -191,7 +175,6 @@ impl Shop {
             return Ok(CreatedProduct { product: earlier, replayed: true });
         }
         self.remember_price(&product);
-        self.forget_catalog();
         tracing::info!(product_id = %product.id, name = %product.name, "product created");
         Ok(CreatedProduct { product, replayed: false })
     }
@@ -205,7 +188,6 @@ impl Shop {
         };
         match scripts::restock(keys, id, restock.units(), MAX_STOCK).run(&mut self.conn.clone()).await? {
             scripts::Restocking::Restocked { stock } => {
-                self.forget_catalog();
                 tracing::info!(product_id = %id, units = restock.units(), stock, "product restocked");
                 self.product(id).await
             }
@@ -229,32 +211,6 @@ impl Shop {
         Ok(self.products_page(&PageRequest::first(MAX_LIMIT)).await?.items)
     }
 
-    /// The order form's catalogue: [`Shop::products`], read from Redis at
-    /// most once per [`CATALOG_FRESH_FOR`] by this process, whatever the
-    /// number of pages rendered meanwhile (each render of the shop's page
-    /// wants it, and reading a thousand products costs Redis a thousand
-    /// reads). A change made through this process is seen at once; one made
-    /// through another server within that time (its stock follows the live
-    /// feed anyway).
-    pub async fn catalog(&self) -> StoreResult<Arc<Vec<Product>>> {
-        let mut cached = self.catalog.lock().await;
-        // Changes made here since a read make it stale, however young.
-        let changes = self.product_changes.load(Ordering::Acquire);
-        if let Some(catalog) = cached.as_ref() {
-            if catalog.changes == changes && catalog.read_at.elapsed() < CATALOG_FRESH_FOR {
-                return Ok(catalog.products.clone());
-            }
-        }
-        let products = Arc::new(self.products().await?);
-        *cached = Some(Catalog { read_at: std::time::Instant::now(), changes, products: products.clone() });
-        Ok(products)
-    }
-
-    /// Marks the catalogue stale, so the next page shows a change made here.
-    fn forget_catalog(&self) {
-        self.product_changes.fetch_add(1, Ordering::AcqRel);
-    }
-
     /// One page of products, oldest first.
     pub async fn products_page(&self, request: &PageRequest) -> StoreResult<Page<Product>> {
         self.search_products("", request, false).await
@@ -271,7 +227,6 @@ impl Shop {
         if !scripts::delete_product(keys, id, &name).run(&mut self.conn.clone()).await? {
             return Err(not_found());
         }
-        self.forget_catalog();
         tracing::info!(product_id = %id, "product deleted");
         Ok(())
     }
