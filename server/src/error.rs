@@ -37,6 +37,9 @@ pub enum ApiError {
     /// The write did not reach `REDIS_MIN_REPLICAS` replicas in time.
     #[error("not confirmed by enough Redis replicas in time; retry with the same Idempotency-Key (it never creates a second order)")]
     NotReplicated,
+    /// Nothing was saved: too few replicas are online (a failover under way).
+    #[error("not saved: fewer Redis replicas than REDIS_MIN_REPLICAS are online for it (a failover may be under way); retry in a few seconds, with the same Idempotency-Key")]
+    TooFewReplicas,
     /// Redis is unreachable or misbehaving; details are logged, not returned.
     #[error("service unavailable")]
     Unavailable,
@@ -58,6 +61,10 @@ impl From<StoreError> for ApiError {
                 tracing::warn!(wanted, reached, "a write did not reach enough replicas in time");
                 ApiError::NotReplicated
             }
+            StoreError::TooFewReplicas { wanted, online } => {
+                tracing::warn!(wanted, online, "refused a write: too few replicas online");
+                ApiError::TooFewReplicas
+            }
             other => {
                 tracing::error!(error = %other, "request failed in the store");
                 ApiError::Unavailable
@@ -73,6 +80,11 @@ impl IntoResponse for ApiError {
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::BadRequest(status, _) => *status,
             ApiError::Unavailable | ApiError::NotReplicated => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::TooFewReplicas => {
+                // A failover takes a few seconds to give the new master a replica.
+                let body = Json(ErrorBody { error: self.to_string() });
+                return (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "2")], body).into_response();
+            }
             ApiError::Unauthorized(_) => {
                 let body = Json(ErrorBody { error: self.to_string() });
                 return (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer")], body).into_response();

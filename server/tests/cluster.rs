@@ -178,7 +178,7 @@ async fn a_partition_moved_to_another_master_under_load_shows_clients_no_error()
 /// What `REDIS_MIN_REPLICAS=1` costs an order, measured on the cluster: the
 /// same sequential orders placed without and with waiting for a replica.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn waiting_for_a_replica_costs_little_and_a_missing_replica_is_a_503() {
+async fn waiting_for_a_replica_costs_little_and_a_missing_replica_is_a_503_that_saved_nothing() {
     // The app asks for more replicas than the cluster has (one per master).
     let app = start_on(Backend::Cluster, |config| {
         config.min_replicas = 2;
@@ -205,13 +205,12 @@ async fn waiting_for_a_replica_costs_little_and_a_missing_replica_is_a_503() {
         println!("placing an order with REDIS_MIN_REPLICAS={replicas}: p50 {p50:?}, p99 {p99:?} (300 sequential orders, cluster)");
     }
 
-    // The order is whole on the master, the client is told it is not durable
-    // yet (503, saying what to do), and a retry with the same key never makes
-    // a second one.
+    // More replicas asked for than there are: refused before anything is
+    // written (503, saying so and what to do), however often it is retried;
+    // where the replicas are enough, the same key then places it once.
     config.min_replicas = 0;
     let shop = Shop::new(&config).unwrap();
     let before = shop.newest_orders(usize::MAX).await.unwrap().len();
-    let mut ids = Vec::new();
     for _ in 0..2 {
         let response = app
             .http
@@ -222,10 +221,16 @@ async fn waiting_for_a_replica_costs_little_and_a_missing_replica_is_a_503() {
             .await
             .unwrap();
         assert_eq!(response.status(), reqwest::StatusCode::SERVICE_UNAVAILABLE);
+        assert!(response.headers().contains_key("retry-after"));
         let body: Value = response.json().await.unwrap();
-        assert!(body["error"].as_str().unwrap().contains("Idempotency-Key"), "{body}");
+        let error = body["error"].as_str().unwrap();
+        assert!(error.starts_with("not saved") && error.contains("Idempotency-Key"), "{body}");
+    }
+    assert_eq!(shop.newest_orders(usize::MAX).await.unwrap().len(), before, "a 503 saved nothing");
+    let mut ids = Vec::new();
+    for replayed in [false, true] {
         let placed = shop.place_order_once(&product.id, Quantity::new(1).unwrap(), Some("durable-1")).await.unwrap();
-        assert!(placed.replayed);
+        assert_eq!(placed.replayed, replayed);
         ids.push(placed.order.id);
     }
     assert_eq!(ids[0], ids[1]);

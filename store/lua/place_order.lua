@@ -6,19 +6,36 @@
 -- check and the creation are one step.
 -- KEYS: orders index, order-placed, index of the first status's orders, the same by product, then per order:
 --       product, order, index of the product's orders, and its idempotency key when it has one
--- ARGV: idempotency window (s), the status a new order has (from the domain's rules: pending), then per order: order
---       id, product id, unit price (cents, as priced), quantity, fee, total,
---       now (ms), whether it has an idempotency key ('1' or '0')
+-- ARGV: idempotency window (s), the status a new order has (from the domain's rules: pending), replicas that must
+--       be online (REDIS_MIN_REPLICAS; 0: none), the most seconds a replica's last acknowledgement may lag,
+--       then per order: order id, product id, unit price (cents, as priced), quantity, fee, total, now (ms),
+--       whether it has an idempotency key ('1' or '0')
 -- Uses batch_prelude.lua (put in front of this code).
 -- Returns one reply per order, in order: {'placed'}, {'replayed', earlier
--- order id}, {'no_product'}, or {'price_changed'} (priced against a stale price).
+-- order id}, {'no_product'}, {'price_changed'} (priced against a stale price),
+-- or, for every order of the batch and before anything is written,
+-- {'not_replicated', replicas online} when fewer replicas than required are
+-- online: a client told so knows its order was not saved.
 local window, status = ARGV[1], ARGV[2]
+local min_replicas, max_lag = tonumber(ARGV[3]), tonumber(ARGV[4])
+local orders = (#ARGV - 4) / 8
+if min_replicas > 0 then
+  local online = 0
+  for state, lag in string.gmatch(redis.call('INFO', 'replication'), 'slave%d+:[^\r\n]-state=(%a+)[^\r\n]-lag=(%d+)') do
+    if state == 'online' and tonumber(lag) <= max_lag then online = online + 1 end
+  end
+  if online < min_replicas then
+    local refused = {}
+    for i = 1, orders do refused[i] = {'not_replicated', online} end
+    return refused
+  end
+end
 -- Each product's price (false: no such product), and its new orders.
 local prices, of_product = {}, {}
 local replies, placed, placed_by_product = {}, {}, {}
 local key = 5
-for i = 1, (#ARGV - 2) / 8 do
-  local at = 2 + 8 * (i - 1)
+for i = 1, orders do
+  local at = 4 + 8 * (i - 1)
   local id, product_id, price, now = ARGV[at + 1], ARGV[at + 2], ARGV[at + 3], ARGV[at + 7]
   local product, order, product_orders = KEYS[key], KEYS[key + 1], KEYS[key + 2]
   local idempotency = nil

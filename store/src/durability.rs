@@ -38,13 +38,31 @@ impl Durability {
 
     /// Runs a script call and, when replicas are required, waits for them.
     pub async fn run<C: ConnectionLike, T: FromRedisValue>(&self, conn: &mut C, call: Call<T>) -> StoreResult<T> {
+        self.run_if_written(conn, call, |_| true).await
+    }
+
+    /// [`Durability::run`] for a call that may refuse to write anything
+    /// (`wrote` tells from its reply): then how many replicas the `WAIT`
+    /// reached does not matter, and the reply says why it refused.
+    pub async fn run_if_written<C: ConnectionLike, T: FromRedisValue>(
+        &self,
+        conn: &mut C,
+        call: Call<T>,
+        wrote: impl Fn(&T) -> bool,
+    ) -> StoreResult<T> {
         if !self.waits() {
             return Ok(call.run(conn).await?);
         }
         let mut pipe = redis::pipe();
         call.add_to(&mut pipe);
-        let reply = self.run_all(conn, pipe).await?.pop().unwrap_or(Value::Nil);
-        Ok(T::from_redis_value(reply).map_err(redis::RedisError::from)?)
+        pipe.cmd("WAIT").arg(self.min_replicas).arg(self.timeout.as_millis() as u64);
+        let mut replies: Vec<Value> = scripts::query(conn, &pipe).await?;
+        let reached = replies.pop().and_then(|v| redis::from_redis_value(v).ok()).unwrap_or(0);
+        let reply = T::from_redis_value(replies.pop().unwrap_or(Value::Nil)).map_err(redis::RedisError::from)?;
+        if wrote(&reply) {
+            self.check(reached)?;
+        }
+        Ok(reply)
     }
 
     /// Runs a pipeline of script calls to one partition and, when replicas

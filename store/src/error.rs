@@ -18,6 +18,11 @@ pub enum StoreError {
     /// replicas in time; a retry with the same idempotency key is safe.
     #[error("the write reached {reached} of {wanted} required replicas in time")]
     NotReplicated { wanted: u32, reached: u32 },
+    /// Nothing was written: fewer than `REDIS_MIN_REPLICAS` replicas are
+    /// online for the partition (a failover may have left a master without
+    /// its own replica yet).
+    #[error("{online} of {wanted} required replicas are online; nothing was written")]
+    TooFewReplicas { wanted: u32, online: u32 },
     /// Redis holds something this code did not write (a corrupt or foreign key).
     #[error("corrupt data in {key}: {detail}")]
     Corrupt { key: String, detail: String },

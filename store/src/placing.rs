@@ -12,7 +12,10 @@
 
 use std::sync::{Arc, Mutex};
 
+use std::time::Duration;
+
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 
 use crate::connection::Redis;
 use crate::durability::Durability;
@@ -51,6 +54,11 @@ impl Placements {
         Placements { saving: Saving { conn, durability, idempotency_window_secs }, layout, queues: Arc::new(queues) }
     }
 
+    /// The replicas an order must reach (`REDIS_MIN_REPLICAS`).
+    pub fn min_replicas(&self) -> u32 {
+        self.saving.durability.min_replicas
+    }
+
     /// Saves `order` in `partition`, together with the orders placed there at
     /// the same time; what the script made of it.
     pub async fn place(&self, partition: Partition, order: PlacedOrder) -> StoreResult<Placement> {
@@ -79,6 +87,33 @@ fn gone() -> StoreError {
     StoreError::Redis(redis::RedisError::from((redis::ErrorKind::Io, "the order could not be saved; try again")))
 }
 
+/// How often a batch refused for too few replicas is tried again, within
+/// `REDIS_REPLICA_TIMEOUT_MS`: a replica's link may be down for a moment.
+const REPLICAS_AGAIN_AFTER: Duration = Duration::from_millis(50);
+
+/// Saves one batch; a batch refused because too few replicas are online
+/// (nothing written) is tried again until `REDIS_REPLICA_TIMEOUT_MS` has
+/// passed, then its callers are told so.
+async fn save(
+    saving: &Saving,
+    conn: &mut Redis,
+    keys: &PartitionKeys,
+    orders: &[PlacedOrder],
+) -> StoreResult<Vec<Placement>> {
+    let refused = |placements: &Vec<Placement>| {
+        placements.iter().all(|placement| matches!(placement, Placement::NotReplicated { .. }))
+    };
+    let until = Instant::now() + saving.durability.timeout;
+    loop {
+        let call = scripts::place_orders(keys, orders, saving.idempotency_window_secs, saving.durability.min_replicas);
+        let placements = saving.durability.run_if_written(conn, call, |p| !refused(p)).await?;
+        if !refused(&placements) || Instant::now() + REPLICAS_AGAIN_AFTER > until {
+            return Ok(placements);
+        }
+        tokio::time::sleep(REPLICAS_AGAIN_AFTER).await;
+    }
+}
+
 /// One partition's task: saves what its queue holds, a batch at a time.
 async fn save_batches(saving: Saving, keys: PartitionKeys, mut queue: mpsc::UnboundedReceiver<Request>) {
     let mut conn = saving.conn.clone();
@@ -90,8 +125,7 @@ async fn save_batches(saving: Saving, keys: PartitionKeys, mut queue: mpsc::Unbo
             continue;
         }
         let orders: Vec<PlacedOrder> = batch.iter().map(|(order, _)| order.clone()).collect();
-        let call = scripts::place_orders(&keys, &orders, saving.idempotency_window_secs);
-        match saving.durability.run(&mut conn, call).await {
+        match save(&saving, &mut conn, &keys, &orders).await {
             Ok(placements) if placements.len() == batch.len() => {
                 for ((_, reply), placement) in batch.drain(..).zip(placements) {
                     let _ = reply.send(Ok(placement));

@@ -196,6 +196,10 @@ pub enum Placement {
     NoProduct,
     /// The product's price changed since the order was priced.
     PriceChanged,
+    /// Fewer replicas than required are online: nothing was written.
+    NotReplicated {
+        online: u32,
+    },
 }
 
 impl FromRedisValue for Placement {
@@ -206,6 +210,7 @@ impl FromRedisValue for Placement {
             Some("replayed") => Ok(Placement::Replayed { order_id: number(PLACE, &reply, 1)? }),
             Some("no_product") => Ok(Placement::NoProduct),
             Some("price_changed") => Ok(Placement::PriceChanged),
+            Some("not_replicated") => Ok(Placement::NotReplicated { online: number(PLACE, &reply, 1)? }),
             _ => Err(unexpected(PLACE, &reply)),
         }
     }
@@ -357,12 +362,22 @@ pub struct PlacedOrder {
     pub idempotency_key: Option<String>,
 }
 
+/// The most seconds a replica's last acknowledgement may lag for it to count
+/// as online (Redis's own `min-replicas-max-lag` default).
+pub const REPLICA_MAX_LAG_SECS: u32 = 10;
+
 /// Saves a batch of priced orders of one partition, each in its first status
 /// with its outbox entry, or finds the order an earlier attempt with the same
 /// idempotency key created, in one atomic step (see `place_order.lua`). An
-/// idempotency key is remembered for `window` seconds. One reply per order,
-/// in order.
-pub fn place_orders(keys: &PartitionKeys, orders: &[PlacedOrder], window: u64) -> Call<Vec<Placement>> {
+/// idempotency key is remembered for `window` seconds. With `min_replicas`
+/// above 0, nothing is written while fewer replicas are online. One reply
+/// per order, in order.
+pub fn place_orders(
+    keys: &PartitionKeys,
+    orders: &[PlacedOrder],
+    window: u64,
+    min_replicas: u32,
+) -> Call<Vec<Placement>> {
     let mut touched = vec![
         keys.orders(),
         keys.stream(Stream::OrderPlaced),
@@ -375,7 +390,11 @@ pub fn place_orders(keys: &PartitionKeys, orders: &[PlacedOrder], window: u64) -
         touched.push(keys.product_orders(&order.product_id));
         touched.extend(order.idempotency_key.as_deref().map(|key| keys.order_idempotency(key)));
     }
-    let mut call = Call::new(&SCRIPTS.place_order, &touched).arg(window).arg(OrderStatus::INITIAL.as_str());
+    let mut call = Call::new(&SCRIPTS.place_order, &touched)
+        .arg(window)
+        .arg(OrderStatus::INITIAL.as_str())
+        .arg(min_replicas)
+        .arg(REPLICA_MAX_LAG_SECS);
     for order in orders {
         call = call
             .arg(&order.order_id)

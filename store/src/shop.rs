@@ -310,6 +310,9 @@ impl Shop {
                     return Err(StoreError::NotFound { kind: "product", id: product_id.to_string() });
                 }
                 scripts::Placement::PriceChanged => self.forget_price(product_id),
+                scripts::Placement::NotReplicated { online } => {
+                    return Err(StoreError::TooFewReplicas { wanted: self.placements.min_replicas(), online });
+                }
             }
         }
         Err(StoreError::invalid("product_id", "the product's price keeps changing; try again"))
