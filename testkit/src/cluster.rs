@@ -215,6 +215,31 @@ impl RedisCluster {
         self.last_kill = Some(Instant::now());
     }
 
+    /// SIGSTOPs one node: it neither answers nor fails, as a process paused by
+    /// its host (a long garbage collection, a frozen VM) looks to its peers.
+    pub fn pause_node(&self, port: u16) {
+        self.signal(port, "-STOP");
+    }
+
+    /// SIGCONTs a paused node.
+    pub fn resume_node(&self, port: u16) {
+        self.signal(port, "-CONT");
+    }
+
+    fn signal(&self, port: u16, signal: &str) {
+        let node = self.nodes.iter().find(|node| node.port == port).unwrap_or_else(|| panic!("no node {port}"));
+        let pid = node.child.as_ref().unwrap_or_else(|| panic!("node {port} is not running")).id();
+        let sent = Command::new("kill").args([signal, &pid.to_string()]).status();
+        assert!(sent.is_ok_and(|status| status.success()), "kill {signal} {pid} (node {port})");
+    }
+
+    /// The replicas of the master on `port`.
+    pub fn replicas_of(&self, port: u16) -> Vec<u16> {
+        let view = self.nodes();
+        let Some(master) = view.iter().find(|node| node.port == port) else { return Vec::new() };
+        view.iter().filter(|node| node.master_id.as_deref() == Some(master.id.as_str())).map(|node| node.port).collect()
+    }
+
     /// Waits until a live node is master of `slot` and every live node
     /// agrees the cluster is whole again (all slots served, replicas
     /// linked). Returns the time since the last kill, or since this call if

@@ -30,7 +30,7 @@ use redis::{FromRedisValue, RedisResult, Value};
 use store::connection::{self, Backoff};
 use store::durability::Durability;
 use store::scripts::{self, Call, DeadLettered};
-use store::streams::{ensure_group, MalformedEntry, StreamReads, NEW_ENTRIES};
+use store::streams::{ensure_group, MalformedEntry, StreamReads, FROM_START, NEW_ENTRIES};
 use store::{Config, PartitionKeys, Redis, Stream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
@@ -273,6 +273,13 @@ impl<H: Handler> Consumer<H> {
         let mut groups_ready = false;
         let mut reclaims: Vec<Reclaim> =
             self.lanes.iter().map(|_| Reclaim { next: Instant::now(), cursor: "0-0".to_string() }).collect();
+        // Entries delivered to this consumer but never handled: those a read
+        // that failed (timed out, say, during a failover) may have delivered
+        // without the answer arriving, and those a process of the same
+        // CONSUMER_NAME left. Read again from this consumer's own pending
+        // list at start and after every failed read, not left for a reclaim
+        // after CLAIM_IDLE_MS. (`Some`: where each lane's walk goes on.)
+        let mut own_pending: Option<Vec<String>> = Some(vec![FROM_START.to_string(); self.lanes.len()]);
         let refreshing = CancellationToken::new();
         for lane in &self.lanes {
             tokio::spawn(keep_fresh(
@@ -302,6 +309,15 @@ impl<H: Handler> Consumer<H> {
                             .map_err(to_redis_error)?;
                     }
                     groups_ready = true;
+                }
+                if let Some(cursors) = own_pending.as_mut() {
+                    let (batches, more) = self.read_own(cursors).await?;
+                    if !more {
+                        own_pending = None;
+                    }
+                    if !batches.is_empty() {
+                        return Ok(batches);
+                    }
                 }
                 if let Some(batch) = self.reclaim_due(&mut reclaims).await? {
                     return Ok(vec![batch]);
@@ -335,6 +351,7 @@ impl<H: Handler> Consumer<H> {
                             self.config.clone(),
                             batch,
                             (permit.clone(), release),
+                            shutdown.clone(),
                         ));
                     }
                     if linger && !self.config.read_linger.is_zero() {
@@ -347,6 +364,7 @@ impl<H: Handler> Consumer<H> {
                 Err(error) => {
                     drop(permit);
                     failing = true;
+                    own_pending = Some(vec![FROM_START.to_string(); self.lanes.len()]);
                     if error.code() == Some("NOGROUP") {
                         // Redis lost a group (restarted without persistence): recreate them.
                         groups_ready = false;
@@ -402,6 +420,47 @@ impl<H: Handler> Consumer<H> {
                 Some(Batch { lane, entries: stream.ids, poison: HashMap::new() })
             })
             .collect())
+    }
+
+    /// This consumer's own pending entries in every lane after `cursors`
+    /// (which move past what is returned), those no batch of this process
+    /// holds: one batch per lane that has any; and whether some lane may have
+    /// more. (Entries deleted meanwhile come without fields, and are
+    /// dead-lettered as malformed.)
+    async fn read_own(&self, cursors: &mut [String]) -> RedisResult<(Vec<Batch>, bool)> {
+        let mut read = redis::cmd("XREADGROUP");
+        read.arg("GROUP")
+            .arg(H::GROUP)
+            .arg(&self.config.consumer_name)
+            .arg("COUNT")
+            .arg(self.config.read_count)
+            .arg("STREAMS");
+        for lane in &self.lanes {
+            read.arg(&lane.stream_key);
+        }
+        for cursor in cursors.iter() {
+            read.arg(cursor);
+        }
+        let reply: StreamReads = read.query_async(&mut self.writer.clone()).await?;
+        let (mut batches, mut more) = (Vec::new(), false);
+        for stream in reply.keys {
+            let Some(lane) = self.lanes.iter().position(|lane| lane.stream_key == stream.key) else { continue };
+            more |= stream.ids.len() >= self.config.read_count;
+            if let Some(last) = stream.ids.last() {
+                cursors[lane] = last.id.clone();
+            }
+            let held = &self.lanes[lane].held;
+            let entries: Vec<StreamId> = stream.ids.into_iter().filter(|entry| !held.contains(&entry.id)).collect();
+            if !entries.is_empty() {
+                tracing::info!(
+                    stream = H::STREAM.name(),
+                    entries = entries.len(),
+                    "read again entries delivered but not handled"
+                );
+                batches.push(Batch { lane, entries, poison: HashMap::new() });
+            }
+        }
+        Ok((batches, more))
     }
 
     /// One page of reclaimed entries, from the first lane that is due a
@@ -478,15 +537,28 @@ fn to_redis_error(error: store::StoreError) -> redis::RedisError {
     }
 }
 
+/// Attempts at a batch before it lets go of its read slot (and goes on
+/// trying in the background).
+const ATTEMPTS_HOLDING_THE_READ: u32 = 5;
+/// The longest pause between two attempts at a batch in the background.
+const RETRY_AT_MOST_EVERY: Duration = Duration::from_secs(1);
+
 /// Applies one batch; the permit (shared by the batches of one read) bounds
-/// reads in flight.
+/// reads in flight. A batch that keeps failing (its partition's master is
+/// failing over, say) gives its permit back after a few attempts, so that
+/// the loop goes on reading the other partitions, and keeps trying, at
+/// least once a second, until it succeeds or the process stops: its
+/// entries are its own (held, and kept fresh), so they go through as soon
+/// as Redis answers again, never after waiting `CLAIM_IDLE_MS` for a
+/// reclaim. On shutdown they stay pending, for whoever claims them.
 async fn process<H: Handler>(
     handler: Arc<H>,
     mut conn: Redis,
     scope: Scope,
     config: Config,
     batch: Batch,
-    _held: (Arc<OwnedSemaphorePermit>, Release),
+    (permit, _release): (Arc<OwnedSemaphorePermit>, Release),
+    shutdown: CancellationToken,
 ) {
     let stream = H::STREAM.name();
     let (over_delivered, healthy): (Vec<StreamId>, Vec<StreamId>) =
@@ -502,22 +574,32 @@ async fn process<H: Handler>(
     if !healthy.is_empty() {
         let mut backoff = Backoff::default();
         let mut attempts = 0;
+        let mut permit = Some(permit);
         let outcomes = loop {
             attempts += 1;
             match handler.handle(&mut conn, &scope, &healthy).await {
                 Ok(outcomes) => break outcomes,
-                Err(error) if attempts < 5 => {
-                    let delay = backoff.next_delay();
-                    tracing::warn!(stream, %error, attempt = attempts, retry_in_ms = delay.as_millis() as u64, "applying a batch failed");
-                    tokio::time::sleep(delay).await;
-                }
                 Err(error) => {
-                    // Left pending: a consumer reclaims it after CLAIM_IDLE_MS.
-                    tracing::error!(stream, %error, entries = healthy.len(), "giving up on a batch for now; it stays pending");
-                    return;
+                    if attempts == ATTEMPTS_HOLDING_THE_READ {
+                        tracing::warn!(stream, %error, entries = healthy.len(), "a batch keeps failing; trying on in the background");
+                        permit = None;
+                    }
+                    let delay = backoff.next_delay().min(RETRY_AT_MOST_EVERY);
+                    tracing::debug!(stream, %error, attempt = attempts, retry_in_ms = delay.as_millis() as u64, "applying a batch failed");
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => {}
+                        () = shutdown.cancelled() => {
+                            tracing::info!(stream, entries = healthy.len(), "stopping; a failing batch stays pending");
+                            return;
+                        }
+                    }
                 }
             }
         };
+        drop(permit);
+        if attempts > ATTEMPTS_HOLDING_THE_READ {
+            tracing::info!(stream, attempts, entries = healthy.len(), "a failing batch went through");
+        }
         dead.extend(healthy.into_iter().zip(outcomes).filter(|(_, outcome)| *outcome != Outcome::Acked));
     }
     if dead.is_empty() {
