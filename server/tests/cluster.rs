@@ -269,6 +269,27 @@ async fn waiting_for_a_replica_costs_little_and_a_missing_replica_is_a_503_that_
         assert!(error.starts_with("not saved") && error.contains("Idempotency-Key"), "{body}");
     }
     assert_eq!(shop.newest_orders(usize::MAX).await.unwrap().len(), before, "a 503 saved nothing");
+
+    // Once a partition is known to be short of replicas, its refusals come
+    // at once: each no longer sits out a `WAIT` that no replica can answer
+    // (100 ms here, a second by default), which under load queued orders
+    // for seconds and made clients time out instead of hearing 503. Without
+    // that, 20 refusals take at least 20 × 100 ms.
+    let started = Instant::now();
+    for n in 0..20 {
+        let response = app
+            .http
+            .post(app.url("/orders"))
+            .header("Idempotency-Key", format!("short-{n}"))
+            .json(&json!({"product_id": product.id, "quantity": 1}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), reqwest::StatusCode::SERVICE_UNAVAILABLE);
+    }
+    let took = started.elapsed();
+    println!("20 orders refused for too few replicas in {took:?}");
+    assert!(took < Duration::from_millis(1500), "20 refusals took {took:?}: each waited for replicas");
     let mut ids = Vec::new();
     for replayed in [false, true] {
         let placed = shop.place_order_once(&product.id, Quantity::new(1).unwrap(), Some("durable-1")).await.unwrap();
@@ -277,6 +298,37 @@ async fn waiting_for_a_replica_costs_little_and_a_missing_replica_is_a_503_that_
     }
     assert_eq!(ids[0], ids[1]);
     assert_eq!(shop.newest_orders(usize::MAX).await.unwrap().len(), before + 1, "one order for the key, whole");
+}
+
+/// With `REDIS_MIN_REPLICAS` ≥ 1, a `WAIT` that no replica can answer blocks
+/// only the partition that sent it: each partition's placing task has a
+/// connection of its own. On one shared connection per node, a read of the
+/// same master waited behind it for the whole `REDIS_REPLICA_TIMEOUT_MS`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wait_for_missing_replicas_holds_up_no_other_request() {
+    // More replicas asked for than the cluster has: every order's WAIT times out.
+    let app = start_on(Backend::Cluster, |config| {
+        config.min_replicas = 2;
+        config.replica_timeout = Duration::from_millis(1500);
+    })
+    .await;
+    let shop = Shop::new(&config_for(&app.redis)).unwrap();
+    let product = shop.create_product(NewProduct::parse("Pin", "0.10", "100").unwrap()).await.unwrap();
+    // An order of the same partition, so on the same master, placed without replicas.
+    let order = shop.place_order(&product.id, Quantity::new(1).unwrap()).await.unwrap();
+
+    let refused = tokio::spawn({
+        let request = app.http.post(app.url("/orders")).json(&json!({"product_id": product.id, "quantity": 1}));
+        async move { request.send().await.unwrap().status() }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = Instant::now();
+    let read = app.http.get(app.url(&format!("/orders/{}", order.id))).send().await.unwrap();
+    let took = started.elapsed();
+    assert_eq!(read.status(), reqwest::StatusCode::OK);
+    assert_eq!(refused.await.unwrap(), reqwest::StatusCode::SERVICE_UNAVAILABLE);
+    println!("an order read while its partition's master waited for missing replicas: {took:?}");
+    assert!(took < Duration::from_millis(600), "the read waited {took:?} behind the WAIT");
 }
 
 /// `GET /orders` merges the newest page of every partition: with 100,000

@@ -24,6 +24,19 @@ local function by_product_index(first, last, status)
   end
 end
 
+-- The reply for an order this node does not hold, named by entry `entry` of
+-- `stream` (read by `group`): 'missing' when the node holds the entry (in
+-- the stream, or pending), so the order really is gone; 'stray' when it
+-- holds neither: the call reached a node that does not serve the partition
+-- (a master that slept through its failover, about to learn it), and the
+-- caller tries again where the partition is.
+local function missing_here(stream, group, entry)
+  if entry == '' or #redis.call('XRANGE', stream, entry, entry) > 0 then return 'missing' end
+  local pending = redis.pcall('XPENDING', stream, group, entry, entry, 1)
+  if type(pending) == 'table' and pending.err == nil and #pending > 0 then return 'missing' end
+  return 'stray'
+end
+
 -- What a batch changed, committed in its last step: the orders that moved
 -- to `to` (and the status each left), and the entries to acknowledge.
 local function new_batch(to)

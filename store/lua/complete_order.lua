@@ -13,8 +13,9 @@
 --       group, number of status indexes, then per order: order id, entry id
 --       ('' = no ack)
 -- Uses batch_prelude.lua (put in front of this code).
--- Returns one reply per order, in order: 'applied', 'skipped' or 'missing'
--- (not acked: the caller dead-letters it).
+-- Returns one reply per order, in order: 'applied', 'skipped', or, not
+-- acked, 'missing' (the caller dead-letters it) or 'stray' (see
+-- missing_here: the caller tries again).
 local from, to, now, group = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local last_index = 2 + tonumber(ARGV[5])
 local batch, replies = new_batch(to), {}
@@ -23,7 +24,7 @@ for i = 1, (#ARGV - 5) / 2 do
   local key = KEYS[last_index + i]
   local order = redis.call('HMGET', key, 'status', 'product_id', 'quantity')
   if not order[1] then
-    replies[i] = 'missing'
+    replies[i] = missing_here(KEYS[1], group, entry)
   else
     if string.find(from, ',' .. order[1] .. ',', 1, true) then
       move(batch, key, id, order[2], order[1], now)

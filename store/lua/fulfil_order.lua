@@ -20,8 +20,8 @@
 --       ('' = no ack)
 -- Uses batch_prelude.lua (put in front of this code).
 -- Returns one reply per order, in order: {'fulfilled', stock left},
--- {'refund_initiated', reason}, {'skipped'}, or, not acked, {'missing'} or
--- {'mismatch'}.
+-- {'refund_initiated', reason}, {'skipped'}, or, not acked, {'missing'},
+-- {'stray'} (see missing_here) or {'mismatch'}.
 local from, to, now, maxlen, group = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local last_index = 3 + tonumber(ARGV[6])
 local short, gone = ARGV[7], ARGV[8]
@@ -36,7 +36,7 @@ for i = 1, orders do
   local key, product = KEYS[last_index + i], KEYS[last_index + orders + tonumber(ARGV[at + 3])]
   local order = redis.call('HMGET', key, 'status', 'product_id', 'quantity', 'refund_reason')
   if not order[1] then
-    replies[i] = {'missing'}
+    replies[i] = {missing_here(KEYS[1], group, entry)}
   elseif order[2] ~= product_id then
     replies[i] = {'mismatch'}
   else

@@ -13,7 +13,7 @@
 --       order: order id, entry id ('' = no ack)
 -- Uses batch_prelude.lua (put in front of this code).
 -- Returns one reply per order, in order: 'applied', 'skipped', or, not
--- acked, 'missing' or 'not_initiated'.
+-- acked, 'missing', 'stray' (see missing_here) or 'not_initiated'.
 local from, to, now, maxlen, group = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local last_index = 2 + tonumber(ARGV[6])
 local batch, replies = new_batch(to), {}
@@ -22,7 +22,7 @@ for i = 1, (#ARGV - 6) / 2 do
   local key = KEYS[last_index + i]
   local order = redis.call('HMGET', key, 'status', 'product_id', 'refund_reason')
   if not order[1] then
-    replies[i] = 'missing'
+    replies[i] = missing_here(KEYS[1], group, entry)
   elseif not string.find(from, ',' .. order[1] .. ',', 1, true) then
     replies[i] = 'skipped'
     if entry ~= '' then table.insert(batch.acks, entry) end

@@ -6,7 +6,8 @@
 //! down, and the next command after Redis comes back reconnects. On a
 //! cluster, the client follows MOVED and ASK redirections while slots move
 //! and retries while a failover promotes a replica (TRYAGAIN, CLUSTERDOWN,
-//! refused connections), with backoff; commands that still fail return
+//! refused connections), with backoff, and follows the failover of a master
+//! that fell silent ([`crate::cluster`]); commands that still fail return
 //! errors the caller turns into a 503 or a retry.
 //!
 //! Every pipeline sent through [`Redis`] must stay within one partition (one
@@ -15,9 +16,10 @@
 use std::time::Duration;
 
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
-use redis::cluster::{ClusterClient, ClusterConfig};
-use redis::cluster_async::ClusterConnection;
+use redis::cluster::ClusterConfig;
 use redis::{Cmd, Pipeline, RedisFuture, RedisResult, Value};
+
+use crate::cluster::{Cluster, Settings};
 
 /// How long an ordinary command may take before it counts as failed.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
@@ -90,14 +92,28 @@ impl std::fmt::Display for RedisTarget {
 #[derive(Clone)]
 pub enum Redis {
     Single(ConnectionManager),
-    Cluster(ClusterConnection),
+    Cluster(Cluster),
+}
+
+impl Redis {
+    /// How many commands were sent a second time so far, on a connection
+    /// that follows a failover ([`Cluster::resends`]); a single Redis never
+    /// sends one twice (a command that fails is the caller's to retry).
+    pub fn resends(&self) -> u64 {
+        match self {
+            Redis::Single(_) => 0,
+            Redis::Cluster(cluster) => cluster.resends(),
+        }
+    }
 }
 
 impl ConnectionLike for Redis {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {
             Redis::Single(conn) => conn.req_packed_command(cmd),
-            Redis::Cluster(conn) => conn.req_packed_command(cmd),
+            Redis::Cluster(cluster) => {
+                Box::pin(cluster.run(move |mut conn| async move { conn.req_packed_command(cmd).await }))
+            }
         }
     }
 
@@ -109,14 +125,16 @@ impl ConnectionLike for Redis {
     ) -> RedisFuture<'a, Vec<Value>> {
         match self {
             Redis::Single(conn) => conn.req_packed_commands(pipeline, offset, count),
-            Redis::Cluster(conn) => conn.req_packed_commands(pipeline, offset, count),
+            Redis::Cluster(cluster) => Box::pin(
+                cluster.run(move |mut conn| async move { conn.req_packed_commands(pipeline, offset, count).await }),
+            ),
         }
     }
 
     fn get_db(&self) -> i64 {
         match self {
             Redis::Single(conn) => conn.get_db(),
-            Redis::Cluster(conn) => conn.get_db(),
+            Redis::Cluster(cluster) => cluster.connection().get_db(),
         }
     }
 }
@@ -131,19 +149,9 @@ fn single(url: &str, response_timeout: Duration) -> RedisResult<Redis> {
     Ok(Redis::Single(redis::Client::open(url)?.get_connection_manager_lazy(config)?))
 }
 
-fn cluster(seeds: &[String], response_timeout: Duration, overall: Option<Duration>) -> RedisResult<Redis> {
-    let client = ClusterClient::builder(seeds.iter().map(String::as_str))
-        // A failover takes a few seconds, and while a slot moves a script over
-        // keys on both sides gets TRYAGAIN until its keys are together again:
-        // retry (with jittered backoff, at most a second apart) for up to the
-        // overall timeout.
-        .retries(16)
-        .min_retry_wait(20)
-        .max_retry_wait(1000)
-        .overall_response_timeout(overall)
-        .build()?;
+fn cluster(seeds: &[String], response_timeout: Duration, overall_timeout: Option<Duration>) -> RedisResult<Redis> {
     let config = ClusterConfig::new().set_connection_timeout(CONNECT_TIMEOUT).set_response_timeout(response_timeout);
-    Ok(Redis::Cluster(client.get_pending_async_connection_with_config(config)))
+    Ok(Redis::Cluster(Cluster::new(Settings { seeds: seeds.to_vec(), config, overall_timeout })?))
 }
 
 /// A shared connection for ordinary (non-blocking) commands.

@@ -30,6 +30,7 @@
 
 pub mod admin;
 pub mod bulk;
+pub mod cluster;
 pub mod config;
 pub mod connection;
 pub mod dead_letters;

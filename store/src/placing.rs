@@ -9,6 +9,14 @@
 //! so nothing waits when the shop is quiet, and under load fewer round trips
 //! and commands per order. The task is its own, so a caller that goes away
 //! (a client hanging up) never strands the orders queued behind it.
+//!
+//! With `REDIS_MIN_REPLICAS` ≥ 1 each partition's task has a connection of
+//! its own. `WAIT` blocks the connection it is sent on, and a cluster client
+//! has one connection per node: on a shared one, a partition whose master has
+//! lost its replica would hold up, a `WAIT` timeout at a time, every other
+//! command for that node (measured in the fault lab: the refusals of the
+//! five partitions of a failed-over master came one a second, and clients
+//! timed out instead of hearing 503).
 
 use std::sync::{Arc, Mutex};
 
@@ -17,7 +25,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use crate::connection::Redis;
+use crate::connection::{self, Redis, RedisTarget};
 use crate::durability::Durability;
 use crate::error::{StoreError, StoreResult};
 use crate::keys::{Layout, PartitionKeys};
@@ -30,7 +38,10 @@ pub const MAX_BATCH: usize = 256;
 /// What the partition tasks need to save orders.
 #[derive(Clone)]
 struct Saving {
+    /// The shared connection, for partitions that send no `WAIT`.
     conn: Redis,
+    /// Where Redis is, for the partitions' own connections.
+    target: RedisTarget,
     durability: Durability,
     /// How long an idempotency key is remembered, in seconds.
     idempotency_window_secs: u64,
@@ -49,9 +60,16 @@ pub struct Placements {
 }
 
 impl Placements {
-    pub fn new(conn: Redis, layout: Layout, durability: Durability, idempotency_window_secs: u64) -> Placements {
+    pub fn new(
+        conn: Redis,
+        target: RedisTarget,
+        layout: Layout,
+        durability: Durability,
+        idempotency_window_secs: u64,
+    ) -> Placements {
         let queues = (0..layout.partitions().count()).map(|_| Mutex::new(None)).collect();
-        Placements { saving: Saving { conn, durability, idempotency_window_secs }, layout, queues: Arc::new(queues) }
+        let saving = Saving { conn, target, durability, idempotency_window_secs };
+        Placements { saving, layout, queues: Arc::new(queues) }
     }
 
     /// The replicas an order must reach (`REDIS_MIN_REPLICAS`).
@@ -91,22 +109,39 @@ fn gone() -> StoreError {
 /// `REDIS_REPLICA_TIMEOUT_MS`: a replica's link may be down for a moment.
 const REPLICAS_AGAIN_AFTER: Duration = Duration::from_millis(50);
 
+/// The `WAIT` sent with a batch while the partition's master is known to be
+/// short of replicas. A refused batch wrote nothing, yet its `WAIT` still
+/// blocks for its whole timeout (no replica can answer): with a full
+/// timeout each, a failover's queue of orders would take seconds per batch
+/// to be refused, and clients would time out instead of hearing 503.
+const WAIT_WHILE_SHORT: Duration = Duration::from_millis(1);
+
 /// Saves one batch; a batch refused because too few replicas are online
 /// (nothing written) is tried again until `REDIS_REPLICA_TIMEOUT_MS` has
-/// passed, then its callers are told so.
+/// passed, then its callers are told so. `short` says whether the last batch
+/// was refused: then this one is tried once, with a quick `WAIT`, so that a
+/// partition without replicas answers at once instead of queueing. A batch
+/// that writes under a quick `WAIT` its replicas have not confirmed yet is
+/// answered [`StoreError::NotReplicated`] (a retry with the same key waits
+/// for them in full).
 async fn save(
     saving: &Saving,
     conn: &mut Redis,
     keys: &PartitionKeys,
     orders: &[PlacedOrder],
+    short: &mut bool,
 ) -> StoreResult<Vec<Placement>> {
     let refused = |placements: &Vec<Placement>| {
         placements.iter().all(|placement| matches!(placement, Placement::NotReplicated { .. }))
     };
-    let until = Instant::now() + saving.durability.timeout;
+    let durability =
+        if *short { Durability { timeout: WAIT_WHILE_SHORT, ..saving.durability } } else { saving.durability };
+    let until = Instant::now() + durability.timeout;
     loop {
-        let call = scripts::place_orders(keys, orders, saving.idempotency_window_secs, saving.durability.min_replicas);
-        let placements = saving.durability.run_if_written(conn, call, |p| !refused(p)).await?;
+        let call = scripts::place_orders(keys, orders, saving.idempotency_window_secs, durability.min_replicas);
+        let placements = durability.run_if_written(conn, call, |p| !refused(p)).await;
+        *short = matches!(&placements, Ok(p) if refused(p));
+        let placements = placements?;
         if !refused(&placements) || Instant::now() + REPLICAS_AGAIN_AFTER > until {
             return Ok(placements);
         }
@@ -116,7 +151,12 @@ async fn save(
 
 /// One partition's task: saves what its queue holds, a batch at a time.
 async fn save_batches(saving: Saving, keys: PartitionKeys, mut queue: mpsc::UnboundedReceiver<Request>) {
-    let mut conn = saving.conn.clone();
+    // Its own connection when it sends `WAIT` (see the module's documentation);
+    // connecting is lazy, so this only fails for a target that could not
+    // have made the shared connection either.
+    let own = if saving.durability.waits() { connection::connect(&saving.target).ok() } else { None };
+    let mut conn = own.unwrap_or_else(|| saving.conn.clone());
+    let mut short = false;
     let mut batch: Vec<Request> = Vec::new();
     while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
         // A caller that has gone gets no order: it was never told of one.
@@ -125,7 +165,10 @@ async fn save_batches(saving: Saving, keys: PartitionKeys, mut queue: mpsc::Unbo
             continue;
         }
         let orders: Vec<PlacedOrder> = batch.iter().map(|(order, _)| order.clone()).collect();
-        match save(&saving, &mut conn, &keys, &orders).await {
+        let started = Instant::now();
+        let saved = save(&saving, &mut conn, &keys, &orders, &mut short).await;
+        tracing::debug!(partition = %keys.partition(), orders = orders.len(), took_ms = started.elapsed().as_millis() as u64, ok = saved.is_ok(), short, "saved a batch");
+        match saved {
             Ok(placements) if placements.len() == batch.len() => {
                 for ((_, reply), placement) in batch.drain(..).zip(placements) {
                     let _ = reply.send(Ok(placement));

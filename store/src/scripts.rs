@@ -225,6 +225,9 @@ pub enum Change {
     Skipped,
     /// No such order: not acknowledged, the entry is poison.
     Missing,
+    /// Neither the order nor its entry is on the node that ran it: a stale
+    /// master answered (it is about to learn of its failover): not acknowledged, tried again.
+    Stray,
     /// A refund for an order the warehouse did not decide to refund: not
     /// acknowledged, the entry is poison.
     NotInitiated,
@@ -237,6 +240,7 @@ impl FromRedisValue for Change {
             Some("applied") => Ok(Change::Applied),
             Some("skipped") => Ok(Change::Skipped),
             Some("missing") => Ok(Change::Missing),
+            Some("stray") => Ok(Change::Stray),
             Some("not_initiated") => Ok(Change::NotInitiated),
             _ => Err(unexpected("a status change", &reply)),
         }
@@ -254,6 +258,8 @@ pub enum Fulfilment {
     },
     Skipped,
     Missing,
+    /// As [`Change::Stray`].
+    Stray,
     /// The entry names another product than the order: poison.
     Mismatch,
 }
@@ -266,6 +272,7 @@ impl FromRedisValue for Fulfilment {
             Some("refund_initiated") => Ok(Fulfilment::RefundInitiated { reason: number(FULFIL, &reply, 1)? }),
             Some("skipped") => Ok(Fulfilment::Skipped),
             Some("missing") => Ok(Fulfilment::Missing),
+            Some("stray") => Ok(Fulfilment::Stray),
             Some("mismatch") => Ok(Fulfilment::Mismatch),
             _ => Err(unexpected(FULFIL, &reply)),
         }

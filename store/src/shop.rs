@@ -104,6 +104,7 @@ impl Shop {
             idempotency_window_secs: config.idempotency_window.as_secs(),
             placements: Placements::new(
                 conn.clone(),
+                config.redis.clone(),
                 config.layout.clone(),
                 Durability::of(config),
                 config.idempotency_window.as_secs(),

@@ -142,6 +142,12 @@ async fn events_that_do_not_match_an_order_are_reported_not_applied(backend: Bac
 
     let unknown = "01ARZ3NDEKTSV4RRFFQ69G5FAV";
     assert_eq!(run(&mut conn, scripts::complete_order(&k, unknown, now_ms(), None)).await, Change::Missing);
+    // Named by an entry this node does not hold either: a stale master
+    // answered, and the consumer tries again rather than dead-letter it.
+    let elsewhere = Some(scripts::Ack { group: "payment", entry_id: "1-1" });
+    assert_eq!(run(&mut conn, scripts::complete_order(&k, unknown, now_ms(), elsewhere)).await, Change::Stray);
+    let refund = scripts::refund_order(&k, unknown, now_ms(), 1000, elsewhere);
+    assert_eq!(run(&mut conn, refund).await, Change::Stray);
     let reply = run(&mut conn, scripts::fulfil_order(&k, &order.id, &other.id, now_ms(), 1000, None)).await;
     assert_eq!(reply, Fulfilment::Mismatch);
     assert_eq!(shop.product(&other.id).await.unwrap().quantity, 9);
@@ -516,7 +522,9 @@ async fn a_batch_takes_stock_first_come_first_served_and_acks_each_entry_it_comm
     let entries: Vec<String> = read.keys[0].ids.iter().map(|entry| entry.id.clone()).collect();
     assert_eq!(entries.len(), 4);
 
-    // The first order again (a redelivery in the same batch) and one that does not exist.
+    // The first order again (a redelivery in the same batch), one that does
+    // not exist, and one that does not exist with an entry this node does
+    // not hold either (a stale master answering).
     let missing = "01J00000000000000000000000";
     let mut batch: Vec<Taking> = orders
         .iter()
@@ -524,6 +532,7 @@ async fn a_batch_takes_stock_first_come_first_served_and_acks_each_entry_it_comm
         .map(|(id, entry)| Taking { order_id: id, product_id: &product.id, entry_id: Some(entry) })
         .collect();
     batch.push(Taking { order_id: &orders[0], product_id: &product.id, entry_id: Some(&entries[0]) });
+    batch.push(Taking { order_id: missing, product_id: &product.id, entry_id: Some(&entries[3]) });
     batch.push(Taking { order_id: missing, product_id: &product.id, entry_id: Some("1-1") });
     let verdicts = run(&mut conn, scripts::fulfil_orders(&k, group, &batch, now_ms(), 1000)).await;
     let short = Fulfilment::RefundInitiated { reason: scripts::reason::INSUFFICIENT_STOCK.into() };
@@ -536,6 +545,7 @@ async fn a_batch_takes_stock_first_come_first_served_and_acks_each_entry_it_comm
             Fulfilment::Fulfilled { stock_left: 0 },
             Fulfilment::Skipped,
             Fulfilment::Missing,
+            Fulfilment::Stray,
         ]
     );
     assert_eq!(shop.product(&product.id).await.unwrap().quantity, 0);

@@ -49,6 +49,10 @@ pub enum Outcome {
         /// an entry that contradicts its order: that order is fine.
         refund_order: bool,
     },
+    /// The node that answered holds neither the order nor the entry: a
+    /// stale master that has not yet learnt of its failover. Neither acked
+    /// nor dead-lettered: the batch is tried again (see [`process`]).
+    Stray,
 }
 
 impl Outcome {
@@ -277,8 +281,9 @@ impl<H: Handler> Consumer<H> {
         // that failed (timed out, say, during a failover) may have delivered
         // without the answer arriving, and those a process of the same
         // CONSUMER_NAME left. Read again from this consumer's own pending
-        // list at start and after every failed read, not left for a reclaim
-        // after CLAIM_IDLE_MS. (`Some`: where each lane's walk goes on.)
+        // list at start, after every failed read and after a read sent twice
+        // (on the connection that followed a failover), not left for a
+        // reclaim after CLAIM_IDLE_MS. (`Some`: where each lane's walk goes on.)
         let mut own_pending: Option<Vec<String>> = Some(vec![FROM_START.to_string(); self.lanes.len()]);
         let refreshing = CancellationToken::new();
         for lane in &self.lanes {
@@ -322,7 +327,14 @@ impl<H: Handler> Consumer<H> {
                 if let Some(batch) = self.reclaim_due(&mut reclaims).await? {
                     return Ok(vec![batch]);
                 }
-                self.read_new().await
+                let resends = self.reader.resends();
+                let batches = self.read_new().await?;
+                // Sent again after a failover: the first read may have run
+                // too, delivering entries that never arrived.
+                if self.reader.resends() != resends {
+                    own_pending = Some(vec![FROM_START.to_string(); self.lanes.len()]);
+                }
+                Ok::<_, redis::RedisError>(batches)
             };
             match read.await {
                 Ok(batches) => {
@@ -542,6 +554,11 @@ fn to_redis_error(error: store::StoreError) -> redis::RedisError {
 const ATTEMPTS_HOLDING_THE_READ: u32 = 5;
 /// The longest pause between two attempts at a batch in the background.
 const RETRY_AT_MOST_EVERY: Duration = Duration::from_secs(1);
+/// Attempts at a batch some of whose entries keep reaching a node that does
+/// not hold them ([`Outcome::Stray`]) before those are left pending, for a
+/// reclaim after `CLAIM_IDLE_MS` (a stale master learns of its failover in
+/// well under a second; this is for what cannot be foreseen).
+const STRAY_ATTEMPTS: u32 = 20;
 
 /// Applies one batch; the permit (shared by the batches of one read) bounds
 /// reads in flight. A batch that keeps failing (its partition's master is
@@ -577,22 +594,30 @@ async fn process<H: Handler>(
         let mut permit = Some(permit);
         let outcomes = loop {
             attempts += 1;
-            match handler.handle(&mut conn, &scope, &healthy).await {
-                Ok(outcomes) => break outcomes,
-                Err(error) => {
-                    if attempts == ATTEMPTS_HOLDING_THE_READ {
-                        tracing::warn!(stream, %error, entries = healthy.len(), "a batch keeps failing; trying on in the background");
-                        permit = None;
-                    }
-                    let delay = backoff.next_delay().min(RETRY_AT_MOST_EVERY);
-                    tracing::debug!(stream, %error, attempt = attempts, retry_in_ms = delay.as_millis() as u64, "applying a batch failed");
-                    tokio::select! {
-                        () = tokio::time::sleep(delay) => {}
-                        () = shutdown.cancelled() => {
-                            tracing::info!(stream, entries = healthy.len(), "stopping; a failing batch stays pending");
-                            return;
-                        }
-                    }
+            let error = match handler.handle(&mut conn, &scope, &healthy).await {
+                Ok(outcomes) if !outcomes.contains(&Outcome::Stray) => break outcomes,
+                Ok(outcomes) if attempts >= STRAY_ATTEMPTS => {
+                    tracing::warn!(
+                        stream,
+                        attempts,
+                        "entries keep reaching a node that does not hold them; left pending for a reclaim"
+                    );
+                    break outcomes;
+                }
+                Ok(_) => "a node that does not serve the partition answered".to_string(),
+                Err(error) => error.to_string(),
+            };
+            if attempts == ATTEMPTS_HOLDING_THE_READ {
+                tracing::warn!(stream, %error, entries = healthy.len(), "a batch keeps failing; trying on in the background");
+                permit = None;
+            }
+            let delay = backoff.next_delay().min(RETRY_AT_MOST_EVERY);
+            tracing::debug!(stream, %error, attempt = attempts, retry_in_ms = delay.as_millis() as u64, "applying a batch failed");
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = shutdown.cancelled() => {
+                    tracing::info!(stream, entries = healthy.len(), "stopping; a failing batch stays pending");
+                    return;
                 }
             }
         };
@@ -600,7 +625,7 @@ async fn process<H: Handler>(
         if attempts > ATTEMPTS_HOLDING_THE_READ {
             tracing::info!(stream, attempts, entries = healthy.len(), "a failing batch went through");
         }
-        dead.extend(healthy.into_iter().zip(outcomes).filter(|(_, outcome)| *outcome != Outcome::Acked));
+        dead.extend(healthy.into_iter().zip(outcomes).filter(|(_, outcome)| matches!(outcome, Outcome::Poison { .. })));
     }
     if dead.is_empty() {
         return;

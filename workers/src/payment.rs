@@ -55,6 +55,7 @@ impl Handler for Payment {
                     Outcome::Acked
                 }
                 Change::Skipped => Outcome::Acked,
+                Change::Stray => Outcome::Stray,
                 Change::Missing | Change::NotInitiated => {
                     Outcome::poison(format!("order {} does not exist", placed.order_id))
                 }

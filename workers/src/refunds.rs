@@ -39,6 +39,7 @@ impl Handler for Refunds {
                     Outcome::Acked
                 }
                 Change::Skipped => Outcome::Acked,
+                Change::Stray => Outcome::Stray,
                 Change::Missing => Outcome::poison(format!("order {} does not exist", refund.order_id)),
                 // The order is fine: whoever wrote this entry was not the warehouse.
                 Change::NotInitiated => Outcome::poison(format!(

@@ -56,6 +56,7 @@ fn judge(completed: &OrderCompleted, verdict: Fulfilment) -> Outcome {
             Outcome::Acked
         }
         Fulfilment::Skipped => Outcome::Acked,
+        Fulfilment::Stray => Outcome::Stray,
         Fulfilment::Missing => Outcome::poison(format!("order {} does not exist", completed.order_id)),
         Fulfilment::Mismatch => {
             Outcome::poison(format!("order {} is not for product {}", completed.order_id, completed.product_id))

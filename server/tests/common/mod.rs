@@ -213,11 +213,15 @@ pub async fn wait_until_all_terminal(shop: &store::Shop, within: Duration) -> Ve
         if open == 0 {
             return orders;
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{open} of {} orders did not finish within {within:?}",
-            orders.len()
-        );
+        if tokio::time::Instant::now() >= deadline {
+            let stuck: Vec<String> = orders
+                .iter()
+                .filter(|o| !o.status.is_terminal())
+                .take(5)
+                .map(|o| format!("{} ({}, created at {})", o.id, o.status, o.created_at))
+                .collect();
+            panic!("{open} of {} orders did not finish within {within:?}: {}", orders.len(), stuck.join(", "));
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

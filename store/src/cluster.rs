@@ -1,0 +1,309 @@
+//! A Redis Cluster connection that follows failovers on its own.
+//!
+//! The client learns that a slot has a new master from a MOVED, which only
+//! a live node sends. A master cut off or paused sends nothing: every
+//! command to it waits for its timeout and is tried on it again, until the
+//! old master answers again (seconds after the failover, or never). So a
+//! watcher asks some node for the cluster's view (`CLUSTER NODES`) every
+//! [`WATCH_EVERY`] and, when slots changed hands, swaps in a fresh connection
+//! seeded with the new masters; a command still waiting on the old
+//! connection is then sent again on the new one (as the client itself
+//! resends one that timed out).
+//!
+//! A view is only followed when it is newer: every slot's owner carries the
+//! configuration epoch it won the slot with, and a master that slept through
+//! its failover (paused, cut off) still claims its slots with its old epoch
+//! for the moment after it wakes. Its view is stale and ignored, and it is
+//! never a seed, so no fresh connection learns its slots from it.
+//!
+//! Measured in the fault lab (`scripts/faults`): orders flow to the new
+//! master within about a second of its election.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use redis::cluster::{ClusterClient, ClusterConfig};
+use redis::cluster_async::ClusterConnection;
+use redis::RedisResult;
+use tokio::sync::watch;
+
+/// How often the watcher asks for the cluster's view.
+const WATCH_EVERY: Duration = Duration::from_secs(1);
+/// The number of hash slots of a Redis Cluster.
+const SLOTS: usize = 16384;
+
+/// How to make the cluster clients of one [`Cluster`].
+#[derive(Clone)]
+pub struct Settings {
+    /// The seeds' URLs; the first also lends its scheme and credentials to
+    /// the masters a fresh client is seeded with.
+    pub seeds: Vec<String>,
+    pub config: ClusterConfig,
+    /// How long a command may take, retries across a failover included.
+    pub overall_timeout: Option<Duration>,
+}
+
+impl Settings {
+    fn client(&self, seeds: &[String]) -> RedisResult<ClusterClient> {
+        ClusterClient::builder(seeds.iter().map(String::as_str))
+            // A failover takes a few seconds, and while a slot moves a script
+            // over keys on both sides gets TRYAGAIN until its keys are
+            // together again: retry (with jittered backoff, at most a second
+            // apart) for up to the overall timeout.
+            .retries(16)
+            .min_retry_wait(20)
+            .max_retry_wait(1000)
+            .overall_response_timeout(self.overall_timeout)
+            .build()
+    }
+}
+
+/// A cluster connection that follows the cluster's failovers (see the
+/// module's documentation); cheap to clone (clones share it).
+#[derive(Clone)]
+pub struct Cluster {
+    current: Arc<watch::Sender<ClusterConnection>>,
+    /// Commands sent again on a new connection (see [`Cluster::resends`]).
+    resent: Arc<AtomicU64>,
+}
+
+impl Cluster {
+    /// Connects lazily to the seeds; the watcher starts with it when a Tokio
+    /// runtime is at hand.
+    pub fn new(settings: Settings) -> RedisResult<Cluster> {
+        let client = settings.client(&settings.seeds)?;
+        let current =
+            Arc::new(watch::Sender::new(client.get_pending_async_connection_with_config(settings.config.clone())));
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(watch(Arc::downgrade(&current), settings));
+        }
+        Ok(Cluster { current, resent: Arc::default() })
+    }
+
+    /// How many commands were sent again on a new connection so far. A
+    /// command sent twice may have run twice: harmless for most, but an
+    /// `XREADGROUP` that ran on the old connection too delivered entries
+    /// that nobody received, and its caller should look at what is
+    /// pending for it.
+    pub fn resends(&self) -> u64 {
+        self.resent.load(Ordering::Relaxed)
+    }
+
+    pub fn connection(&self) -> ClusterConnection {
+        self.current.borrow().clone()
+    }
+
+    /// Runs `call` on the current connection; if the slots change hands
+    /// before it answers, runs it again on the connection that follows them.
+    pub async fn run<T, F, Fut>(&self, call: F) -> RedisResult<T>
+    where
+        F: Fn(ClusterConnection) -> Fut,
+        Fut: std::future::Future<Output = RedisResult<T>>,
+    {
+        let mut changes = self.current.subscribe();
+        let mut first = Box::pin(call(changes.borrow_and_update().clone()));
+        let conn = tokio::select! {
+            result = &mut first => return result,
+            Ok(()) = changes.changed() => changes.borrow_and_update().clone(),
+        };
+        // The first attempt goes before the second starts: with it goes the
+        // last handle on the old connection, which closes, and Redis drops a
+        // command still blocked there (an XREADGROUP that would otherwise
+        // deliver entries to nobody).
+        drop(first);
+        tracing::debug!("sending a command again, on the connection that follows the new masters");
+        self.resent.fetch_add(1, Ordering::Relaxed);
+        call(conn).await
+    }
+}
+
+/// Who serves each slot, by one node's account: the master's address and
+/// the configuration epoch it holds the slot with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct View {
+    owners: Vec<Option<(u64, String)>>,
+}
+
+/// How a view compares with the one followed so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compared {
+    /// The same owners.
+    Same,
+    /// Some slot has a new owner, with a higher epoch: follow it.
+    Newer,
+    /// Some slot is claimed with a lower epoch than known: the view of a
+    /// node that has not caught up; ignore it.
+    Stale,
+}
+
+impl View {
+    /// Reads the reply of `CLUSTER NODES`: one line per node, `<id>
+    /// <ip:port@cport[,hostname]> <flags> <master> <ping> <pong> <epoch>
+    /// <link> <slot or range>...`.
+    pub fn parse(text: &str) -> Option<View> {
+        let mut owners = vec![None; SLOTS];
+        for line in text.lines() {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            if fields.len() < 8 || !fields[2].split(',').any(|flag| flag == "master") {
+                continue;
+            }
+            let address = fields[1].split(['@', ',']).next()?.to_string();
+            let epoch: u64 = fields[6].parse().ok()?;
+            // `[slot->-node]` and `[slot-<-node]` mark slots moving: not owned.
+            for range in fields[8..].iter().filter(|range| !range.starts_with('[')) {
+                let (first, last) = range.split_once('-').unwrap_or((range, range));
+                let (first, last): (usize, usize) = (first.parse().ok()?, last.parse().ok()?);
+                for owner in owners.get_mut(first..=last)? {
+                    *owner = Some((epoch, address.clone()));
+                }
+            }
+        }
+        owners.iter().any(Option::is_some).then_some(View { owners })
+    }
+
+    pub fn compare(&self, known: &View) -> Compared {
+        let mut changed = false;
+        for (seen, known) in self.owners.iter().zip(&known.owners) {
+            match (seen, known) {
+                (Some((seen_epoch, _)), Some((known_epoch, _))) if seen_epoch < known_epoch => return Compared::Stale,
+                (Some((_, seen)), Some((_, known))) if seen != known => changed = true,
+                (Some(_), None) => changed = true,
+                _ => {}
+            }
+        }
+        if changed {
+            Compared::Newer
+        } else {
+            Compared::Same
+        }
+    }
+
+    /// The masters' addresses (`host:port`), each once.
+    pub fn masters(&self) -> Vec<String> {
+        let mut masters: Vec<String> = self.owners.iter().flatten().map(|(_, address)| address.clone()).collect();
+        masters.sort();
+        masters.dedup();
+        masters
+    }
+}
+
+/// `url` (a seed's) pointing at `address` (`host:port`, an IPv6 host
+/// without brackets as `CLUSTER NODES` writes it) instead: same scheme,
+/// credentials and query.
+pub fn seed_at(url: &str, address: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("redis", url));
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let credentials = authority.rfind('@').map_or("", |at| &authority[..=at]);
+    let address = match address.rsplit_once(':') {
+        Some((host, port)) if host.contains(':') => format!("[{host}]:{port}"),
+        _ => address.to_string(),
+    };
+    format!("{scheme}://{credentials}{address}{tail}")
+}
+
+/// Watches the cluster's view while the connection lives (see the module).
+async fn watch(watched: Weak<watch::Sender<ClusterConnection>>, settings: Settings) {
+    let mut known: Option<View> = None;
+    let mut ticks = tokio::time::interval(WATCH_EVERY);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // A connection of its own to ask on: a question to a node that does not
+    // answer (paused, cut off) times out, and a client that saw a timeout
+    // may reconnect to that node; never on the connection the commands use
+    // (a blocked XREADGROUP there would deliver entries to nobody).
+    let mut probe: Option<ClusterConnection> = None;
+    loop {
+        ticks.tick().await;
+        if watched.strong_count() == 0 {
+            return;
+        }
+        let conn = match probe.as_mut() {
+            Some(conn) => conn,
+            None => match settings.client(&settings.seeds) {
+                Ok(client) => probe.insert(client.get_pending_async_connection_with_config(settings.config.clone())),
+                Err(_) => continue,
+            },
+        };
+        // Some node answers within a tick, or the next tick asks again.
+        let mut nodes = redis::cmd("CLUSTER");
+        nodes.arg("NODES");
+        let Ok(Ok(reply)) = tokio::time::timeout(WATCH_EVERY, nodes.query_async::<String>(conn)).await else {
+            continue;
+        };
+        let Some(seen) = View::parse(&reply) else { continue };
+        let Some(followed) = known.as_ref() else {
+            known = Some(seen);
+            continue;
+        };
+        match seen.compare(followed) {
+            Compared::Same | Compared::Stale => continue,
+            Compared::Newer => {}
+        }
+        let Some(current) = watched.upgrade() else { return };
+        let template = settings.seeds.first().map_or("redis://", String::as_str);
+        let seeds: Vec<String> = seen.masters().iter().map(|master| seed_at(template, master)).collect();
+        match settings.client(&seeds) {
+            Ok(client) => {
+                tracing::info!(masters = ?seen.masters(), "the cluster's slots changed hands; following them");
+                current.send_replace(client.get_pending_async_connection_with_config(settings.config.clone()));
+                probe = Some(client.get_pending_async_connection_with_config(settings.config.clone()));
+                known = Some(seen);
+            }
+            Err(error) => tracing::warn!(%error, "could not follow the cluster's new masters"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NODES: &str = "\
+07c37dfeb235213a872192d90877d0cd55635b91 127.0.0.1:30004@31004,host-4 slave e7d1eecce10fd6bb5eb35b9f99a514335d9ba9ca 0 1426238317239 4 connected
+67ed2db8d677e59ec4a4cefb06858cf2a1a89fa1 127.0.0.1:30002@31002 master - 0 1426238316232 2 connected 5461-10922
+292f8b365bb7edb5e285caf0b7e6ddc7265d2f4f 127.0.0.1:30003@31003 master - 0 1426238318243 3 connected 10923-16383
+e7d1eecce10fd6bb5eb35b9f99a514335d9ba9ca 127.0.0.1:30001@31001 myself,master - 0 0 1 connected 0-5460 [5461->-67ed2db8d677e59ec4a4cefb06858cf2a1a89fa1]
+";
+
+    fn view(text: &str) -> View {
+        View::parse(text).expect("a view")
+    }
+
+    #[test]
+    fn cluster_nodes_is_read_as_who_serves_each_slot_with_which_epoch() {
+        let seen = view(NODES);
+        assert_eq!(seen.owners[0], Some((1, "127.0.0.1:30001".to_string())));
+        assert_eq!(seen.owners[5461], Some((2, "127.0.0.1:30002".to_string())));
+        assert_eq!(seen.owners[16383], Some((3, "127.0.0.1:30003".to_string())));
+        assert_eq!(seen.masters(), ["127.0.0.1:30001", "127.0.0.1:30002", "127.0.0.1:30003"]);
+        assert_eq!(View::parse(""), None);
+        assert_eq!(View::parse("garbage"), None);
+    }
+
+    #[test]
+    fn a_failover_is_followed_and_the_old_masters_view_is_not() {
+        let before = view(NODES);
+        // The replica won slots 0-5460 with epoch 7.
+        let after = view(
+            &NODES
+                .replace("127.0.0.1:30004@31004,host-4 slave e7d1eecce10fd6bb5eb35b9f99a514335d9ba9ca 0 1426238317239 4 connected", "127.0.0.1:30004@31004 master - 0 1 7 connected 0-5460")
+                .replace("myself,master - 0 0 1 connected 0-5460", "myself,slave 07c37dfeb235213a872192d90877d0cd55635b91 0 0 1 connected"),
+        );
+        assert_eq!(after.compare(&before), Compared::Newer);
+        assert_eq!(after.compare(&after), Compared::Same);
+        // The old master, awake again, still claims its slots with epoch 1.
+        assert_eq!(before.compare(&after), Compared::Stale);
+        assert_eq!(after.masters(), ["127.0.0.1:30002", "127.0.0.1:30003", "127.0.0.1:30004"]);
+    }
+
+    #[test]
+    fn a_seed_keeps_its_scheme_and_credentials_at_a_new_address() {
+        assert_eq!(seed_at("redis://10.0.0.1:6379", "10.0.0.9:7000"), "redis://10.0.0.9:7000");
+        assert_eq!(
+            seed_at("rediss://user:p%40ss@a.example:6380/?insecure", "10.0.0.9:7000"),
+            "rediss://user:p%40ss@10.0.0.9:7000/?insecure"
+        );
+        assert_eq!(seed_at("redis://:secret@h:1", "::1:7000"), "redis://:secret@[::1]:7000");
+    }
+}
