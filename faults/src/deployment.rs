@@ -125,6 +125,11 @@ impl Deployment {
                 &NODE_TIMEOUT.as_millis().to_string(),
                 "--cluster-announce-ip",
                 &host.ip.to_string(),
+                // A returning master resyncs as a replica at once, not 5 s
+                // later (Redis' default): with REDIS_MIN_REPLICAS=1 its
+                // partition takes orders again only then. As scripts/cluster.
+                "--repl-diskless-sync-delay",
+                "0",
                 "--appendonly",
                 "yes",
                 "--appendfsync",

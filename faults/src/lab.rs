@@ -122,6 +122,10 @@ impl Drop for Network {
     fn drop(&mut self) {
         for host in &self.hosts {
             let _ = ip(&["route", "del", "blackhole", &format!("{}/32", host.ip)]);
+            // The link first: a namespace outlives its deletion while a
+            // process (a redis-server still exiting) is in it, and its link
+            // with it, whose name the next run of this process reuses.
+            let _ = ip(&["link", "del", &host.veth]);
             let _ = ip(&["netns", "del", &host.netns]);
         }
         let _ = ip(&["link", "del", &self.bridge]);

@@ -300,6 +300,48 @@ async fn waiting_for_a_replica_costs_little_and_a_missing_replica_is_a_503_that_
     assert_eq!(shop.newest_orders(usize::MAX).await.unwrap().len(), before + 1, "one order for the key, whole");
 }
 
+/// A master paused past the node timeout never answers, so it never sends
+/// the MOVED that would tell a client its slots moved: the server's cluster
+/// watcher (`store::cluster`) follows the failover by itself, and orders of
+/// that partition go to the new master within seconds of its election,
+/// while the old one is still paused (about 5 s after the pause here, on
+/// two busy cores). Without the watcher none went through within 15 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orders_reach_the_new_master_while_the_old_one_is_still_paused() {
+    let mut app = start_on(Backend::Cluster, |_| {}).await;
+    let shop = Shop::new(&config_for(&app.redis)).unwrap();
+    let product = shop.create_product(NewProduct::parse("Pin", "0.10", "1000").unwrap()).await.unwrap();
+    let (http, url) = (app.http.clone(), app.url("/orders"));
+    let order = |timeout: Duration| {
+        http.post(&url).timeout(timeout).json(&json!({"product_id": product.id, "quantity": 1})).send()
+    };
+    // The server knows the partition's master.
+    assert_eq!(order(Duration::from_secs(10)).await.unwrap().status(), reqwest::StatusCode::CREATED);
+
+    let slot = key_slot(&shop.layout().keys_of_id(&product.id).unwrap().product(&product.id));
+    let cluster = app.redis.cluster();
+    let master = cluster.master_of_slot(slot);
+    cluster.pause_node(master);
+    let paused = Instant::now();
+    let took = loop {
+        let placed = order(Duration::from_millis(500)).await;
+        if placed.is_ok_and(|response| response.status() == reqwest::StatusCode::CREATED) {
+            break paused.elapsed();
+        }
+        if paused.elapsed() > Duration::from_secs(15) {
+            cluster.resume_node(master);
+            panic!("no order went through within 15 s of pausing the partition's master");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    cluster.resume_node(master);
+    println!(
+        "partition's master paused (cluster-node-timeout 1 s): the first order went through {:.1} s later",
+        took.as_secs_f64()
+    );
+    assert!(took < Duration::from_secs(10), "the first order went through only {took:?} after the pause");
+}
+
 /// With `REDIS_MIN_REPLICAS` ≥ 1, a `WAIT` that no replica can answer blocks
 /// only the partition that sent it: each partition's placing task has a
 /// connection of its own. On one shared connection per node, a read of the

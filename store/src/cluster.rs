@@ -7,8 +7,7 @@
 //! watcher asks some node for the cluster's view (`CLUSTER NODES`) every
 //! [`WATCH_EVERY`] and, when slots changed hands, swaps in a fresh connection
 //! seeded with the new masters; a command still waiting on the old
-//! connection is then sent again on the new one (as the client itself
-//! resends one that timed out).
+//! connection fails then, instead of after its timeout (see [`Cluster::run`]).
 //!
 //! A view is only followed when it is newer: every slot's owner carries the
 //! configuration epoch it won the slot with, and a master that slept through
@@ -19,7 +18,6 @@
 //! Measured in the fault lab (`scripts/faults`): orders flow to the new
 //! master within about a second of its election.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -64,8 +62,6 @@ impl Settings {
 #[derive(Clone)]
 pub struct Cluster {
     current: Arc<watch::Sender<ClusterConnection>>,
-    /// Commands sent again on a new connection (see [`Cluster::resends`]).
-    resent: Arc<AtomicU64>,
 }
 
 impl Cluster {
@@ -78,43 +74,37 @@ impl Cluster {
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(watch(Arc::downgrade(&current), settings));
         }
-        Ok(Cluster { current, resent: Arc::default() })
-    }
-
-    /// How many commands were sent again on a new connection so far. A
-    /// command sent twice may have run twice: harmless for most, but an
-    /// `XREADGROUP` that ran on the old connection too delivered entries
-    /// that nobody received, and its caller should look at what is
-    /// pending for it.
-    pub fn resends(&self) -> u64 {
-        self.resent.load(Ordering::Relaxed)
+        Ok(Cluster { current })
     }
 
     pub fn connection(&self) -> ClusterConnection {
         self.current.borrow().clone()
     }
 
-    /// Runs `call` on the current connection; if the slots change hands
-    /// before it answers, runs it again on the connection that follows them.
+    /// Runs `call` on the current connection. If the slots change hands
+    /// before it answers, it fails at once rather than after its timeout:
+    /// it may be waiting on a master that is gone, and it may also have run
+    /// (on a master that is not), so sending it again could run it twice (a
+    /// restock applied twice, an XREADGROUP delivering to nobody). Its
+    /// caller treats it as any command whose outcome is unknown: retries
+    /// what is idempotent, reads its own pending entries, answers 503.
     pub async fn run<T, F, Fut>(&self, call: F) -> RedisResult<T>
     where
-        F: Fn(ClusterConnection) -> Fut,
+        F: FnOnce(ClusterConnection) -> Fut,
         Fut: std::future::Future<Output = RedisResult<T>>,
     {
         let mut changes = self.current.subscribe();
-        let mut first = Box::pin(call(changes.borrow_and_update().clone()));
-        let conn = tokio::select! {
-            result = &mut first => return result,
-            Ok(()) = changes.changed() => changes.borrow_and_update().clone(),
-        };
-        // The first attempt goes before the second starts: with it goes the
-        // last handle on the old connection, which closes, and Redis drops a
-        // command still blocked there (an XREADGROUP that would otherwise
-        // deliver entries to nobody).
-        drop(first);
-        tracing::debug!("sending a command again, on the connection that follows the new masters");
-        self.resent.fetch_add(1, Ordering::Relaxed);
-        call(conn).await
+        let first = call(changes.borrow_and_update().clone());
+        tokio::select! {
+            result = first => result,
+            Ok(()) = changes.changed() => {
+                tracing::debug!("a command in flight when the cluster's masters changed failed; it may have run");
+                Err(redis::RedisError::from((
+                    redis::ErrorKind::Io,
+                    "the cluster's masters changed while the command was in flight; it may have run",
+                )))
+            }
+        }
     }
 }
 
@@ -123,6 +113,8 @@ impl Cluster {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct View {
     owners: Vec<Option<(u64, String)>>,
+    /// The masters that are up (not flagged `fail` or `fail?`), slots or not.
+    live_masters: Vec<String>,
 }
 
 /// How a view compares with the one followed so far.
@@ -130,8 +122,13 @@ pub struct View {
 pub enum Compared {
     /// The same owners.
     Same,
-    /// Some slot has a new owner, with a higher epoch: follow it.
+    /// Some slot has a new owner, with a higher epoch, and its old owner
+    /// is no longer a live master (a failover): follow it.
     Newer,
+    /// Slots have new owners, but every old owner is still a live master (a
+    /// slot moved): it answers MOVED, so the client follows by itself; remember
+    /// the view, change nothing.
+    Moved,
     /// Some slot is claimed with a lower epoch than known: the view of a
     /// node that has not caught up; ignore it.
     Stale,
@@ -143,12 +140,16 @@ impl View {
     /// <link> <slot or range>...`.
     pub fn parse(text: &str) -> Option<View> {
         let mut owners = vec![None; SLOTS];
+        let mut live_masters = Vec::new();
         for line in text.lines() {
             let fields: Vec<&str> = line.split_whitespace().collect();
             if fields.len() < 8 || !fields[2].split(',').any(|flag| flag == "master") {
                 continue;
             }
             let address = fields[1].split(['@', ',']).next()?.to_string();
+            if !fields[2].split(',').any(|flag| flag == "fail" || flag == "fail?") {
+                live_masters.push(address.clone());
+            }
             let epoch: u64 = fields[6].parse().ok()?;
             // `[slot->-node]` and `[slot-<-node]` mark slots moving: not owned.
             for range in fields[8..].iter().filter(|range| !range.starts_with('[')) {
@@ -159,23 +160,29 @@ impl View {
                 }
             }
         }
-        owners.iter().any(Option::is_some).then_some(View { owners })
+        owners.iter().any(Option::is_some).then_some(View { owners, live_masters })
     }
 
     pub fn compare(&self, known: &View) -> Compared {
-        let mut changed = false;
+        let (mut moved, mut failed_over) = (false, false);
         for (seen, known) in self.owners.iter().zip(&known.owners) {
             match (seen, known) {
                 (Some((seen_epoch, _)), Some((known_epoch, _))) if seen_epoch < known_epoch => return Compared::Stale,
-                (Some((_, seen)), Some((_, known))) if seen != known => changed = true,
-                (Some(_), None) => changed = true,
+                (Some((_, seen)), Some((_, known))) if seen != known => {
+                    if self.live_masters.contains(known) {
+                        moved = true;
+                    } else {
+                        failed_over = true;
+                    }
+                }
+                (Some(_), None) => failed_over = true,
                 _ => {}
             }
         }
-        if changed {
-            Compared::Newer
-        } else {
-            Compared::Same
+        match (failed_over, moved) {
+            (true, _) => Compared::Newer,
+            (false, true) => Compared::Moved,
+            (false, false) => Compared::Same,
         }
     }
 
@@ -238,6 +245,10 @@ async fn watch(watched: Weak<watch::Sender<ClusterConnection>>, settings: Settin
         };
         match seen.compare(followed) {
             Compared::Same | Compared::Stale => continue,
+            Compared::Moved => {
+                known = Some(seen);
+                continue;
+            }
             Compared::Newer => {}
         }
         let Some(current) = watched.upgrade() else { return };
@@ -295,6 +306,25 @@ e7d1eecce10fd6bb5eb35b9f99a514335d9ba9ca 127.0.0.1:30001@31001 myself,master - 0
         // The old master, awake again, still claims its slots with epoch 1.
         assert_eq!(before.compare(&after), Compared::Stale);
         assert_eq!(after.masters(), ["127.0.0.1:30002", "127.0.0.1:30003", "127.0.0.1:30004"]);
+    }
+
+    #[test]
+    fn a_slot_moved_between_live_masters_is_remembered_not_followed() {
+        let before = view(NODES);
+        // Slot 5461 went from 30002 to 30001, which bumped its epoch to 4;
+        // both are live masters, and 30002 answers MOVED for it.
+        let after = view(&NODES.replace("connected 5461-10922", "connected 5462-10922").replace(
+            "myself,master - 0 0 1 connected 0-5460 [5461->-67ed2db8d677e59ec4a4cefb06858cf2a1a89fa1]",
+            "myself,master - 0 0 4 connected 0-5461",
+        ));
+        assert_eq!(after.compare(&before), Compared::Moved);
+        // The same slots after a failover of 30002: its replica's view, 30002 failing.
+        let failed = view(
+            &NODES
+                .replace("127.0.0.1:30002@31002 master - 0 1426238316232 2 connected 5461-10922", "127.0.0.1:30002@31002 master,fail - 0 1426238316232 2 connected")
+                .replace("127.0.0.1:30004@31004,host-4 slave e7d1eecce10fd6bb5eb35b9f99a514335d9ba9ca 0 1426238317239 4 connected", "127.0.0.1:30004@31004 master - 0 1 7 connected 5461-10922"),
+        );
+        assert_eq!(failed.compare(&before), Compared::Newer);
     }
 
     #[test]

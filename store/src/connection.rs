@@ -95,18 +95,6 @@ pub enum Redis {
     Cluster(Cluster),
 }
 
-impl Redis {
-    /// How many commands were sent a second time so far, on a connection
-    /// that follows a failover ([`Cluster::resends`]); a single Redis never
-    /// sends one twice (a command that fails is the caller's to retry).
-    pub fn resends(&self) -> u64 {
-        match self {
-            Redis::Single(_) => 0,
-            Redis::Cluster(cluster) => cluster.resends(),
-        }
-    }
-}
-
 impl ConnectionLike for Redis {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {

@@ -281,9 +281,9 @@ impl<H: Handler> Consumer<H> {
         // that failed (timed out, say, during a failover) may have delivered
         // without the answer arriving, and those a process of the same
         // CONSUMER_NAME left. Read again from this consumer's own pending
-        // list at start, after every failed read and after a read sent twice
-        // (on the connection that followed a failover), not left for a
-        // reclaim after CLAIM_IDLE_MS. (`Some`: where each lane's walk goes on.)
+        // list at start and after every failed read (one in flight when the
+        // cluster's masters changed fails too), not left for a reclaim after
+        // CLAIM_IDLE_MS. (`Some`: where each lane's walk goes on.)
         let mut own_pending: Option<Vec<String>> = Some(vec![FROM_START.to_string(); self.lanes.len()]);
         let refreshing = CancellationToken::new();
         for lane in &self.lanes {
@@ -327,14 +327,7 @@ impl<H: Handler> Consumer<H> {
                 if let Some(batch) = self.reclaim_due(&mut reclaims).await? {
                     return Ok(vec![batch]);
                 }
-                let resends = self.reader.resends();
-                let batches = self.read_new().await?;
-                // Sent again after a failover: the first read may have run
-                // too, delivering entries that never arrived.
-                if self.reader.resends() != resends {
-                    own_pending = Some(vec![FROM_START.to_string(); self.lanes.len()]);
-                }
-                Ok::<_, redis::RedisError>(batches)
+                self.read_new().await
             };
             match read.await {
                 Ok(batches) => {
