@@ -71,6 +71,23 @@ pub struct Verdict {
 }
 
 impl Verdict {
+    /// The violations of what Stockflow promises about orders and stock:
+    /// what `scripts/faults` fails on. The rest of [`Verdict::violations`]
+    /// is judged from what browsers saw, which after a failover may include
+    /// changes of a master that were then lost (the feed relays a change
+    /// before replicas have it): reported, not failed on.
+    pub fn broken_promises(&self) -> usize {
+        self.lost.len()
+            + self.duplicates.len()
+            + self.saved_after_not_saved.len()
+            + self.not_final.len()
+            + self.final_twice.len()
+            + self.stock.len()
+            + self.stalled.len()
+            + self.browsers_missed
+            + self.browsers_final_twice
+    }
+
     /// The number of violations.
     pub fn violations(&self) -> usize {
         self.lost.len()
@@ -260,7 +277,11 @@ pub async fn check(
         // workers catch up at once).
         let Some(known) = stock_at.get(order.product_id.as_str()) else { continue };
         let window_start = initiated.saturating_sub(2 * STAMP_SKEW_MS);
-        let before = known.range(..window_start).next_back().map(|(_, stock)| *stock);
+        // The last known before the window, or any stamped within
+        // STAMP_SKEW_MS before that one (which may have run after it).
+        let before = known.range(..window_start).next_back().and_then(|(last, _)| {
+            known.range(last.saturating_sub(STAMP_SKEW_MS)..=*last).map(|(_, stock)| *stock).min()
+        });
         let around = known.range(window_start..=initiated + STAMP_SKEW_MS).map(|(_, stock)| *stock).min();
         let lowest = match (before, around) {
             (Some(a), Some(b)) => Some(a.min(b)),
