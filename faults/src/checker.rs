@@ -88,20 +88,9 @@ impl Verdict {
             + self.browsers_final_twice
     }
 
-    /// The number of violations.
+    /// The number of violations: the broken promises and what is only reported.
     pub fn violations(&self) -> usize {
-        self.lost.len()
-            + self.duplicates.len()
-            + self.saved_after_not_saved.len()
-            + self.not_final.len()
-            + self.final_twice.len()
-            + self.stock.len()
-            + self.coverable_refunds.len()
-            + self.stalled.len()
-            + self.browsers_missed
-            + self.browsers_twice
-            + self.browsers_out_of_order
-            + self.browsers_final_twice
+        self.broken_promises() + self.coverable_refunds.len() + self.browsers_twice + self.browsers_out_of_order
     }
 }
 
