@@ -98,6 +98,28 @@ impl Verdict {
 /// order their scripts ran in: workers stamp a batch before running it.
 const STAMP_SKEW_MS: u64 = 1000;
 
+/// The least stock a refund stamped `at` may have met, by what is `known`
+/// (stamp → stock): the last known before the window, or any stamped within
+/// `STAMP_SKEW_MS` before that one (which may have run after it), and any
+/// from twice `STAMP_SKEW_MS` before `at` to `STAMP_SKEW_MS` after. An
+/// order's steps are stamped by the worker before its script runs, and two
+/// workers' batches of one product run in either order: a refund stamped
+/// before a fulfilment may have come after it, and of two fulfilments the
+/// one stamped last may have run first (both seen in the lab, when both
+/// workers catch up at once after a fault).
+fn lowest_stock_around(known: &BTreeMap<u64, u32>, at: u64) -> Option<u32> {
+    let window_start = at.saturating_sub(2 * STAMP_SKEW_MS);
+    let before = known
+        .range(..window_start)
+        .next_back()
+        .and_then(|(last, _)| known.range(last.saturating_sub(STAMP_SKEW_MS)..=*last).map(|(_, stock)| *stock).min());
+    let around = known.range(window_start..=at + STAMP_SKEW_MS).map(|(_, stock)| *stock).min();
+    match (before, around) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 fn progress(status: &str) -> u8 {
     match status {
         "pending" => 0,
@@ -256,26 +278,9 @@ pub async fn check(
         if !short {
             continue;
         }
-        // The stock around it: the last known before, and any known from
-        // twice STAMP_SKEW_MS before to STAMP_SKEW_MS after, the lowest of
-        // those. An order's steps are stamped by the worker before its
-        // script runs, and two workers' batches of one product run in
-        // either order: a refund stamped before a fulfilment may have come
-        // after it, and of two fulfilments before it the one stamped last
-        // may have run first (both seen in the lab after a pause, when both
-        // workers catch up at once).
+        // The least stock it may have met (see `lowest_stock_around`).
         let Some(known) = stock_at.get(order.product_id.as_str()) else { continue };
-        let window_start = initiated.saturating_sub(2 * STAMP_SKEW_MS);
-        // The last known before the window, or any stamped within
-        // STAMP_SKEW_MS before that one (which may have run after it).
-        let before = known.range(..window_start).next_back().and_then(|(last, _)| {
-            known.range(last.saturating_sub(STAMP_SKEW_MS)..=*last).map(|(_, stock)| *stock).min()
-        });
-        let around = known.range(window_start..=initiated + STAMP_SKEW_MS).map(|(_, stock)| *stock).min();
-        let lowest = match (before, around) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let lowest = lowest_stock_around(known, initiated);
         if let Some(stock) = lowest.filter(|stock| *stock >= order.quantity.get()) {
             verdict.coverable_refunds.push(format!(
                 "{}: {} units refunded with {stock} in stock",
@@ -357,4 +362,41 @@ pub async fn check(
     }
     verdict.saved_unacknowledged = orders.iter().filter(|o| !answered.contains(o.id.as_str())).count();
     Ok(verdict)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn known(points: &[(u64, u32)]) -> BTreeMap<u64, u32> {
+        points.iter().copied().collect()
+    }
+
+    #[test]
+    fn a_refund_meets_the_least_stock_of_batches_stamped_out_of_order() {
+        // From a kill-master run: a batch stamped at 543 left 0 but ran after
+        // the one stamped at 544, which left 2; a refund two seconds later
+        // met 0, not 2.
+        let stock = known(&[(0, 60), (10_543, 0), (10_544, 2)]);
+        assert_eq!(lowest_stock_around(&stock, 12_710), Some(0));
+        // From a pause-master run: a refund stamped just before a
+        // fulfilment that left 0 ran after it.
+        let stock = known(&[(0, 60), (5_000, 29), (8_513, 0)]);
+        assert_eq!(lowest_stock_around(&stock, 8_505), Some(0));
+    }
+
+    #[test]
+    fn a_refund_long_after_a_restock_meets_the_stock_it_left() {
+        let stock = known(&[(0, 60), (1_000, 0), (9_000, 5)]);
+        assert_eq!(lowest_stock_around(&stock, 20_000), Some(5));
+        assert_eq!(lowest_stock_around(&stock, 500), Some(0), "the fulfilment a moment later counts");
+        assert_eq!(lowest_stock_around(&BTreeMap::new(), 500), None);
+    }
+
+    #[test]
+    fn p99_is_the_value_below_which_99_of_100_fall() {
+        assert_eq!(p99(vec![]), None);
+        assert_eq!(p99((1..=100).collect()), Some(99));
+        assert_eq!(p99(vec![7]), Some(7));
+    }
 }
