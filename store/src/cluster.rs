@@ -5,9 +5,12 @@
 //! command to it waits for its timeout and is tried on it again, until the
 //! old master answers again (seconds after the failover, or never). So a
 //! watcher asks some node for the cluster's view (`CLUSTER NODES`) every
-//! [`WATCH_EVERY`] and, when slots changed hands, swaps in a fresh connection
-//! seeded with the new masters; a command still waiting on the old
-//! connection fails then, instead of after its timeout (see [`Cluster::run`]).
+//! [`WATCH_EVERY`] and, when slots changed hands, tells every [`Cluster`] of
+//! the process on those seeds (one watcher for all of them, however many
+//! connections the partitions' loops hold); each then makes a fresh
+//! connection seeded with the new masters, and a command still waiting on
+//! the old connection fails, instead of after its timeout (see
+//! [`Cluster::run`]).
 //!
 //! A view is only followed when it is newer: every slot's owner carries the
 //! configuration epoch it won the slot with, and a master that slept through
@@ -18,7 +21,7 @@
 //! Measured in the fault lab (`scripts/faults`): orders flow to the new
 //! master within about a second of its election.
 
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 use redis::cluster::{ClusterClient, ClusterConfig};
@@ -61,24 +64,61 @@ impl Settings {
 /// module's documentation); cheap to clone (clones share it).
 #[derive(Clone)]
 pub struct Cluster {
-    current: Arc<watch::Sender<ClusterConnection>>,
+    current: Arc<Mutex<Current>>,
+    failovers: watch::Receiver<Masters>,
+    settings: Arc<Settings>,
+}
+
+/// The connection in use, and the failover it follows.
+struct Current {
+    generation: u64,
+    conn: ClusterConnection,
+}
+
+/// The masters to seed a fresh connection with after the latest failover
+/// (none before the first).
+#[derive(Debug, Clone, Default)]
+struct Masters {
+    generation: u64,
+    seeds: Vec<String>,
 }
 
 impl Cluster {
-    /// Connects lazily to the seeds; the watcher starts with it when a Tokio
-    /// runtime is at hand.
+    /// Connects lazily to the seeds; follows failovers when a Tokio runtime
+    /// is at hand (starting the watcher of these seeds if none runs).
     pub fn new(settings: Settings) -> RedisResult<Cluster> {
-        let client = settings.client(&settings.seeds)?;
-        let current =
-            Arc::new(watch::Sender::new(client.get_pending_async_connection_with_config(settings.config.clone())));
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(watch(Arc::downgrade(&current), settings));
-        }
-        Ok(Cluster { current })
+        let conn = settings.client(&settings.seeds)?.get_pending_async_connection_with_config(settings.config.clone());
+        let failovers = match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => failovers(&settings, &runtime),
+            // Nothing will change: the sender is gone at once.
+            Err(_) => watch::channel(Masters::default()).1,
+        };
+        Ok(Cluster {
+            current: Arc::new(Mutex::new(Current { generation: 0, conn })),
+            failovers,
+            settings: Arc::new(settings),
+        })
     }
 
     pub fn connection(&self) -> ClusterConnection {
-        self.current.borrow().clone()
+        self.connection_now(&mut self.failovers.clone())
+    }
+
+    /// The connection that follows the latest failover `failovers` has
+    /// seen, made now if it is new; marks that failover seen.
+    fn connection_now(&self, failovers: &mut watch::Receiver<Masters>) -> ClusterConnection {
+        let masters = failovers.borrow_and_update();
+        let mut current = self.current.lock().unwrap_or_else(PoisonError::into_inner);
+        if current.generation != masters.generation {
+            current.generation = masters.generation;
+            match self.settings.client(&masters.seeds) {
+                Ok(client) => {
+                    current.conn = client.get_pending_async_connection_with_config(self.settings.config.clone())
+                }
+                Err(error) => tracing::warn!(%error, "could not follow the cluster's new masters"),
+            }
+        }
+        current.conn.clone()
     }
 
     /// Runs `call` on the current connection. If the slots change hands
@@ -93,11 +133,16 @@ impl Cluster {
         F: FnOnce(ClusterConnection) -> Fut,
         Fut: std::future::Future<Output = RedisResult<T>>,
     {
-        let mut changes = self.current.subscribe();
-        let first = call(changes.borrow_and_update().clone());
+        let mut failovers = self.failovers.clone();
+        let first = call(self.connection_now(&mut failovers));
         tokio::select! {
             result = first => result,
-            Ok(()) = changes.changed() => {
+            Ok(()) = failovers.changed() => {
+                // Leave the old connection now, not at the next command:
+                // closed, it takes a command still blocked on it (an
+                // XREADGROUP) with it, before the caller reads what is pending
+                // for it. Left open, the XREADGROUP could still deliver.
+                drop(self.connection_now(&mut failovers));
                 tracing::debug!("a command in flight when the cluster's masters changed failed; it may have run");
                 Err(redis::RedisError::from((
                     redis::ErrorKind::Io,
@@ -106,6 +151,28 @@ impl Cluster {
             }
         }
     }
+}
+
+/// A running watcher: its seeds, and where it tells of failovers.
+type Watcher = (Vec<String>, Weak<watch::Sender<Masters>>);
+
+/// The watchers running in this process.
+static WATCHERS: Mutex<Vec<Watcher>> = Mutex::new(Vec::new());
+
+/// News of the failovers of the cluster of `settings`' seeds, from the one
+/// watcher of those seeds (started on `runtime` if none runs).
+fn failovers(settings: &Settings, runtime: &tokio::runtime::Handle) -> watch::Receiver<Masters> {
+    let mut watchers = WATCHERS.lock().unwrap_or_else(PoisonError::into_inner);
+    watchers.retain(|(_, watcher)| watcher.strong_count() > 0);
+    let running = watchers.iter().find(|(seeds, _)| *seeds == settings.seeds).and_then(|(_, w)| w.upgrade());
+    if let Some(failovers) = running {
+        return failovers.subscribe();
+    }
+    let failovers = Arc::new(watch::Sender::new(Masters::default()));
+    let news = failovers.subscribe();
+    watchers.push((settings.seeds.clone(), Arc::downgrade(&failovers)));
+    runtime.spawn(watch(failovers, settings.clone()));
+    news
 }
 
 /// Who serves each slot, by one node's account: the master's address and
@@ -210,8 +277,9 @@ pub fn seed_at(url: &str, address: &str) -> String {
     format!("{scheme}://{credentials}{address}{tail}")
 }
 
-/// Watches the cluster's view while the connection lives (see the module).
-async fn watch(watched: Weak<watch::Sender<ClusterConnection>>, settings: Settings) {
+/// Watches the cluster's view while some [`Cluster`] follows it (see the
+/// module), and tells them of each failover.
+async fn watch(failovers: Arc<watch::Sender<Masters>>, settings: Settings) {
     let mut known: Option<View> = None;
     let mut ticks = tokio::time::interval(WATCH_EVERY);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -222,7 +290,7 @@ async fn watch(watched: Weak<watch::Sender<ClusterConnection>>, settings: Settin
     let mut probe: Option<ClusterConnection> = None;
     loop {
         ticks.tick().await;
-        if watched.strong_count() == 0 {
+        if failovers.receiver_count() == 0 {
             return;
         }
         let conn = match probe.as_mut() {
@@ -251,14 +319,16 @@ async fn watch(watched: Weak<watch::Sender<ClusterConnection>>, settings: Settin
             }
             Compared::Newer => {}
         }
-        let Some(current) = watched.upgrade() else { return };
         let template = settings.seeds.first().map_or("redis://", String::as_str);
         let seeds: Vec<String> = seen.masters().iter().map(|master| seed_at(template, master)).collect();
         match settings.client(&seeds) {
             Ok(client) => {
                 tracing::info!(masters = ?seen.masters(), "the cluster's slots changed hands; following them");
-                current.send_replace(client.get_pending_async_connection_with_config(settings.config.clone()));
                 probe = Some(client.get_pending_async_connection_with_config(settings.config.clone()));
+                failovers.send_modify(|masters| {
+                    masters.generation += 1;
+                    masters.seeds = seeds;
+                });
                 known = Some(seen);
             }
             Err(error) => tracing::warn!(%error, "could not follow the cluster's new masters"),
