@@ -38,6 +38,7 @@ use axum::routing::get;
 use axum::Router;
 use leptos::prelude::*;
 use leptos_axum::{generate_route_list, LeptosRoutes};
+use store::connection::ReadFrom;
 use store::limits::{ClientLimits, RateLimiter};
 use store::{Config, Shop, StoreError};
 use tokio_util::sync::CancellationToken;
@@ -118,9 +119,13 @@ pub fn state(
 ) -> Result<AppState, StartError> {
     metrics::handle();
     let shop = Shop::new(config)?;
+    // Browsers see only what survives a failover when orders are only
+    // acknowledged once replicated (see the feed's documentation).
+    let read_from = if config.min_replicas > 0 { ReadFrom::Replicas } else { ReadFrom::Master };
     let feed = feed::StatusFeed::start(
         &config.redis,
         &config.layout,
+        read_from,
         config.read_block,
         config.read_linger,
         server.feed,

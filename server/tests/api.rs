@@ -3,13 +3,12 @@
 
 use std::time::Duration;
 
-use futures::StreamExt;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 mod common;
 
-use common::start_on;
+use common::{start_on, Feed};
 use testkit::{on_every_backend, Backend};
 
 on_every_backend!(
@@ -110,61 +109,6 @@ async fn bad_requests_get_clear_4xx_errors(backend: Backend) {
     assert_eq!(app.get("/orders/01ARZ3NDEKTSV4RRFFQ69G5FAV").await.0, StatusCode::NOT_FOUND);
     assert_eq!(app.get("/healthz").await.0, StatusCode::OK);
     assert_eq!(app.get("/readyz").await, (StatusCode::OK, json!({"ready": true})));
-}
-
-/// Reads SSE events (id, data) from a response until `count` arrived.
-/// A browser's view of `GET /api/events`: its events, and the moment it is subscribed.
-struct Feed {
-    stream: std::pin::Pin<Box<dyn futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
-    buffer: String,
-}
-
-impl Feed {
-    fn new(response: reqwest::Response) -> Feed {
-        Feed { stream: Box::pin(response.bytes_stream()), buffer: String::new() }
-    }
-
-    /// The next block (event or comment), within 15 s.
-    async fn next_block(&mut self) -> String {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Some(end) = self.buffer.find("\n\n") {
-                return self.buffer.drain(..end + 2).collect();
-            }
-            let chunk = tokio::time::timeout_at(deadline, self.stream.next())
-                .await
-                .expect("the feed sends something within 15 s")
-                .expect("the feed stays open")
-                .unwrap();
-            self.buffer.push_str(std::str::from_utf8(&chunk).unwrap());
-        }
-    }
-
-    /// Waits for the server's word that this feed is subscribed and caught up.
-    async fn subscribed(mut self) -> Feed {
-        while !self.next_block().await.lines().any(|line| line == ": subscribed") {}
-        self
-    }
-
-    /// The next `count` events, (id, data), skipping comments.
-    async fn events(&mut self, count: usize) -> Vec<(String, Value)> {
-        let mut events = Vec::new();
-        while events.len() < count {
-            let block = self.next_block().await;
-            let (mut id, mut data) = (None, None);
-            for line in block.lines() {
-                if let Some(v) = line.strip_prefix("id:") {
-                    id = Some(v.trim().to_string());
-                } else if let Some(v) = line.strip_prefix("data:") {
-                    data = Some(serde_json::from_str(v.trim()).unwrap());
-                }
-            }
-            if let (Some(id), Some(data)) = (id, data) {
-                events.push((id, data));
-            }
-        }
-        events
-    }
 }
 
 async fn read_events(response: reqwest::Response, count: usize) -> Vec<(String, Value)> {

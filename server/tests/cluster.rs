@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use common::{
     assert_stock_adds_up, config_for, place_orders_retrying, quantile, start_on, wait_for_answers,
-    wait_until_all_terminal, Placed, Running,
+    wait_until_all_terminal, Feed, Placed, Running,
 };
 use domain::{NewProduct, Quantity};
 use serde_json::{json, Value};
@@ -340,6 +340,50 @@ async fn orders_reach_the_new_master_while_the_old_one_is_still_paused() {
         took.as_secs_f64()
     );
     assert!(took < Duration::from_secs(10), "the first order went through only {took:?} after the pause");
+}
+
+/// With `REDIS_MIN_REPLICAS` ≥ 1 the live feed reads from replicas: a
+/// browser sees a change only once a replica holds it, so never one that
+/// dies with its master in a failover. Here the partition's replica is
+/// paused (for less than the node timeout: nothing fails over) while an
+/// order is written on its master: the browser sees nothing of it until the
+/// replica resumes, then sees it. Read from the master, the feed relayed it
+/// at once, and in the fault lab browsers saw changes twice after a split
+/// healed: the old master's, then the ones the workers made again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_min_replicas_the_live_feed_shows_only_what_a_replica_holds() {
+    let mut app = start_on(Backend::Cluster, |config| {
+        config.min_replicas = 1;
+        config.replica_timeout = Duration::from_millis(100);
+    })
+    .await;
+    let shop = Shop::new(&config_for(&app.redis)).unwrap();
+    let product = shop.create_product(NewProduct::parse("Pin", "0.10", "100").unwrap()).await.unwrap();
+    let mut feed = Feed::new(app.http.get(app.url("/api/events")).send().await.unwrap()).subscribed().await;
+    let place = app.http.post(app.url("/orders")).json(&json!({"product_id": product.id, "quantity": 1}));
+    let cluster = app.redis.cluster();
+    let master = cluster.master_of_slot(key_slot(&shop.layout().keys_of_id(&product.id).unwrap().orders()));
+    let replica = cluster.replicas_of(master)[0];
+    // The replica has synced the product, and the feed follows it.
+    let started = Instant::now();
+    while !cluster.cli_at(replica, &["INFO", "commandstats"]).contains("cmdstat_xread:") {
+        assert!(started.elapsed() < Duration::from_secs(10), "the feed did not read from the replica within 10 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    cluster.pause_node(replica);
+    // Written on the master, but no replica has it: the client is told to retry.
+    let placed = place.send().await.unwrap().status();
+    let unseen = tokio::time::timeout(Duration::from_millis(400), feed.events(1)).await;
+    cluster.resume_node(replica);
+    assert_eq!(placed, reqwest::StatusCode::SERVICE_UNAVAILABLE);
+    assert!(unseen.is_err(), "a browser saw {unseen:?} while no replica had it");
+    let order = shop.newest_orders(1).await.unwrap().pop().expect("the order, saved on the master");
+    let seen = feed.events(1).await;
+    assert_eq!(
+        (seen[0].1["order_id"].as_str(), seen[0].1["status"].as_str()),
+        (Some(order.id.as_str()), Some("pending"))
+    );
 }
 
 /// With `REDIS_MIN_REPLICAS` ≥ 1, a `WAIT` that no replica can answer blocks

@@ -20,13 +20,22 @@
 //!
 //! Measured in the fault lab (`scripts/faults`): orders flow to the new
 //! master within about a second of its election.
+//!
+//! A connection that reads from replicas learns a slot's replicas only when
+//! it connects, and `CLUSTER SLOTS` lists a replica only once it has synced
+//! (a fresh cluster's, or an old master's rejoining as a replica). So while
+//! some [`Cluster`] reads from replicas, the watcher also compares `CLUSTER
+//! SLOTS` every tick, and such a `Cluster` takes a fresh connection for its
+//! next command when the replicas changed (a command in flight finishes).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 use redis::cluster::{ClusterClient, ClusterConfig};
 use redis::cluster_async::ClusterConnection;
-use redis::RedisResult;
+use redis::cluster_read_routing::RandomReplicaStrategy;
+use redis::{RedisResult, Value};
 use tokio::sync::watch;
 
 /// How often the watcher asks for the cluster's view.
@@ -43,11 +52,17 @@ pub struct Settings {
     pub config: ClusterConfig,
     /// How long a command may take, retries across a failover included.
     pub overall_timeout: Option<Duration>,
+    /// Send read-only commands to a replica of the slot's master (to the
+    /// master while it has none), so that they see only replicated writes.
+    pub read_from_replicas: bool,
 }
 
 impl Settings {
     fn client(&self, seeds: &[String]) -> RedisResult<ClusterClient> {
-        ClusterClient::builder(seeds.iter().map(String::as_str))
+        let builder = ClusterClient::builder(seeds.iter().map(String::as_str));
+        let builder =
+            if self.read_from_replicas { builder.read_routing_strategy(RandomReplicaStrategy) } else { builder };
+        builder
             // A failover takes a few seconds, and while a slot moves a script
             // over keys on both sides gets TRYAGAIN until its keys are
             // together again: retry (with jittered backoff, at most a second
@@ -69,18 +84,26 @@ pub struct Cluster {
     settings: Arc<Settings>,
 }
 
-/// The connection in use, and the failover it follows.
+/// The connection in use, and the failover and replicas it follows.
 struct Current {
     generation: u64,
+    replicas: u64,
     conn: ClusterConnection,
 }
 
 /// The masters to seed a fresh connection with after the latest failover
-/// (none before the first).
+/// (none before the first), and a count of the changes of the replicas that
+/// serve reads.
 #[derive(Debug, Clone, Default)]
 struct Masters {
     generation: u64,
     seeds: Vec<String>,
+    /// The client learns a slot's replicas only when it connects, and
+    /// `CLUSTER SLOTS` lists a replica only once it has synced: a
+    /// connection made while a replica was (re)joining would never read
+    /// from it. A [`Cluster`] that reads from replicas makes a fresh
+    /// connection when this changes.
+    replicas: u64,
 }
 
 impl Cluster {
@@ -94,31 +117,35 @@ impl Cluster {
             Err(_) => watch::channel(Masters::default()).1,
         };
         Ok(Cluster {
-            current: Arc::new(Mutex::new(Current { generation: 0, conn })),
+            current: Arc::new(Mutex::new(Current { generation: 0, replicas: 0, conn })),
             failovers,
             settings: Arc::new(settings),
         })
     }
 
     pub fn connection(&self) -> ClusterConnection {
-        self.connection_now(&mut self.failovers.clone())
+        self.connection_now(&mut self.failovers.clone()).1
     }
 
     /// The connection that follows the latest failover `failovers` has
-    /// seen, made now if it is new; marks that failover seen.
-    fn connection_now(&self, failovers: &mut watch::Receiver<Masters>) -> ClusterConnection {
+    /// seen (and, reading from replicas, the latest replicas), made now if
+    /// it is new, and that failover's generation; marks the news seen.
+    fn connection_now(&self, failovers: &mut watch::Receiver<Masters>) -> (u64, ClusterConnection) {
         let masters = failovers.borrow_and_update();
         let mut current = self.current.lock().unwrap_or_else(PoisonError::into_inner);
-        if current.generation != masters.generation {
+        let new_replicas = self.settings.read_from_replicas && current.replicas != masters.replicas;
+        if current.generation != masters.generation || new_replicas {
             current.generation = masters.generation;
-            match self.settings.client(&masters.seeds) {
+            current.replicas = masters.replicas;
+            let seeds = if masters.seeds.is_empty() { &self.settings.seeds } else { &masters.seeds };
+            match self.settings.client(seeds) {
                 Ok(client) => {
                     current.conn = client.get_pending_async_connection_with_config(self.settings.config.clone())
                 }
                 Err(error) => tracing::warn!(%error, "could not follow the cluster's new masters"),
             }
         }
-        current.conn.clone()
+        (current.generation, current.conn.clone())
     }
 
     /// Runs `call` on the current connection. If the slots change hands
@@ -127,34 +154,47 @@ impl Cluster {
     /// (on a master that is not), so sending it again could run it twice (a
     /// restock applied twice, an XREADGROUP delivering to nobody). Its
     /// caller treats it as any command whose outcome is unknown: retries
-    /// what is idempotent, reads its own pending entries, answers 503.
+    /// what is idempotent, reads its own pending entries, answers 503. New
+    /// replicas let it finish: only the next command takes them.
     pub async fn run<T, F, Fut>(&self, call: F) -> RedisResult<T>
     where
         F: FnOnce(ClusterConnection) -> Fut,
         Fut: std::future::Future<Output = RedisResult<T>>,
     {
         let mut failovers = self.failovers.clone();
-        let first = call(self.connection_now(&mut failovers));
-        tokio::select! {
-            result = first => result,
-            Ok(()) = failovers.changed() => {
-                // Leave the old connection now, not at the next command:
-                // closed, it takes a command still blocked on it (an
-                // XREADGROUP) with it, before the caller reads what is pending
-                // for it. Left open, the XREADGROUP could still deliver.
-                drop(self.connection_now(&mut failovers));
-                tracing::debug!("a command in flight when the cluster's masters changed failed; it may have run");
-                Err(redis::RedisError::from((
-                    redis::ErrorKind::Io,
-                    "the cluster's masters changed while the command was in flight; it may have run",
-                )))
+        let (generation, conn) = self.connection_now(&mut failovers);
+        let command = call(conn);
+        tokio::pin!(command);
+        loop {
+            tokio::select! {
+                result = &mut command => return result,
+                Ok(()) = failovers.changed() => {
+                    if failovers.borrow().generation == generation {
+                        continue;
+                    }
+                    // Leave the old connection now, not at the next command:
+                    // closed, it takes a command still blocked on it (an
+                    // XREADGROUP) with it, before the caller reads what is pending
+                    // for it. Left open, the XREADGROUP could still deliver.
+                    drop(self.connection_now(&mut failovers));
+                    tracing::debug!("a command in flight when the cluster's masters changed failed; it may have run");
+                    return Err(redis::RedisError::from((
+                        redis::ErrorKind::Io,
+                        "the cluster's masters changed while the command was in flight; it may have run",
+                    )));
+                }
             }
         }
     }
 }
 
-/// A running watcher: its seeds, and where it tells of failovers.
-type Watcher = (Vec<String>, Weak<watch::Sender<Masters>>);
+/// A running watcher: its seeds, where it tells of failovers, and whether
+/// some [`Cluster`] on them reads from replicas (then it watches those too).
+struct Watcher {
+    seeds: Vec<String>,
+    news: Weak<watch::Sender<Masters>>,
+    replica_reads: Arc<AtomicBool>,
+}
 
 /// The watchers running in this process.
 static WATCHERS: Mutex<Vec<Watcher>> = Mutex::new(Vec::new());
@@ -163,16 +203,62 @@ static WATCHERS: Mutex<Vec<Watcher>> = Mutex::new(Vec::new());
 /// watcher of those seeds (started on `runtime` if none runs).
 fn failovers(settings: &Settings, runtime: &tokio::runtime::Handle) -> watch::Receiver<Masters> {
     let mut watchers = WATCHERS.lock().unwrap_or_else(PoisonError::into_inner);
-    watchers.retain(|(_, watcher)| watcher.strong_count() > 0);
-    let running = watchers.iter().find(|(seeds, _)| *seeds == settings.seeds).and_then(|(_, w)| w.upgrade());
-    if let Some(failovers) = running {
-        return failovers.subscribe();
+    watchers.retain(|watcher| watcher.news.strong_count() > 0);
+    let running = watchers
+        .iter()
+        .find(|watcher| watcher.seeds == settings.seeds)
+        .and_then(|watcher| Some((watcher.news.upgrade()?, watcher.replica_reads.clone())));
+    if let Some((news, replica_reads)) = running {
+        if settings.read_from_replicas {
+            replica_reads.store(true, Ordering::Relaxed);
+        }
+        return news.subscribe();
     }
-    let failovers = Arc::new(watch::Sender::new(Masters::default()));
-    let news = failovers.subscribe();
-    watchers.push((settings.seeds.clone(), Arc::downgrade(&failovers)));
-    runtime.spawn(watch(failovers, settings.clone()));
-    news
+    let news = Arc::new(watch::Sender::new(Masters::default()));
+    let receiver = news.subscribe();
+    let replica_reads = Arc::new(AtomicBool::new(settings.read_from_replicas));
+    watchers.push(Watcher {
+        seeds: settings.seeds.clone(),
+        news: Arc::downgrade(&news),
+        replica_reads: replica_reads.clone(),
+    });
+    runtime.spawn(watch(news, settings.clone(), replica_reads));
+    receiver
+}
+
+/// The replicas `CLUSTER SLOTS` lists for each slot range (`host:port`,
+/// sorted): those a client reading from replicas would use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicaSets(Vec<(i64, Vec<String>)>);
+
+impl ReplicaSets {
+    /// Reads the reply of `CLUSTER SLOTS`: per range, `[first, last,
+    /// master, replica...]`, each node `[host, port, id, ...]`.
+    pub fn parse(reply: &Value) -> Option<ReplicaSets> {
+        fn text(value: &Value) -> Option<String> {
+            match value {
+                Value::BulkString(bytes) => String::from_utf8(bytes.clone()).ok(),
+                Value::SimpleString(text) => Some(text.clone()),
+                Value::Int(n) => Some(n.to_string()),
+                _ => None,
+            }
+        }
+        let Value::Array(ranges) = reply else { return None };
+        let mut sets = Vec::new();
+        for range in ranges {
+            let Value::Array(fields) = range else { return None };
+            let Some(Value::Int(first)) = fields.first() else { return None };
+            let mut replicas = Vec::new();
+            for node in fields.iter().skip(3) {
+                let Value::Array(node) = node else { return None };
+                replicas.push(format!("{}:{}", text(node.first()?)?, text(node.get(1)?)?));
+            }
+            replicas.sort();
+            sets.push((*first, replicas));
+        }
+        sets.sort();
+        Some(ReplicaSets(sets))
+    }
 }
 
 /// Who serves each slot, by one node's account: the master's address and
@@ -279,8 +365,9 @@ pub fn seed_at(url: &str, address: &str) -> String {
 
 /// Watches the cluster's view while some [`Cluster`] follows it (see the
 /// module), and tells them of each failover.
-async fn watch(failovers: Arc<watch::Sender<Masters>>, settings: Settings) {
+async fn watch(failovers: Arc<watch::Sender<Masters>>, settings: Settings, replica_reads: Arc<AtomicBool>) {
     let mut known: Option<View> = None;
+    let mut known_replicas: Option<ReplicaSets> = None;
     let mut ticks = tokio::time::interval(WATCH_EVERY);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // A connection of its own to ask on: a question to a node that does not
@@ -300,6 +387,17 @@ async fn watch(failovers: Arc<watch::Sender<Masters>>, settings: Settings) {
                 Err(_) => continue,
             },
         };
+        if replica_reads.load(Ordering::Relaxed) {
+            let mut slots = redis::cmd("CLUSTER");
+            slots.arg("SLOTS");
+            if let Ok(Ok(reply)) = tokio::time::timeout(WATCH_EVERY, slots.query_async::<Value>(&mut *conn)).await {
+                if let Some(seen) = ReplicaSets::parse(&reply).filter(|seen| known_replicas.as_ref() != Some(seen)) {
+                    tracing::debug!(replicas = ?seen, "the replicas serving reads changed; following them");
+                    failovers.send_modify(|masters| masters.replicas += 1);
+                    known_replicas = Some(seen);
+                }
+            }
+        }
         // Some node answers within a tick, or the next tick asks again.
         let mut nodes = redis::cmd("CLUSTER");
         nodes.arg("NODES");
@@ -395,6 +493,34 @@ e7d1eecce10fd6bb5eb35b9f99a514335d9ba9ca 127.0.0.1:30001@31001 myself,master - 0
                 .replace("127.0.0.1:30004@31004,host-4 slave e7d1eecce10fd6bb5eb35b9f99a514335d9ba9ca 0 1426238317239 4 connected", "127.0.0.1:30004@31004 master - 0 1 7 connected 5461-10922"),
         );
         assert_eq!(failed.compare(&before), Compared::Newer);
+    }
+
+    #[test]
+    fn cluster_slots_is_read_as_the_replicas_of_each_range() {
+        fn node(host: &str, port: i64) -> Value {
+            Value::Array(vec![Value::BulkString(host.into()), Value::Int(port), Value::BulkString(b"id".to_vec())])
+        }
+        let range = |first: i64, nodes: Vec<Value>| {
+            Value::Array([vec![Value::Int(first), Value::Int(first + 9)], nodes].concat())
+        };
+        let synced = Value::Array(vec![
+            range(10, vec![node("10.0.0.2", 7002)]),
+            range(0, vec![node("10.0.0.1", 7001), node("10.0.0.5", 7005), node("10.0.0.4", 7004)]),
+        ]);
+        assert_eq!(
+            ReplicaSets::parse(&synced),
+            Some(ReplicaSets(vec![
+                (0, vec!["10.0.0.4:7004".to_string(), "10.0.0.5:7005".to_string()]),
+                (10, Vec::new())
+            ]))
+        );
+        // The same replicas listed in another order are the same.
+        let reordered = Value::Array(vec![
+            range(0, vec![node("10.0.0.1", 7001), node("10.0.0.4", 7004), node("10.0.0.5", 7005)]),
+            range(10, vec![node("10.0.0.2", 7002)]),
+        ]);
+        assert_eq!(ReplicaSets::parse(&reordered), ReplicaSets::parse(&synced));
+        assert_eq!(ReplicaSets::parse(&Value::Nil), None);
     }
 
     #[test]

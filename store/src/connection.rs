@@ -137,26 +137,52 @@ fn single(url: &str, response_timeout: Duration) -> RedisResult<Redis> {
     Ok(Redis::Single(redis::Client::open(url)?.get_connection_manager_lazy(config)?))
 }
 
-fn cluster(seeds: &[String], response_timeout: Duration, overall_timeout: Option<Duration>) -> RedisResult<Redis> {
+fn cluster(
+    seeds: &[String],
+    response_timeout: Duration,
+    overall_timeout: Option<Duration>,
+    read_from: ReadFrom,
+) -> RedisResult<Redis> {
     let config = ClusterConfig::new().set_connection_timeout(CONNECT_TIMEOUT).set_response_timeout(response_timeout);
-    Ok(Redis::Cluster(Cluster::new(Settings { seeds: seeds.to_vec(), config, overall_timeout })?))
+    let read_from_replicas = read_from == ReadFrom::Replicas;
+    Ok(Redis::Cluster(Cluster::new(Settings { seeds: seeds.to_vec(), config, overall_timeout, read_from_replicas })?))
+}
+
+/// Where a connection's read-only commands go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadFrom {
+    /// The master: a read sees every write it took, replicated or not.
+    Master,
+    /// On a cluster, a replica of the slot's master (the master while it has
+    /// none): a read sees only writes some replica holds, which survive a
+    /// failover, a moment after the master has them. On a single Redis, the
+    /// master.
+    Replicas,
 }
 
 /// A shared connection for ordinary (non-blocking) commands.
 pub fn connect(target: &RedisTarget) -> RedisResult<Redis> {
+    connect_reading(target, ReadFrom::Master)
+}
+
+/// A shared connection for ordinary commands, reading from `read_from`.
+pub fn connect_reading(target: &RedisTarget, read_from: ReadFrom) -> RedisResult<Redis> {
     match target {
         RedisTarget::Single(url) => single(url, COMMAND_TIMEOUT),
-        RedisTarget::Cluster(seeds) => cluster(seeds, COMMAND_TIMEOUT, Some(CLUSTER_OVERALL_TIMEOUT)),
+        RedisTarget::Cluster(seeds) => cluster(seeds, COMMAND_TIMEOUT, Some(CLUSTER_OVERALL_TIMEOUT), read_from),
     }
 }
 
 /// A dedicated connection for a loop that blocks in XREAD/XREADGROUP for up to
-/// `block`. A blocking command holds up everything behind it on a connection
-/// (on a cluster: on that node's connection), so each blocking loop gets its own.
-pub fn connect_blocking(target: &RedisTarget, block: Duration) -> RedisResult<Redis> {
+/// `block`, its reads going to `read_from`. A blocking command holds up
+/// everything behind it on a connection (on a cluster: on that node's
+/// connection), so each blocking loop gets its own.
+pub fn connect_blocking(target: &RedisTarget, block: Duration, read_from: ReadFrom) -> RedisResult<Redis> {
     match target {
         RedisTarget::Single(url) => single(url, block + COMMAND_TIMEOUT),
-        RedisTarget::Cluster(seeds) => cluster(seeds, block + COMMAND_TIMEOUT, Some(block + CLUSTER_OVERALL_TIMEOUT)),
+        RedisTarget::Cluster(seeds) => {
+            cluster(seeds, block + COMMAND_TIMEOUT, Some(block + CLUSTER_OVERALL_TIMEOUT), read_from)
+        }
     }
 }
 

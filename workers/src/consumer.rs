@@ -128,7 +128,7 @@ pub async fn run<H: Handler>(
     let consumer = Consumer {
         handler,
         lanes,
-        reader: connection::connect_blocking(&config.redis, config.read_block)?,
+        reader: connection::connect_blocking(&config.redis, config.read_block, connection::ReadFrom::Master)?,
         writer,
         config,
     };

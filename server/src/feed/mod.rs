@@ -26,6 +26,13 @@
 //! connections are capped in all and per client address ([`admission`]), and
 //! each lasts at most about `FEED_MAX_AGE_SECS`.
 //!
+//! With `REDIS_MIN_REPLICAS` ≥ 1 on a cluster, the feed reads from replicas:
+//! a browser sees a change only once a replica holds it. Read from a
+//! master, it would also see changes that master made just before it was
+//! cut off or paused, which die with it when a replica takes over; the
+//! workers then make them again under new entry ids, and the browser sees
+//! them twice (found by the fault lab, `scripts/faults`).
+//!
 //! # Layout
 //! - [`source`]: reading the live streams from Redis.
 //! - [`relay`]: the reader tasks and the broadcast, and the keep-alive timer.
@@ -51,7 +58,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use bytes::Bytes;
-use store::connection;
+use store::connection::{self, ReadFrom};
 use store::limits::ClientAddr;
 use store::{Layout, PartitionKeys, Redis, RedisTarget, Stream as Log};
 use tokio::sync::broadcast;
@@ -146,10 +153,12 @@ pub struct StatusFeed {
 impl StatusFeed {
     /// Starts the reader tasks (one for every partition on a single Redis,
     /// one per partition on a cluster: see [`RedisTarget::read_sets`]); they
-    /// stop when `shutdown` is cancelled.
+    /// stop when `shutdown` is cancelled. Every read, live or replayed, goes
+    /// to `read_from`.
     pub fn start(
         target: &RedisTarget,
         layout: &Layout,
+        read_from: ReadFrom,
         block: Duration,
         linger: Duration,
         limits: FeedLimits,
@@ -159,7 +168,7 @@ impl StatusFeed {
         let heads: Heads = Arc::new(Mutex::new(vec![None; usize::from(layout.partitions().count()) * LIVE]));
         for keys in target.read_sets(layout.all().cloned().collect()) {
             let reader = relay::Reader {
-                conn: connection::connect_blocking(target, block)?,
+                conn: connection::connect_blocking(target, block, read_from)?,
                 keys,
                 sender: sender.clone(),
                 heads: heads.clone(),
@@ -171,7 +180,7 @@ impl StatusFeed {
         tokio::spawn(relay::keep_alive(sender.clone(), shutdown.clone()));
         Ok(StatusFeed {
             sender,
-            conn: connection::connect(target)?,
+            conn: connection::connect_reading(target, read_from)?,
             layout: layout.clone(),
             heads,
             shutdown,

@@ -5,6 +5,8 @@
 
 use std::time::Duration;
 
+use futures::StreamExt;
+
 use leptos::prelude::LeptosOptions;
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -248,4 +250,58 @@ pub async fn assert_stock_adds_up(
 pub fn quantile(durations: &mut [Duration], q: f64) -> Duration {
     durations.sort();
     durations.get(((durations.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or_default()
+}
+
+/// A browser's view of `GET /api/events`: its events, and the moment it is subscribed.
+pub struct Feed {
+    stream: std::pin::Pin<Box<dyn futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
+    buffer: String,
+}
+
+impl Feed {
+    pub fn new(response: reqwest::Response) -> Feed {
+        Feed { stream: Box::pin(response.bytes_stream()), buffer: String::new() }
+    }
+
+    /// The next block (event or comment), within 15 s.
+    pub async fn next_block(&mut self) -> String {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                return self.buffer.drain(..end + 2).collect();
+            }
+            let chunk = tokio::time::timeout_at(deadline, self.stream.next())
+                .await
+                .expect("the feed sends something within 15 s")
+                .expect("the feed stays open")
+                .unwrap();
+            self.buffer.push_str(std::str::from_utf8(&chunk).unwrap());
+        }
+    }
+
+    /// Waits for the server's word that this feed is subscribed and caught up.
+    pub async fn subscribed(mut self) -> Feed {
+        while !self.next_block().await.lines().any(|line| line == ": subscribed") {}
+        self
+    }
+
+    /// The next `count` events, (id, data), skipping comments.
+    pub async fn events(&mut self, count: usize) -> Vec<(String, Value)> {
+        let mut events = Vec::new();
+        while events.len() < count {
+            let block = self.next_block().await;
+            let (mut id, mut data) = (None, None);
+            for line in block.lines() {
+                if let Some(v) = line.strip_prefix("id:") {
+                    id = Some(v.trim().to_string());
+                } else if let Some(v) = line.strip_prefix("data:") {
+                    data = Some(serde_json::from_str(v.trim()).unwrap());
+                }
+            }
+            if let (Some(id), Some(data)) = (id, data) {
+                events.push((id, data));
+            }
+        }
+        events
+    }
 }
