@@ -22,20 +22,25 @@
 //! master within about a second of its election.
 //!
 //! A connection that reads from replicas learns a slot's replicas only when
-//! it connects, and `CLUSTER SLOTS` lists a replica only once it has synced
-//! (a fresh cluster's, or an old master's rejoining as a replica). So while
-//! some [`Cluster`] reads from replicas, the watcher also compares `CLUSTER
-//! SLOTS` every tick, and such a `Cluster` takes a fresh connection for its
-//! next command when the replicas changed (a command in flight finishes).
+//! it connects, from the first node it asks, and `CLUSTER SLOTS` lists a
+//! replica only once that node has heard it synced (a fresh cluster's, or
+//! an old master's rejoining as a replica): nodes hear it at different
+//! moments. So while some [`Cluster`] reads from replicas, the watcher also
+//! asks every master for `CLUSTER SLOTS` each tick, and when the replicas
+//! they list between them change, such a `Cluster` takes a fresh connection
+//! for its next command (a command in flight finishes), seeded with a
+//! master that lists them all.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
+use redis::aio::MultiplexedConnection;
 use redis::cluster::{ClusterClient, ClusterConfig};
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_read_routing::RandomReplicaStrategy;
-use redis::{RedisResult, Value};
+use redis::{AsyncConnectionConfig, RedisResult, Value};
 use tokio::sync::watch;
 
 /// How often the watcher asks for the cluster's view.
@@ -102,8 +107,12 @@ struct Masters {
     /// `CLUSTER SLOTS` lists a replica only once it has synced: a
     /// connection made while a replica was (re)joining would never read
     /// from it. A [`Cluster`] that reads from replicas makes a fresh
-    /// connection when this changes.
+    /// connection when this changes, seeded with `replica_seed` alone.
     replicas: u64,
+    /// A master whose `CLUSTER SLOTS` lists every replica: the client
+    /// learns its slots from the first node it asks, and nodes learn of a
+    /// replica's sync at different moments.
+    replica_seed: Option<String>,
 }
 
 impl Cluster {
@@ -137,7 +146,12 @@ impl Cluster {
         if current.generation != masters.generation || new_replicas {
             current.generation = masters.generation;
             current.replicas = masters.replicas;
-            let seeds = if masters.seeds.is_empty() { &self.settings.seeds } else { &masters.seeds };
+            let replica_seed = masters.replica_seed.as_ref().filter(|_| self.settings.read_from_replicas);
+            let seeds = match replica_seed {
+                Some(seed) => std::slice::from_ref(seed),
+                None if masters.seeds.is_empty() => &self.settings.seeds,
+                None => &masters.seeds,
+            };
             match self.settings.client(seeds) {
                 Ok(client) => {
                     current.conn = client.get_pending_async_connection_with_config(self.settings.config.clone())
@@ -259,6 +273,66 @@ impl ReplicaSets {
         sets.sort();
         Some(ReplicaSets(sets))
     }
+
+    /// Every replica any of `views` lists, per slot range.
+    pub fn union<'a>(views: impl Iterator<Item = &'a ReplicaSets>) -> ReplicaSets {
+        let mut all: std::collections::BTreeMap<i64, Vec<String>> = std::collections::BTreeMap::new();
+        for ReplicaSets(sets) in views {
+            for (first, replicas) in sets {
+                let known = all.entry(*first).or_default();
+                known.extend(replicas.iter().cloned());
+                known.sort();
+                known.dedup();
+            }
+        }
+        ReplicaSets(all.into_iter().collect())
+    }
+}
+
+/// The replicas every master lists, while some [`Cluster`] reads from them.
+#[derive(Default)]
+struct ReplicaWatch {
+    /// A connection to each master, by address.
+    conns: HashMap<String, MultiplexedConnection>,
+    /// The replicas last announced.
+    announced: Option<ReplicaSets>,
+}
+
+impl ReplicaWatch {
+    /// Asks every master for `CLUSTER SLOTS`. When the replicas they list
+    /// between them are not those last announced, and one master's own
+    /// answer lists them all, returns them and that master's address.
+    async fn check(&mut self, masters: &[String], template: &str) -> Option<(ReplicaSets, String)> {
+        let asks = masters.iter().map(|address| {
+            let conn = self.conns.get(address).cloned();
+            async move {
+                let conn = match conn {
+                    Some(conn) => conn,
+                    None => {
+                        let client = redis::Client::open(seed_at(template, address)).ok()?;
+                        let config = AsyncConnectionConfig::new()
+                            .set_connection_timeout(Some(WATCH_EVERY / 2))
+                            .set_response_timeout(Some(WATCH_EVERY / 2));
+                        client.get_multiplexed_async_connection_with_config(&config).await.ok()?
+                    }
+                };
+                let mut slots = redis::cmd("CLUSTER");
+                slots.arg("SLOTS");
+                let reply = slots.query_async::<Value>(&mut conn.clone()).await.ok()?;
+                Some((address.clone(), conn, ReplicaSets::parse(&reply)?))
+            }
+        });
+        let answers: Vec<(String, MultiplexedConnection, ReplicaSets)> =
+            futures::future::join_all(asks).await.into_iter().flatten().collect();
+        self.conns = answers.iter().map(|(address, conn, _)| (address.clone(), conn.clone())).collect();
+        let all = ReplicaSets::union(answers.iter().map(|(_, _, sets)| sets));
+        if self.announced.as_ref() == Some(&all) {
+            return None;
+        }
+        let (complete, _, _) = answers.iter().find(|(_, _, sets)| *sets == all)?;
+        self.announced = Some(all.clone());
+        Some((all, complete.clone()))
+    }
 }
 
 /// Who serves each slot, by one node's account: the master's address and
@@ -367,7 +441,7 @@ pub fn seed_at(url: &str, address: &str) -> String {
 /// module), and tells them of each failover.
 async fn watch(failovers: Arc<watch::Sender<Masters>>, settings: Settings, replica_reads: Arc<AtomicBool>) {
     let mut known: Option<View> = None;
-    let mut known_replicas: Option<ReplicaSets> = None;
+    let mut replicas = ReplicaWatch::default();
     let mut ticks = tokio::time::interval(WATCH_EVERY);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // A connection of its own to ask on: a question to a node that does not
@@ -387,21 +461,26 @@ async fn watch(failovers: Arc<watch::Sender<Masters>>, settings: Settings, repli
                 Err(_) => continue,
             },
         };
-        if replica_reads.load(Ordering::Relaxed) {
-            let mut slots = redis::cmd("CLUSTER");
-            slots.arg("SLOTS");
-            if let Ok(Ok(reply)) = tokio::time::timeout(WATCH_EVERY, slots.query_async::<Value>(&mut *conn)).await {
-                if let Some(seen) = ReplicaSets::parse(&reply).filter(|seen| known_replicas.as_ref() != Some(seen)) {
-                    tracing::debug!(replicas = ?seen, "the replicas serving reads changed; following them");
-                    failovers.send_modify(|masters| masters.replicas += 1);
-                    known_replicas = Some(seen);
-                }
-            }
-        }
         // Some node answers within a tick, or the next tick asks again.
         let mut nodes = redis::cmd("CLUSTER");
         nodes.arg("NODES");
-        let Ok(Ok(reply)) = tokio::time::timeout(WATCH_EVERY, nodes.query_async::<String>(conn)).await else {
+        let template = settings.seeds.first().map_or("redis://", String::as_str);
+        let replicas_seen = async {
+            match known.as_ref() {
+                Some(view) if replica_reads.load(Ordering::Relaxed) => replicas.check(&view.masters(), template).await,
+                _ => None,
+            }
+        };
+        let (replicas_seen, reply) =
+            tokio::join!(replicas_seen, tokio::time::timeout(WATCH_EVERY, nodes.query_async::<String>(conn)));
+        if let Some((sets, seed)) = replicas_seen {
+            tracing::debug!(replicas = ?sets, seed, "the replicas serving reads changed; following them");
+            failovers.send_modify(|masters| {
+                masters.replicas += 1;
+                masters.replica_seed = Some(seed_at(template, &seed));
+            });
+        }
+        let Ok(Ok(reply)) = reply else {
             continue;
         };
         let Some(seen) = View::parse(&reply) else { continue };
@@ -417,7 +496,6 @@ async fn watch(failovers: Arc<watch::Sender<Masters>>, settings: Settings, repli
             }
             Compared::Newer => {}
         }
-        let template = settings.seeds.first().map_or("redis://", String::as_str);
         let seeds: Vec<String> = seen.masters().iter().map(|master| seed_at(template, master)).collect();
         match settings.client(&seeds) {
             Ok(client) => {
@@ -521,6 +599,20 @@ e7d1eecce10fd6bb5eb35b9f99a514335d9ba9ca 127.0.0.1:30001@31001 myself,master - 0
         ]);
         assert_eq!(ReplicaSets::parse(&reordered), ReplicaSets::parse(&synced));
         assert_eq!(ReplicaSets::parse(&Value::Nil), None);
+    }
+
+    #[test]
+    fn the_replicas_of_several_views_are_every_replica_any_lists() {
+        let view = |sets: &[(i64, &[&str])]| {
+            ReplicaSets(sets.iter().map(|(first, r)| (*first, r.iter().map(|r| r.to_string()).collect())).collect())
+        };
+        // One node has heard of both replicas' sync, another of one only.
+        let complete = view(&[(0, &["a:1"]), (10, &["b:1"])]);
+        let behind = view(&[(0, &["a:1"]), (10, &[])]);
+        assert_eq!(ReplicaSets::union([&behind, &complete].into_iter()), complete);
+        let other = view(&[(0, &["c:1"])]);
+        assert_eq!(ReplicaSets::union([&complete, &other].into_iter()), view(&[(0, &["a:1", "c:1"]), (10, &["b:1"])]));
+        assert_eq!(ReplicaSets::union(std::iter::empty()), view(&[]));
     }
 
     #[test]
