@@ -35,7 +35,7 @@ pub enum ApiError {
     #[error("{1}")]
     BadRequest(StatusCode, String),
     /// The write did not reach `REDIS_MIN_REPLICAS` replicas in time.
-    #[error("not confirmed by enough Redis replicas in time; retry with the same Idempotency-Key (it never creates a second order)")]
+    #[error("not confirmed by enough Redis replicas in time, so it may not last a failover; retry with the same Idempotency-Key (it never creates a second order or product), and read a product's stock before repeating a restock")]
     NotReplicated,
     /// Nothing was saved: too few replicas are online (a failover under way).
     #[error("not saved: fewer Redis replicas than REDIS_MIN_REPLICAS are online for it (a failover may be under way); retry in a few seconds, with the same Idempotency-Key")]

@@ -45,6 +45,9 @@ pub struct Shop {
     admin: AdminGate,
     /// Saves new orders, those placed at the same time in a partition together.
     placements: Placements,
+    /// The replicas a product's creation, restock or deletion must reach
+    /// before it is acknowledged (`REDIS_MIN_REPLICAS`), as an order's must.
+    durability: Durability,
 }
 
 /// Names a product search checks at most in one call.
@@ -109,6 +112,7 @@ impl Shop {
                 Durability::of(config),
                 config.idempotency_window.as_secs(),
             ),
+            durability: Durability::of(config),
         })
     }
 
@@ -160,8 +164,9 @@ impl Shop {
         let snapshot = serde_json::to_string(&product)
             .map_err(|e| StoreError::Corrupt { key: keys.product(&product.id), detail: e.to_string() })?;
         let idempotency = idempotency_key.map(|key| (key, self.idempotency_window_secs));
-        let creation =
-            scripts::create_product(keys, &product, &snapshot, idempotency).run(&mut self.conn.clone()).await?;
+        let call = scripts::create_product(keys, &product, &snapshot, idempotency);
+        let created = |creation: &scripts::Creation| matches!(creation, scripts::Creation::Created);
+        let creation = self.durability.run_if_written(&mut self.conn.clone(), call, created).await?;
         if let scripts::Creation::Replayed { product_json: earlier } = creation {
             let key = keys.product_idempotency(idempotency_key.unwrap_or_default());
             let earlier: Product = serde_json::from_str(&earlier)
@@ -187,7 +192,9 @@ impl Shop {
         let Some(keys) = self.layout.keys_of_id(id) else {
             return Err(not_found());
         };
-        match scripts::restock(keys, id, restock.units(), MAX_STOCK).run(&mut self.conn.clone()).await? {
+        let call = scripts::restock(keys, id, restock.units(), MAX_STOCK);
+        let restocked = |restocking: &scripts::Restocking| matches!(restocking, scripts::Restocking::Restocked { .. });
+        match self.durability.run_if_written(&mut self.conn.clone(), call, restocked).await? {
             scripts::Restocking::Restocked { stock } => {
                 tracing::info!(product_id = %id, units = restock.units(), stock, "product restocked");
                 self.product(id).await
@@ -225,7 +232,8 @@ impl Shop {
         // A name never changes, so the prefixes read here are those it was indexed under.
         let name: Option<String> = self.conn.clone().hget(keys.product(id), "name").await?;
         let name = name.ok_or_else(not_found)?;
-        if !scripts::delete_product(keys, id, &name).run(&mut self.conn.clone()).await? {
+        let call = scripts::delete_product(keys, id, &name);
+        if !self.durability.run_if_written(&mut self.conn.clone(), call, |deleted| *deleted).await? {
             return Err(not_found());
         }
         tracing::info!(product_id = %id, "product deleted");
