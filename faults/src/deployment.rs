@@ -1,5 +1,5 @@
 //! A whole Stockflow deployment in the lab: a Redis Cluster of 3 masters
-//! and 3 replicas, 2 servers and 2 workers processes, each on a host of its
+//! with 1 replica each (or 2), 2 servers and 2 workers processes, each on a host of its
 //! own, the release binaries, and what the faults need to find their
 //! targets (which node is master of a partition, its replica) and to move a
 //! slot.
@@ -11,8 +11,8 @@ use anyhow::{anyhow, bail, Context, Result};
 
 use crate::lab::{Host, Network, Proc};
 
-/// Redis nodes (3 masters, then their replicas).
-pub const REDIS_NODES: usize = 6;
+/// Masters of the Redis Cluster.
+pub const MASTERS: usize = 3;
 /// The workers' `CLAIM_IDLE_MS`: longer than any fault, so an order that
 /// took longer waited for another consumer to reclaim it.
 pub const CLAIM_IDLE_MS: u64 = 30_000;
@@ -30,10 +30,21 @@ const SITE_PORT: u16 = 3000;
 #[derive(Debug, Clone, Copy)]
 pub struct Settings {
     pub min_replicas: u32,
+    /// Replicas of each master: with 2, a promoted replica still has one,
+    /// so with `REDIS_MIN_REPLICAS=1` its partition takes orders again at once.
+    pub replicas_per_master: usize,
+}
+
+impl Settings {
+    /// Redis nodes: the masters, then their replicas.
+    pub fn redis_nodes(&self) -> usize {
+        MASTERS * (1 + self.replicas_per_master)
+    }
 }
 
 /// Everything running in the lab.
 pub struct Deployment {
+    pub settings: Settings,
     pub network: Network,
     pub redis: Vec<Proc>,
     pub servers: Vec<Proc>,
@@ -41,8 +52,8 @@ pub struct Deployment {
     dir: tempfile::TempDir,
 }
 
-fn names() -> Vec<String> {
-    let mut names: Vec<String> = (1..=REDIS_NODES).map(|n| format!("redis{n}")).collect();
+fn names(redis_nodes: usize) -> Vec<String> {
+    let mut names: Vec<String> = (1..=redis_nodes).map(|n| format!("redis{n}")).collect();
     names.extend((1..=SERVERS).map(|n| format!("server{n}")));
     names.extend((1..=WORKERS).map(|n| format!("workers{n}")));
     names
@@ -103,10 +114,11 @@ impl Deployment {
     /// Starts the cluster, then the servers and the workers, and waits until
     /// both servers are ready.
     pub async fn start(root: &Path, settings: Settings) -> Result<Deployment> {
-        let network = Network::create(&names())?;
+        let network = Network::create(&names(settings.redis_nodes()))?;
         let dir = tempfile::tempdir()?;
-        let mut deployment = Deployment { network, redis: Vec::new(), servers: Vec::new(), workers: Vec::new(), dir };
-        for n in 1..=REDIS_NODES {
+        let mut deployment =
+            Deployment { settings, network, redis: Vec::new(), servers: Vec::new(), workers: Vec::new(), dir };
+        for n in 1..=settings.redis_nodes() {
             let host = deployment.network.host(&format!("redis{n}")).clone();
             let data = deployment.dir.path().join(format!("redis{n}"));
             std::fs::create_dir_all(&data)?;
@@ -152,24 +164,25 @@ impl Deployment {
                 log,
             )?);
         }
-        for n in 1..=REDIS_NODES {
+        for n in 1..=settings.redis_nodes() {
             let host = deployment.network.host(&format!("redis{n}")).clone();
             let what = format!("redis{n} to answer");
             wait_until(Duration::from_secs(15), &what, || async { cli(&host, &["PING"]).await.map(|_| ()) }).await?;
         }
         let mut create = tokio::process::Command::new("timeout");
         create.args(["60", "redis-cli", "--cluster", "create"]);
-        for n in 1..=REDIS_NODES {
+        for n in 1..=settings.redis_nodes() {
             create.arg(format!("{}:{REDIS_PORT}", deployment.network.host(&format!("redis{n}")).ip));
         }
-        let out = create.args(["--cluster-replicas", "1", "--cluster-yes"]).output().await?;
+        let replicas = settings.replicas_per_master.to_string();
+        let out = create.args(["--cluster-replicas", &replicas, "--cluster-yes"]).output().await?;
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         if !text.contains("[OK] All 16384 slots covered") {
             bail!("redis-cli --cluster create: {text}{}", String::from_utf8_lossy(&out.stderr));
         }
         deployment.wait_until_whole(Duration::from_secs(60)).await?;
 
-        let seeds: Vec<String> = (1..=REDIS_NODES)
+        let seeds: Vec<String> = (1..=settings.redis_nodes())
             .map(|n| format!("redis://{}:{REDIS_PORT}", deployment.network.host(&format!("redis{n}")).ip))
             .collect();
         let common = |more: &[(&str, String)]| -> Vec<(String, String)> {
@@ -237,20 +250,22 @@ impl Deployment {
 
     /// The seeds, as the lab's own clients reach the cluster.
     pub fn seeds(&self) -> String {
-        (1..=REDIS_NODES)
+        (1..=self.settings.redis_nodes())
             .map(|n| format!("redis://{}:{REDIS_PORT}", self.network.host(&format!("redis{n}")).ip))
             .collect::<Vec<_>>()
             .join(",")
     }
 
     fn redis_host(&self, ip: &str) -> Option<(usize, &Host)> {
-        (1..=REDIS_NODES).map(|n| (n, self.network.host(&format!("redis{n}")))).find(|(_, h)| h.ip.to_string() == ip)
+        (1..=self.settings.redis_nodes())
+            .map(|n| (n, self.network.host(&format!("redis{n}"))))
+            .find(|(_, h)| h.ip.to_string() == ip)
     }
 
     /// The cluster as some live, reachable node sees it.
     pub async fn view(&self) -> Result<Vec<Node>> {
         let mut last = anyhow!("no node");
-        for n in 1..=REDIS_NODES {
+        for n in 1..=self.settings.redis_nodes() {
             match cli(self.network.host(&format!("redis{n}")), &["CLUSTER", "NODES"]).await {
                 Ok(text) => return Ok(parse_nodes(&text)),
                 Err(error) => last = error,
@@ -293,17 +308,19 @@ impl Deployment {
     /// Waits until every node says the cluster is ok and no node is failing.
     pub async fn wait_until_whole(&self, within: Duration) -> Result<()> {
         wait_until(within, "the cluster to be whole", || async {
-            for n in 1..=REDIS_NODES {
+            for n in 1..=self.settings.redis_nodes() {
                 let host = self.network.host(&format!("redis{n}"));
                 let info = cli(host, &["CLUSTER", "INFO"]).await?;
                 anyhow::ensure!(info.contains("cluster_state:ok"), "redis{n}: not ok");
                 let nodes = parse_nodes(&cli(host, &["CLUSTER", "NODES"]).await?);
                 anyhow::ensure!(nodes.iter().all(|node| !node.failing), "redis{n} sees a failing node");
-                // A master's replica has its data (the first sync waits a few seconds).
+                // A master's replicas have its data (the first sync waits a few seconds).
                 let me = nodes.iter().find(|node| node.ip == host.ip.to_string());
                 if me.is_some_and(|me| me.master && !me.slots.is_empty()) {
                     let replication = cli(host, &["INFO", "replication"]).await?;
-                    anyhow::ensure!(replication.contains("state=online"), "redis{n} has no replica online");
+                    let online = replication.matches("state=online").count();
+                    let wanted = self.settings.replicas_per_master;
+                    anyhow::ensure!(online >= wanted, "redis{n} has {online} of its {wanted} replicas online");
                 }
             }
             Ok(())
