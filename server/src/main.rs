@@ -25,14 +25,8 @@ struct Cli {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "server=info,store=info,tower_http=warn".into()),
-        )
-        .init();
-
     let cli = Cli::parse();
+    store::logging::init(cli.settings.log_format, "server=info,store=info,tower_http=warn");
     let config = match cli.settings.check() {
         Ok(config) => config,
         Err(message) => {

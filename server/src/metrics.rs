@@ -2,9 +2,13 @@
 //!
 //! In-process histograms (request latency by route, order processing time)
 //! come from the `metrics` crate's Prometheus recorder; the shop's state
-//! (orders by status, stream lengths, dead letters, each group's lag and
-//! pending count) is read from Redis at scrape time, so every server instance
-//! reports the same, current figures.
+//! (orders by status, stream lengths, dead letters, each group's lag,
+//! pending count and oldest pending entry) and Redis' health (each
+//! partition's readiness, each node's memory and eviction policy) are read
+//! from Redis at scrape time, so every server instance reports the same,
+//! current figures. The alerts (`deploy/prometheus/alerts.yml`) and the
+//! dashboard (`deploy/grafana/stockflow.json`) use these names; a test checks
+//! that every name they use is here.
 
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -79,30 +83,62 @@ pub fn record_processing(order_id: &str, outcome: &'static str, finished_at_ms: 
     }
 }
 
+/// How long a scrape waits for each of its reads of Redis.
+const SCRAPE_WAIT: Duration = Duration::from_secs(2);
+
 /// `GET /metrics`.
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let conn = state.shop.connection();
-    match tokio::time::timeout(Duration::from_secs(2), store::observe::observe(&conn, state.shop.layout())).await {
+    let layout = state.shop.layout();
+    let (observed, ready, memory) = tokio::join!(
+        tokio::time::timeout(SCRAPE_WAIT, store::observe::observe(&conn, layout)),
+        store::observe::partitions_ready(&conn, layout, SCRAPE_WAIT),
+        tokio::time::timeout(SCRAPE_WAIT, store::observe::memory(&conn)),
+    );
+    match observed {
         Ok(Ok(observed)) => {
             gauge!("stockflow_redis_up").set(1.0);
-            for (status, count) in observed.orders {
-                gauge!("stockflow_orders", "status" => status.as_str()).set(count as f64);
-            }
-            for stream in observed.streams {
-                gauge!("stockflow_stream_length", "stream" => stream.stream).set(stream.length as f64);
-                gauge!("stockflow_dead_letters", "stream" => stream.stream).set(stream.dead_letters as f64);
-                counter!("stockflow_dead_letters_dropped_total", "stream" => stream.stream)
-                    .absolute(stream.dead_letters_dropped);
-                for group in stream.groups {
-                    let labels = [("stream", stream.stream.to_string()), ("group", group.group)];
-                    gauge!("stockflow_group_lag", &labels).set(group.lag as f64);
-                    gauge!("stockflow_group_pending", &labels).set(group.pending as f64);
-                }
-            }
+            record_observed(observed);
         }
         _ => gauge!("stockflow_redis_up").set(0.0),
     }
+    for (keys, ready) in layout.all().zip(&ready) {
+        gauge!("stockflow_partition_ready", "partition" => keys.partition().to_string())
+            .set(f64::from(u8::from(*ready)));
+    }
+    gauge!("stockflow_ready").set(f64::from(u8::from(ready.iter().all(|ready| *ready))));
+    if let Ok(Ok(nodes)) = memory {
+        for node in nodes {
+            gauge!("stockflow_redis_memory_used_bytes", "node" => node.node.clone()).set(node.used_bytes as f64);
+            gauge!("stockflow_redis_maxmemory_bytes", "node" => node.node.clone()).set(node.max_bytes as f64);
+            gauge!("stockflow_redis_maxmemory_policy_evicts", "node" => node.node.clone())
+                .set(f64::from(u8::from(node.may_evict())));
+        }
+    }
+    gauge!("stockflow_feed_clients").set(state.feed.clients() as f64);
+    gauge!("stockflow_feed_clients_max").set(state.feed.max_clients() as f64);
     ([(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], handle().render())
+}
+
+/// The shop's state as gauges.
+fn record_observed(observed: store::observe::Observed) {
+    let now_ms = store::now_ms();
+    for (status, count) in observed.orders {
+        gauge!("stockflow_orders", "status" => status.as_str()).set(count as f64);
+    }
+    for stream in observed.streams {
+        gauge!("stockflow_stream_length", "stream" => stream.stream).set(stream.length as f64);
+        gauge!("stockflow_dead_letters", "stream" => stream.stream).set(stream.dead_letters as f64);
+        counter!("stockflow_dead_letters_dropped_total", "stream" => stream.stream)
+            .absolute(stream.dead_letters_dropped);
+        for group in stream.groups {
+            let age = group.oldest_pending_ms.map_or(0, |at| now_ms.saturating_sub(at)) as f64 / 1000.0;
+            let labels = [("stream", stream.stream.to_string()), ("group", group.group)];
+            gauge!("stockflow_group_lag", &labels).set(group.lag as f64);
+            gauge!("stockflow_group_pending", &labels).set(group.pending as f64);
+            gauge!("stockflow_group_oldest_pending_age_seconds", &labels).set(age);
+        }
+    }
 }
 
 #[cfg(test)]

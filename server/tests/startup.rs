@@ -98,6 +98,8 @@ fn help_lists_every_setting_with_its_variable_and_default() {
         "[env: DEAD_LETTER_MAXLEN=]",
         "[env: ADMIN_TOKEN]",
         "[env: LEPTOS_SITE_ADDR=]",
+        "[env: LOG_FORMAT=]",
+        "[default: text]",
         "[default: 127.0.0.1:3000]",
     ] {
         assert!(help.contains(expected), "--help lacks {expected:?}:\n{help}");

@@ -14,11 +14,15 @@ use crate::admin::{Secret, MIN_TOKEN_CHARS};
 use crate::connection::RedisTarget;
 use crate::keys::{Layout, DEFAULT_NAMESPACE};
 use crate::limits::Rate;
+use crate::logging::LogFormat;
 use crate::partition::{Partitions, DEFAULT_PARTITIONS, MAX_PARTITIONS};
 
 /// The settings of both binaries, as given on the command line or in the environment.
 #[derive(Debug, Clone, Args)]
 pub struct Settings {
+    /// How logs are written: `text` (readable lines) or `json` (one object a line, for a log collector).
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, help_heading = "Logging")]
+    pub log_format: LogFormat,
     /// Where all state lives: one Redis (`rediss://` for TLS, `redis://:password@host:port`).
     #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379", help_heading = "Redis")]
     pub redis_url: String,

@@ -46,13 +46,26 @@ pub async fn prepare(config: &Config, allow_legacy: bool) -> Result<Redis, Start
     let mut backoff = Backoff::default();
     loop {
         match check(&conn, &config.redis, &config.layout, allow_legacy).await {
-            Ok(outcome) => return outcome.map(|()| conn),
+            Ok(outcome) => {
+                warn_if_evicting(&conn).await;
+                return outcome.map(|()| conn);
+            }
             Err(error) if Instant::now() + backoff.clone().next_delay() < deadline => {
                 let delay = backoff.next_delay();
                 tracing::warn!(%error, redis = %config.redis, retry_in_ms = delay.as_millis() as u64, "waiting for Redis");
                 tokio::time::sleep(delay).await;
             }
             Err(error) => return Err(unreachable(error)),
+        }
+    }
+}
+
+/// Logs a warning for every node whose `maxmemory-policy` would evict
+/// Stockflow's keys once memory is full (see [`crate::observe::NodeMemory`]).
+async fn warn_if_evicting(conn: &Redis) {
+    for node in crate::observe::memory(conn).await.unwrap_or_default() {
+        if let Some(warning) = node.warning() {
+            tracing::warn!(node = %node.node, policy = %node.policy, "{warning}");
         }
     }
 }

@@ -23,7 +23,8 @@
 //! - [`merge`]: one page of ids from several indexes, merged by id.
 //! - [`indexes`]: the search indexes built for data older than them.
 //! - [`streams`]: stream entries as typed events.
-//! - [`observe`]: orders by status and stream backlogs, for metrics.
+//! - [`observe`]: orders by status, stream backlogs and Redis' health, for metrics.
+//! - [`logging`]: text or JSON logs (`LOG_FORMAT`), for both binaries.
 //! - [`dead_letters`]: the dead letters of every stream, listed, retried, discarded.
 //! - [`error`]: the error type of this layer.
 //! - [`shutdown`]: SIGTERM / ctrl-c as a cancellation token.
@@ -41,6 +42,7 @@ pub mod ids;
 pub mod indexes;
 pub mod keys;
 pub mod limits;
+pub mod logging;
 pub mod merge;
 pub mod migrate;
 pub mod observe;

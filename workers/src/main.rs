@@ -45,13 +45,8 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "workers=info,store=info".into()),
-        )
-        .init();
-
     let cli = Cli::parse();
+    store::logging::init(cli.settings.log_format, "workers=info,store=info");
     let config = match cli.settings.check() {
         Ok(config) => config,
         Err(message) => {

@@ -233,6 +233,11 @@ impl StatusFeed {
     pub fn clients(&self) -> usize {
         self.clients.open()
     }
+
+    /// Live-feed connections allowed at most (`FEED_MAX_CLIENTS`).
+    pub fn max_clients(&self) -> usize {
+        self.limits.max_clients
+    }
 }
 
 /// The cursor slot of a partition's `k`-th live stream.

@@ -19,7 +19,10 @@ pub struct Running {
     pub base: String,
     pub http: reqwest::Client,
     pub redis: TestRedis,
+    pub config: Config,
     shutdown: CancellationToken,
+    /// Stops the workers alone.
+    workers: CancellationToken,
 }
 
 impl Drop for Running {
@@ -73,17 +76,29 @@ pub async fn start_serving(
     let mut server_config = ServerConfig::for_tests();
     serve(&mut server_config);
     let shutdown = CancellationToken::new();
-    tokio::spawn(workers::run(config.clone(), &workers::Role::ALL, shutdown.clone()));
+    let workers = shutdown.child_token();
+    tokio::spawn(workers::run(config.clone(), &workers::Role::ALL, workers.clone()));
     let options = LeptosOptions::builder().output_name("stockflow").build();
     let mut state = server::state(&config, &server_config, options, shutdown.clone()).unwrap();
     tune(state.services_mut().expect("the state is not shared yet"));
     let listener = tokio::net::TcpListener::bind(server_config.site_addr).await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(server::serve::serve(listener, server::app(state), server_config.connections, shutdown.clone()));
-    Running { base, http: reqwest::Client::new(), redis, shutdown }
+    Running { base, http: reqwest::Client::new(), redis, config, shutdown, workers }
 }
 
 impl Running {
+    /// Stops the workers (they finish what is in flight); the server goes on.
+    pub fn stop_workers(&mut self) {
+        self.workers.cancel();
+    }
+
+    /// Starts the workers again.
+    pub fn start_workers(&mut self) {
+        self.workers = self.shutdown.child_token();
+        tokio::spawn(workers::run(self.config.clone(), &workers::Role::ALL, self.workers.clone()));
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
