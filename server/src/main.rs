@@ -26,7 +26,15 @@ struct Cli {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    store::logging::init(cli.settings.log_format, "server=info,store=info,tower_http=warn");
+    let telemetry =
+        store::telemetry::init(cli.settings.log_format, "server=info,store=info,tower_http=warn", "stockflow-server");
+    let code = run(cli).await;
+    // Exports the last spans; it waits for the exporter's thread, so off the runtime's.
+    let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
+    code
+}
+
+async fn run(cli: Cli) -> ExitCode {
     let config = match cli.settings.check() {
         Ok(config) => config,
         Err(message) => {

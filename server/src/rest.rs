@@ -16,6 +16,7 @@ use domain::{NewProduct, NumberInput, Order, Page, PageRequest, Product, Quantit
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use store::limits::ClientAddr;
+use tracing::Instrument;
 use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -326,7 +327,11 @@ pub(crate) async fn place_order(
     let quantity = Quantity::try_from(&body.quantity).map_err(|_| {
         ApiError::Unprocessable(format!("quantity: must be a whole number from 1 to {}", Quantity::MAX.get()))
     })?;
-    let placed = state.shop.place_order_once(&body.product_id, quantity, idempotency_key(&headers)?).await?;
+    // The order's trace joins the caller's, when it sends a W3C `traceparent`.
+    let traceparent = headers.get("traceparent").and_then(|value| value.to_str().ok());
+    let span = store::telemetry::step_span("POST /orders", traceparent);
+    let placing = state.shop.place_order_once(&body.product_id, quantity, idempotency_key(&headers)?);
+    let placed = placing.instrument(span).await?;
     Ok((StatusCode::CREATED, replayed_header(placed.replayed), Json(OrderWithPk::from(placed.order))))
 }
 

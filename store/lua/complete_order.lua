@@ -22,13 +22,13 @@ local batch, replies = new_batch(to), {}
 for i = 1, (#ARGV - 5) / 2 do
   local id, entry = ARGV[4 + 2 * i], ARGV[5 + 2 * i]
   local key = KEYS[last_index + i]
-  local order = redis.call('HMGET', key, 'status', 'product_id', 'quantity')
+  local order = redis.call('HMGET', key, 'status', 'product_id', 'quantity', 'traceparent')
   if not order[1] then
     replies[i] = missing_here(KEYS[1], group, entry)
   else
     if string.find(from, ',' .. order[1] .. ',', 1, true) then
       move(batch, key, id, order[2], order[1], now)
-      redis.call('XADD', KEYS[2], '*', 'order_id', id, 'product_id', order[2], 'quantity', order[3], 'at', now)
+      redis.call('XADD', KEYS[2], '*', traced({'order_id', id, 'product_id', order[2], 'quantity', order[3], 'at', now}, order[4]))
       replies[i] = 'applied'
     else
       replies[i] = 'skipped'

@@ -34,7 +34,7 @@ for i = 1, orders do
   local at = 9 + 4 * (i - 1)
   local id, product_id, entry = ARGV[at + 1], ARGV[at + 2], ARGV[at + 4]
   local key, product = KEYS[last_index + i], KEYS[last_index + orders + tonumber(ARGV[at + 3])]
-  local order = redis.call('HMGET', key, 'status', 'product_id', 'quantity', 'refund_reason')
+  local order = redis.call('HMGET', key, 'status', 'product_id', 'quantity', 'refund_reason', 'traceparent')
   if not order[1] then
     replies[i] = {missing_here(KEYS[1], group, entry)}
   elseif order[2] ~= product_id then
@@ -53,13 +53,13 @@ for i = 1, orders do
         stock[product] = stock[product] - wanted
         taken[product] = taken[product] + wanted
         move(batch, key, id, product_id, order[1], now)
-        redis.call('XADD', KEYS[3], 'MAXLEN', '~', maxlen, '*',
-          'order_id', id, 'product_id', product_id, 'status', to, 'stock', stock[product], 'at', now)
+        redis.call('XADD', KEYS[3], 'MAXLEN', '~', maxlen, '*', traced(
+          {'order_id', id, 'product_id', product_id, 'status', to, 'stock', stock[product], 'at', now}, order[5]))
         replies[i] = {'fulfilled', stock[product]}
       else
         local reason = stock[product] and short or gone
         redis.call('HSET', key, 'refund_reason', reason, 'at:refund_initiated', now)
-        redis.call('XADD', KEYS[2], '*', 'order_id', id, 'product_id', product_id, 'reason', reason, 'at', now)
+        redis.call('XADD', KEYS[2], '*', traced({'order_id', id, 'product_id', product_id, 'reason', reason, 'at', now}, order[5]))
         replies[i] = {'refund_initiated', reason}
       end
     end

@@ -9,7 +9,8 @@
 -- ARGV: idempotency window (s), the status a new order has (from the domain's rules: pending), replicas that must
 --       be online (REDIS_MIN_REPLICAS; 0: none), the most seconds a replica's last acknowledgement may lag,
 --       then per order: order id, product id, unit price (cents, as priced), quantity, fee, total, now (ms),
---       whether it has an idempotency key ('1' or '0')
+--       whether it has an idempotency key ('1' or '0'), its W3C traceparent ('' = none: traces are off), kept
+--       with the order and in its entry, so that every later step of the order joins the same trace
 -- Uses batch_prelude.lua (put in front of this code).
 -- Returns one reply per order, in order: {'placed'}, {'replayed', earlier
 -- order id}, {'no_product'}, {'price_changed'} (priced against a stale price),
@@ -18,7 +19,7 @@
 -- online: a client told so knows its order was not saved.
 local window, status = ARGV[1], ARGV[2]
 local min_replicas, max_lag = tonumber(ARGV[3]), tonumber(ARGV[4])
-local orders = (#ARGV - 4) / 8
+local orders = (#ARGV - 4) / 9
 if min_replicas > 0 then
   local online = 0
   for state, lag in string.gmatch(redis.call('INFO', 'replication'), 'slave%d+:[^\r\n]-state=(%a+)[^\r\n]-lag=(%d+)') do
@@ -35,7 +36,7 @@ local prices, of_product = {}, {}
 local replies, placed, placed_by_product = {}, {}, {}
 local key = 5
 for i = 1, orders do
-  local at = 4 + 8 * (i - 1)
+  local at = 4 + 9 * (i - 1)
   local id, product_id, price, now = ARGV[at + 1], ARGV[at + 2], ARGV[at + 3], ARGV[at + 7]
   local product, order, product_orders = KEYS[key], KEYS[key + 1], KEYS[key + 2]
   local idempotency = nil
@@ -56,6 +57,8 @@ for i = 1, orders do
       'id', id, 'product_id', product_id, 'price', price, 'quantity', ARGV[at + 4],
       'fee', ARGV[at + 5], 'total', ARGV[at + 6], 'status', status,
       'created_at', now, 'updated_at', now, 'at:' .. status, now)
+    local traceparent = ARGV[at + 9]
+    if traceparent ~= '' then redis.call('HSET', order, 'traceparent', traceparent) end
     table.insert(placed, 0)
     table.insert(placed, id)
     table.insert(placed_by_product, 0)
@@ -63,7 +66,7 @@ for i = 1, orders do
     of_product[product_orders] = of_product[product_orders] or {}
     table.insert(of_product[product_orders], 0)
     table.insert(of_product[product_orders], id)
-    redis.call('XADD', KEYS[2], '*', 'order_id', id, 'product_id', product_id, 'at', now)
+    redis.call('XADD', KEYS[2], '*', traced({'order_id', id, 'product_id', product_id, 'at', now}, traceparent))
     if idempotency then redis.call('SET', idempotency, id, 'EX', window) end
     replies[i] = {'placed'}
   end

@@ -20,7 +20,7 @@ local batch, replies = new_batch(to), {}
 for i = 1, (#ARGV - 6) / 2 do
   local id, entry = ARGV[5 + 2 * i], ARGV[6 + 2 * i]
   local key = KEYS[last_index + i]
-  local order = redis.call('HMGET', key, 'status', 'product_id', 'refund_reason')
+  local order = redis.call('HMGET', key, 'status', 'product_id', 'refund_reason', 'traceparent')
   if not order[1] then
     replies[i] = missing_here(KEYS[1], group, entry)
   elseif not string.find(from, ',' .. order[1] .. ',', 1, true) then
@@ -30,8 +30,8 @@ for i = 1, (#ARGV - 6) / 2 do
     replies[i] = 'not_initiated'
   else
     move(batch, key, id, order[2], order[1], now)
-    redis.call('XADD', KEYS[2], 'MAXLEN', '~', maxlen, '*',
-      'order_id', id, 'product_id', order[2], 'status', to, 'reason', order[3], 'at', now)
+    redis.call('XADD', KEYS[2], 'MAXLEN', '~', maxlen, '*', traced(
+      {'order_id', id, 'product_id', order[2], 'status', to, 'reason', order[3], 'at', now}, order[4]))
     replies[i] = 'applied'
     if entry ~= '' then table.insert(batch.acks, entry) end
   end

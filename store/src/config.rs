@@ -14,8 +14,8 @@ use crate::admin::{Secret, MIN_TOKEN_CHARS};
 use crate::connection::RedisTarget;
 use crate::keys::{Layout, DEFAULT_NAMESPACE};
 use crate::limits::Rate;
-use crate::logging::LogFormat;
 use crate::partition::{Partitions, DEFAULT_PARTITIONS, MAX_PARTITIONS};
+use crate::telemetry::LogFormat;
 
 /// The settings of both binaries, as given on the command line or in the environment.
 #[derive(Debug, Clone, Args)]

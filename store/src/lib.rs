@@ -24,7 +24,7 @@
 //! - [`indexes`]: the search indexes built for data older than them.
 //! - [`streams`]: stream entries as typed events.
 //! - [`observe`]: orders by status, stream backlogs and Redis' health, for metrics.
-//! - [`logging`]: text or JSON logs (`LOG_FORMAT`), for both binaries.
+//! - [`telemetry`]: logs (text or JSON) and traces over OTLP, for both binaries.
 //! - [`dead_letters`]: the dead letters of every stream, listed, retried, discarded.
 //! - [`error`]: the error type of this layer.
 //! - [`shutdown`]: SIGTERM / ctrl-c as a cancellation token.
@@ -42,7 +42,6 @@ pub mod ids;
 pub mod indexes;
 pub mod keys;
 pub mod limits;
-pub mod logging;
 pub mod merge;
 pub mod migrate;
 pub mod observe;
@@ -52,6 +51,7 @@ pub mod scripts;
 pub mod shop;
 pub mod shutdown;
 pub mod streams;
+pub mod telemetry;
 
 pub use admin::AdminGate;
 pub use config::Config;

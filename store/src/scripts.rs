@@ -367,6 +367,8 @@ pub struct PlacedOrder {
     pub now: u64,
     /// The client's idempotency key, if any.
     pub idempotency_key: Option<String>,
+    /// The W3C trace context of its placing, when traces are exported.
+    pub traceparent: Option<String>,
 }
 
 /// The most seconds a replica's last acknowledgement may lag for it to count
@@ -411,7 +413,8 @@ pub fn place_orders(
             .arg(order.fee)
             .arg(order.total)
             .arg(order.now)
-            .arg(if order.idempotency_key.is_some() { "1" } else { "0" });
+            .arg(if order.idempotency_key.is_some() { "1" } else { "0" })
+            .arg(order.traceparent.as_deref().unwrap_or(""));
     }
     call
 }

@@ -13,6 +13,7 @@ use domain::product::MAX_STOCK;
 use domain::search::Query;
 use domain::{quote, Cents, NewProduct, Order, OrderStatus, Page, PageRequest, Product, Quantity, Restock};
 use redis::AsyncCommands;
+use tracing::Instrument;
 
 use crate::admin::AdminGate;
 use crate::config::Config;
@@ -24,6 +25,7 @@ use crate::keys::{Layout, PartitionKeys};
 use crate::merge::{self, Source};
 use crate::partition::Partition;
 use crate::placing::Placements;
+use crate::telemetry;
 use crate::{connection, now_ms, scripts};
 
 /// Handle to the shop's state in Redis; cheap to clone.
@@ -294,6 +296,9 @@ impl Shop {
                 updated_at: now,
                 timeline: vec![domain::Step { step: OrderStatus::INITIAL.to_string(), at: now }],
             };
+            // The order's trace starts here (under the request's span, if
+            // any); its context goes with the order to every later step.
+            let span = telemetry::order_span("place order", None, &order.id, keys.partition());
             let placed = scripts::PlacedOrder {
                 order_id: order.id.clone(),
                 product_id: order.product_id.clone(),
@@ -303,10 +308,12 @@ impl Shop {
                 total: order.total.0,
                 now,
                 idempotency_key: idempotency_key.map(str::to_string),
+                traceparent: span.in_scope(telemetry::traceparent),
             };
-            let placement = self.placements.place(keys.partition(), placed).await?;
+            let placement = self.placements.place(keys.partition(), placed).instrument(span.clone()).await?;
             match placement {
                 scripts::Placement::Placed => {
+                    let _placing = span.enter();
                     tracing::debug!(order_id = %order.id, product_id = %order.product_id, quantity = quantity.get(), total = %order.total, "order placed");
                     return Ok(Placed { order, replayed: false });
                 }

@@ -78,6 +78,12 @@ pub fn order_id_of(entry: &StreamId) -> Option<String> {
     id_field(entry, "order_id").ok()
 }
 
+/// The W3C trace context an entry carries (its order's, when traces were
+/// exported as it was placed: see [`crate::telemetry`]).
+pub fn traceparent_of(entry: &StreamId) -> Option<String> {
+    entry.get("traceparent")
+}
+
 /// `order-placed`: an order waiting for payment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrderPlaced {

@@ -30,7 +30,8 @@ use redis::{FromRedisValue, RedisResult, Value};
 use store::connection::{self, Backoff};
 use store::durability::Durability;
 use store::scripts::{self, Call, DeadLettered};
-use store::streams::{ensure_group, MalformedEntry, StreamReads, FROM_START, NEW_ENTRIES};
+use store::streams::{self, ensure_group, MalformedEntry, StreamReads, FROM_START, NEW_ENTRIES};
+use store::telemetry;
 use store::{Config, PartitionKeys, Redis, Stream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
@@ -581,6 +582,9 @@ async fn process<H: Handler>(
         })
         .collect();
 
+    // Each order's step is a span of its trace (when traces are exported),
+    // until the batch is through.
+    let _steps = step_spans::<H>(&scope, &healthy);
     if !healthy.is_empty() {
         let mut backoff = Backoff::default();
         let mut attempts = 0;
@@ -636,6 +640,21 @@ async fn process<H: Handler>(
         }
     }
     tracing::error!(stream, entries = dead.len(), "could not dead-letter; the entries stay pending");
+}
+
+/// A span per entry that carries its order's trace context, named after
+/// the group (payment, warehouse, refund).
+fn step_spans<H: Handler>(scope: &Scope, entries: &[StreamId]) -> Vec<tracing::Span> {
+    if !telemetry::enabled() {
+        return Vec::new();
+    }
+    entries
+        .iter()
+        .filter_map(|entry| {
+            let (traceparent, order_id) = (streams::traceparent_of(entry)?, streams::order_id_of(entry)?);
+            Some(telemetry::order_span(H::GROUP, Some(&traceparent), &order_id, scope.keys.partition()))
+        })
+        .collect()
 }
 
 /// Dead-letters poison entries, one atomic script each (dead letter, ack,

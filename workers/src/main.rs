@@ -46,7 +46,14 @@ enum Command {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    store::logging::init(cli.settings.log_format, "workers=info,store=info");
+    let telemetry = store::telemetry::init(cli.settings.log_format, "workers=info,store=info", "stockflow-workers");
+    let code = run(cli).await;
+    // Exports the last spans; it waits for the exporter's thread, so off the runtime's.
+    let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
+    code
+}
+
+async fn run(cli: Cli) -> ExitCode {
     let config = match cli.settings.check() {
         Ok(config) => config,
         Err(message) => {

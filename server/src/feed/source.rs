@@ -9,7 +9,8 @@ use std::time::Duration;
 use redis::streams::StreamRangeReply;
 use redis::Value;
 use store::streams::StreamReads;
-use store::{PartitionKeys, Redis, Stream as Log};
+use store::telemetry;
+use store::{Partition, PartitionKeys, Redis, Stream as Log};
 
 use super::cursor::EntryId;
 use super::{slot, FeedEvent, LIVE, REPLAY_PAGE};
@@ -190,7 +191,7 @@ fn in_order(
             }
             // Not a change (malformed, or a retry): empty, so it is not sent, but
             // the cursor still moves past it.
-            let json = to_json(Log::LIVE[k], entry, record).unwrap_or_else(|| Arc::from(""));
+            let json = to_json(Log::LIVE[k], entry, record.then(|| keys.partition())).unwrap_or_else(|| Arc::from(""));
             changes.push((order(k, id), FeedEvent { slot: slot(keys, k), id, json, position: None }));
         }
     }
@@ -199,9 +200,10 @@ fn in_order(
 }
 
 /// A change as the browser receives it (a `StatusChange` in JSON), or
-/// `None` for an entry that is not one; `record`s the processing time of an
-/// order that reached its final status.
-fn to_json(stream: Log, entry: &redis::streams::StreamId, record: bool) -> Option<Arc<str>> {
+/// `None` for an entry that is not one. A live read (`live`: its partition)
+/// records the processing time of an order that reached its final status,
+/// and the relay as a span of the order's trace (when traces are exported).
+fn to_json(stream: Log, entry: &redis::streams::StreamId, live: Option<Partition>) -> Option<Arc<str>> {
     if store::streams::is_retry(entry) {
         return None;
     }
@@ -210,8 +212,14 @@ fn to_json(stream: Log, entry: &redis::streams::StreamId, record: bool) -> Optio
         .and_then(|change| serde_json::to_string(&change).map(|json| (change, json)).map_err(|e| e.to_string()));
     match parsed {
         Ok((change, json)) => {
-            if record && change.status.is_terminal() {
-                crate::metrics::record_processing(&change.order_id, change.status.as_str(), change.at);
+            if let Some(partition) = live {
+                if change.status.is_terminal() {
+                    crate::metrics::record_processing(&change.order_id, change.status.as_str(), change.at);
+                }
+                if let Some(traceparent) = telemetry::enabled().then(|| store::streams::traceparent_of(entry)).flatten()
+                {
+                    telemetry::order_span("relay to browsers", Some(&traceparent), &change.order_id, partition);
+                }
             }
             Some(json.into())
         }
