@@ -48,6 +48,12 @@ async fn products_and_orders_keep_the_original_contract(backend: Backend) {
     let (status, orders) = app.get("/orders").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(orders.as_array().unwrap().len(), 1);
+    // ULIDs are case-insensitive: an id in lower case names the same order
+    // and product (it answered 404 before).
+    let (status, lower) = app.get(&format!("/orders/{}", order_id.to_ascii_lowercase())).await;
+    assert_eq!((status, &lower["id"]), (StatusCode::OK, &fulfilled["id"]));
+    let (status, lower) = app.get(&format!("/product/{}", product_id.to_ascii_lowercase())).await;
+    assert_eq!((status, &lower["id"]), (StatusCode::OK, &json!(product_id)));
 
     let (status, refunded) = app.post("/orders", json!({"product_id": product_id, "quantity": 2})).await;
     assert_eq!(status, StatusCode::CREATED);

@@ -17,6 +17,12 @@ use ulid::Ulid;
 
 use crate::partition::Partition;
 
+/// An id as it is stored: ULIDs are case-insensitive (their spec), ours are
+/// kept in upper case, so `01arz3...` names the same order as `01ARZ3...`.
+pub fn canonical_id(id: &str) -> String {
+    id.to_ascii_uppercase()
+}
+
 /// The process-wide generator, so every id it hands out is larger than the last.
 static GENERATOR: Mutex<Generator> = Mutex::new(Generator { last_ms: 0, counter: 0 });
 

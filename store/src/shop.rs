@@ -20,7 +20,7 @@ use crate::config::Config;
 use crate::connection::Redis;
 use crate::durability::Durability;
 use crate::error::{StoreError, StoreResult};
-use crate::ids::{is_id, new_id};
+use crate::ids::{canonical_id, is_id, new_id};
 use crate::keys::{Layout, PartitionKeys};
 use crate::merge::{self, Source};
 use crate::partition::Partition;
@@ -190,6 +190,7 @@ impl Shop {
     /// Adds units to a product's stock, atomically and never past
     /// [`domain::product::MAX_STOCK`]; returns the product as it is now.
     pub async fn restock(&self, id: &str, restock: Restock) -> StoreResult<Product> {
+        let id = &canonical_id(id);
         let not_found = || StoreError::NotFound { kind: "product", id: id.to_string() };
         let Some(keys) = self.layout.keys_of_id(id) else {
             return Err(not_found());
@@ -212,6 +213,7 @@ impl Shop {
 
     /// One product, or [`StoreError::NotFound`].
     pub async fn product(&self, id: &str) -> StoreResult<Product> {
+        let id = &canonical_id(id);
         let (key, fields) = self.hash("product", id, PartitionKeys::product).await?;
         parse_product(&key, &fields)
     }
@@ -229,6 +231,7 @@ impl Shop {
     /// Removes a product, from the search index too. Orders for it still in
     /// flight are refunded by the warehouse.
     pub async fn delete_product(&self, id: &str) -> StoreResult<()> {
+        let id = &canonical_id(id);
         let not_found = || StoreError::NotFound { kind: "product", id: id.to_string() };
         let keys = self.layout.keys_of_id(id).filter(|_| is_id(id)).ok_or_else(not_found)?;
         // A name never changes, so the prefixes read here are those it was indexed under.
@@ -260,6 +263,7 @@ impl Shop {
         if let Some(key) = idempotency_key {
             validate_idempotency_key(key)?;
         }
+        let product_id = &canonical_id(product_id);
         // The order lives in its product's partition, so that the warehouse
         // sees both in one atomic step.
         let Some(keys) = self.layout.keys_of_id(product_id) else {
@@ -380,6 +384,7 @@ impl Shop {
 
     /// One order, or [`StoreError::NotFound`].
     pub async fn order(&self, id: &str) -> StoreResult<Order> {
+        let id = &canonical_id(id);
         match self.hash("order", id, PartitionKeys::order).await {
             Ok((key, fields)) => parse_order(&key, &fields),
             // An order migrated from before partitions may live where its id does not point.
