@@ -142,9 +142,11 @@ impl FromStr for OrderStatus {
 #[serde(try_from = "u64", into = "u32")]
 pub struct Quantity(u32);
 
-/// A quantity outside 1..=10,000.
+/// A quantity outside 1..=10,000. The message names no field: the caller
+/// puts it under the field the quantity came in (else the page showed
+/// "quantity: quantity must be ...").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("quantity must be a whole number from 1 to 10000")]
+#[error("must be a whole number from 1 to 10000")]
 pub struct QuantityError;
 
 impl Quantity {

@@ -284,8 +284,10 @@ mod tests {
         let readme = include_str!("../../README.md");
         let mut read = store::config::check_documented(&Server::command(), readme);
         read.extend(store::config::check_documented(&Workers::command(), readme));
-        // Read by the logger rather than these settings.
-        read.push("RUST_LOG".to_string());
+        // Read by the logger and the OpenTelemetry SDK rather than these settings.
+        read.extend(
+            ["RUST_LOG", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_SERVICE_NAME", "OTEL_TRACES_SAMPLER"].map(String::from),
+        );
         for (name, _) in store::config::documented_settings(readme) {
             assert!(read.contains(&name), "README documents {name}, which no program reads");
         }

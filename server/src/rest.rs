@@ -324,9 +324,8 @@ pub(crate) async fn place_order(
     JsonBody(body): JsonBody<NewOrderBody>,
 ) -> Result<impl IntoResponse, ApiError> {
     state.limits.order(client).map_err(|wait| ApiError::TooManyRequests { what: "orders", wait })?;
-    let quantity = Quantity::try_from(&body.quantity).map_err(|_| {
-        ApiError::Unprocessable(format!("quantity: must be a whole number from 1 to {}", Quantity::MAX.get()))
-    })?;
+    let quantity =
+        Quantity::try_from(&body.quantity).map_err(|error| ApiError::Unprocessable(format!("quantity: {error}")))?;
     // The order's trace joins the caller's, when it sends a W3C `traceparent`.
     let traceparent = headers.get("traceparent").and_then(|value| value.to_str().ok());
     let span = store::telemetry::step_span("POST /orders", traceparent);

@@ -296,6 +296,24 @@ async fn metrics_report_orders_streams_groups_and_latencies(backend: Backend) {
     assert!(text.contains("stockflow_order_processing_seconds_count{outcome=\"fulfilled\"}"), "{text}");
 }
 
+/// The order form's server function names a bad field once (the page
+/// showed "quantity: quantity must be ...").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_order_forms_errors_name_the_field_once() {
+    let app = start_on(Backend::Single, |_| {}).await;
+    let (_, product) = app.post("/product", json!({"name": "Lamp", "price": 3, "quantity": 3})).await;
+    let form = [("product_id", product["id"].as_str().unwrap()), ("quantity", "0")];
+    let response = app.http.post(app.url("/api/place_order")).form(&form).send().await.unwrap();
+    let message = response.text().await.unwrap();
+    assert!(message.contains("quantity: must be a whole number from 1 to 10000"), "{message}");
+    assert!(!message.contains("quantity: quantity"), "{message}");
+    let (status, error) = app.post("/orders", json!({"product_id": product["id"], "quantity": 0})).await;
+    assert_eq!(
+        (status, error),
+        (StatusCode::UNPROCESSABLE_ENTITY, json!({"error": "quantity: must be a whole number from 1 to 10000"}))
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_documents_itself() {
     let app = start_on(Backend::Single, |_| {}).await;

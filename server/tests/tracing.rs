@@ -208,6 +208,7 @@ async fn an_orders_steps_in_two_processes_are_spans_of_one_trace() {
         .filter_map(|line| serde_json::from_str::<Value>(line).ok())
         .find(|line| line["message"] == "order placed" && line["order_id"] == order_id.as_str())
         .expect("the log line of the placing");
+    println!("the server's log line of the placing (LOG_FORMAT=json): {placed}");
     assert_eq!(placed["span"]["trace_id"], client_trace, "{placed}");
     assert_eq!(
         (placed["span"]["order_id"].as_str(), placed["span"]["partition"].as_str()),
