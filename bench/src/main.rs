@@ -44,7 +44,7 @@ options:
   --url URL            the app (loopback only)
   --redis-url URL      its Redis (loopback only), for the Redis cost and lists scenarios
   --smoke              small sizes: seconds, not minutes (what scripts/test runs)
-  --only a,b           only these scenarios: throughput, latency, hostile, contested, redis, fanout, lists
+  --only a,b           only these scenarios: throughput, latency, steady, hostile, contested, redis, fanout, lists
   --out DIR            where the report goes (default target/bench)
   --compare OLD.json   after the run, print the change of every figure since OLD.json
   --namespace NS       the app's REDIS_NAMESPACE (default stockflow)
@@ -52,6 +52,9 @@ options:
   --workers-pid PID    the workers' pid, for their CPU
   --private            the app and its Redis are the bench's own, thrown away afterwards
   --note KEY=VALUE     a line for the report's target description (repeatable)
+  --one-partition-url URL, --one-partition-redis-url URL,
+  --one-partition-server-pid PID, --one-partition-workers-pid PID
+                       a second app on PARTITIONS=1, which the steady scenario measures too
   --command TEXT       the command line to record (default: this one)
 `bench seed` loads a shop into a private app: N products (default 1000) made
 over HTTP, and N orders (default 1000000) written straight into its Redis, as
@@ -71,6 +74,16 @@ struct Args {
     private: bool,
     notes: Vec<(String, String)>,
     command: String,
+    one_partition: SecondApp,
+}
+
+/// The second app of the steady scenario, on `PARTITIONS=1`.
+#[derive(Default)]
+struct SecondApp {
+    url: Option<String>,
+    redis_url: Option<String>,
+    server_pid: Option<u32>,
+    workers_pid: Option<u32>,
 }
 
 enum Command {
@@ -120,6 +133,7 @@ fn parse_args(raw: Vec<String>) -> Result<Command> {
         private: false,
         notes: Vec::new(),
         command: String::new(),
+        one_partition: SecondApp::default(),
     };
     let mut first = true;
     while let Some(arg) = argv.next() {
@@ -153,6 +167,14 @@ fn parse_args(raw: Vec<String>) -> Result<Command> {
                 args.notes.push((key.to_string(), text.to_string()));
             }
             "--command" => args.command = value()?,
+            "--one-partition-url" => args.one_partition.url = Some(value()?),
+            "--one-partition-redis-url" => args.one_partition.redis_url = Some(value()?),
+            "--one-partition-server-pid" => {
+                args.one_partition.server_pid = Some(value()?.parse().context("--one-partition-server-pid")?)
+            }
+            "--one-partition-workers-pid" => {
+                args.one_partition.workers_pid = Some(value()?.parse().context("--one-partition-workers-pid")?)
+            }
             other => bail!("unknown argument {other:?}"),
         }
         first = false;
@@ -239,6 +261,29 @@ async fn run(args: Args) -> Result<bool> {
         None => None,
     };
     let sizes = if args.smoke { Sizes::smoke() } else { Sizes::full() };
+    let one_partition = match (&args.one_partition.url, &args.one_partition.redis_url) {
+        (Some(url), Some(redis_url)) => {
+            ensure_loopback_redis(redis_url).await?;
+            let redis = Some(RedisProbe::connect(redis_url).await?);
+            let second = &args.one_partition;
+            Some(Box::new(Ctx {
+                target: Arc::new(Target::resolve(url, admin_token.as_deref()).await?),
+                observer: Observer {
+                    server_pid: second.server_pid,
+                    workers_pid: second.workers_pid,
+                    redis: redis.clone(),
+                },
+                redis,
+                sizes: sizes.clone(),
+                namespace: args.namespace.clone(),
+                private: args.private,
+                server_pid: second.server_pid,
+                one_partition: None,
+            }))
+        }
+        (None, None) => None,
+        _ => bail!("--one-partition-url and --one-partition-redis-url go together"),
+    };
     let ctx = Ctx {
         target: target.clone(),
         redis: redis.clone(),
@@ -247,6 +292,7 @@ async fn run(args: Args) -> Result<bool> {
         namespace: args.namespace.clone(),
         private: args.private,
         server_pid: args.server_pid,
+        one_partition,
     };
 
     let mut feed = Feed::connect(&target).await?;
@@ -261,6 +307,7 @@ async fn run(args: Args) -> Result<bool> {
         let outcome = match name {
             "throughput" => scenarios::throughput::run(&ctx, &mut feed).await,
             "latency" => scenarios::latency::run(&ctx, &mut feed).await,
+            "steady" => scenarios::steady::run(&ctx).await,
             "hostile" => scenarios::hostile::run(&ctx, &mut feed).await,
             "contested" => scenarios::contested::run(&ctx, &mut feed).await,
             "redis" => scenarios::redis_cost::run(&ctx, &mut feed).await,

@@ -16,9 +16,10 @@ pub async fn healthz() -> Json<Value> {
 }
 
 /// Ready to serve: Redis answers for every partition (on a cluster, every
-/// partition's master: 503 while a failover is under way). `warnings` tells
-/// of a Redis node whose `maxmemory-policy` would evict Stockflow's keys
-/// (still ready: nothing is lost until memory is full).
+/// partition's master: 503 while a failover is under way).
+///
+/// `warnings` tells of a Redis node whose `maxmemory-policy` would evict
+/// Stockflow's keys (still ready: nothing is lost until memory is full).
 #[utoipa::path(get, path = "/readyz", tag = "operations", responses(
     (status = 200, description = "Redis answers for every partition"),
     (status = 503, description = "Redis, or the master of some partition, is unreachable"),

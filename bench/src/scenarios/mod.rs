@@ -6,6 +6,7 @@ pub mod hostile;
 pub mod latency;
 pub mod lists;
 pub mod redis_cost;
+pub mod steady;
 pub mod throughput;
 
 use std::collections::BTreeMap;
@@ -24,7 +25,7 @@ use crate::stats::Samples;
 const NOISE_CORES: f64 = 0.25;
 
 /// Every scenario, in the order they run (lists last: it leaves a million orders behind).
-pub const ALL: [&str; 7] = ["throughput", "latency", "hostile", "contested", "redis", "fanout", "lists"];
+pub const ALL: [&str; 8] = ["throughput", "latency", "steady", "hostile", "contested", "redis", "fanout", "lists"];
 
 /// How big each scenario is: the full run, or the smoke run of `scripts/test`.
 #[derive(Debug, Clone, Serialize)]
@@ -104,6 +105,8 @@ pub struct Ctx {
     /// The bench started this app and its Redis, which it throws away afterwards.
     pub private: bool,
     pub server_pid: Option<u32>,
+    /// A second app, on `PARTITIONS=1`, for the steady scenario's comparison.
+    pub one_partition: Option<Box<Ctx>>,
 }
 
 /// Which way a figure should move.
