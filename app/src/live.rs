@@ -73,7 +73,7 @@ impl LiveFeed {
     /// (statuses only move forward, so the further one is the newer).
     pub fn status_of(&self, order_id: &str, listed: OrderStatus) -> OrderStatus {
         match self.statuses.with(|s| s.get(order_id).copied()) {
-            Some(live) if progress(live) > progress(listed) => live,
+            Some(live) if live.progress() > listed.progress() => live,
             _ => listed,
         }
     }
@@ -139,7 +139,7 @@ impl LiveFeed {
         self.statuses.update(|s| {
             before = s.get(&change.order_id).copied();
             let entry = s.entry(change.order_id.clone()).or_insert(change.status);
-            if progress(change.status) > progress(*entry) {
+            if change.status.progress() > entry.progress() {
                 *entry = change.status;
             }
         });
@@ -182,15 +182,6 @@ pub fn is_dead_lettered(reason: &str) -> bool {
     reason.starts_with("processing failed")
 }
 
-/// How far along its life an order in `status` is: statuses only move forward.
-pub fn progress(status: OrderStatus) -> u8 {
-    match status {
-        OrderStatus::Pending => 0,
-        OrderStatus::Completed => 1,
-        OrderStatus::Fulfilled | OrderStatus::Refunded => 2,
-    }
-}
-
 /// Where an order came from, as far as one change of it tells.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Origin {
@@ -217,7 +208,7 @@ pub fn came_from(change: &StatusChange) -> Origin {
         .filter(|event| change.status != OrderStatus::Refunded || given_up == (*event == OrderEvent::GivenUp))
         .flat_map(|event| event.applies_from().iter().copied())
         .collect();
-    from.sort_by_key(|s| progress(*s));
+    from.sort_by_key(|s| s.progress());
     from.dedup();
     match from.as_slice() {
         [only] => Origin::From(*only),

@@ -28,7 +28,7 @@ use crate::api::{
     MAX_ORDERS_BY_ID,
 };
 use crate::counts::{index, CountLog, Move};
-use crate::live::{came_from, progress, Heard, LiveFeed, Origin};
+use crate::live::{came_from, Heard, LiveFeed, Origin};
 use crate::paging::{merged, LoadMore, More};
 use crate::util::{grouped, query_string, short_id};
 
@@ -114,7 +114,7 @@ impl Orders {
         let origin = before.map(Origin::From).unwrap_or_else(|| came_from(&change));
         let mut wanted = Wanted { id: change.order_id.clone(), show: None, count: None };
         match origin {
-            Origin::From(from) if progress(change.status) <= progress(from) => {} // heard before
+            Origin::From(from) if change.status.progress() <= from.progress() => {} // heard before
             Origin::From(from) => self.count(change.at, Some(from), change.status),
             Origin::New => self.count(change.at, None, change.status),
             Origin::Unknown => wanted.count = Some(change.clone()),
@@ -122,8 +122,8 @@ impl Orders {
 
         let listed = self.shown.with_value(|shown| shown.get(&change.order_id).copied());
         if let Some(listed) = listed {
-            let was = before.filter(|b| progress(*b) > progress(listed)).unwrap_or(listed);
-            if progress(change.status) > progress(was) {
+            let was = before.filter(|b| b.progress() > listed.progress()).unwrap_or(listed);
+            if change.status.progress() > was.progress() {
                 self.announce(&change);
             }
         } else if let Some(listing) = self.belongs(&change) {

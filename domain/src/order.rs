@@ -60,6 +60,17 @@ impl OrderStatus {
         matches!(self, OrderStatus::Fulfilled | OrderStatus::Refunded)
     }
 
+    /// How far along its life an order in this status is (0, 1, then 2 for
+    /// either final status): statuses only move forward, so a change to a
+    /// status no further along is old news.
+    pub fn progress(self) -> u8 {
+        match self {
+            OrderStatus::Pending => 0,
+            OrderStatus::Completed => 1,
+            OrderStatus::Fulfilled | OrderStatus::Refunded => 2,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             OrderStatus::Pending => "pending",
@@ -229,6 +240,33 @@ pub struct Step {
 /// The step the warehouse takes when it decides to refund: not a status of
 /// its own, but a moment in the order's life.
 pub const REFUND_INITIATED: &str = "refund_initiated";
+
+/// Every step of an order's timeline, in the order they happen.
+pub const STEPS: [&str; 5] = ["pending", "completed", REFUND_INITIATED, "fulfilled", "refunded"];
+
+/// Where a timeline step comes among [`STEPS`] (unknown steps last): the
+/// order of steps that happened in the same millisecond.
+pub fn step_rank(step: &str) -> usize {
+    STEPS.iter().position(|s| *s == step).unwrap_or(usize::MAX)
+}
+
+#[cfg(test)]
+mod steps {
+    use super::*;
+
+    #[test]
+    fn steps_and_statuses_come_in_the_order_of_an_orders_life() {
+        for status in OrderStatus::ALL {
+            assert!(step_rank(status.as_str()) < STEPS.len(), "{status:?} is a step");
+        }
+        assert!(
+            step_rank("completed") < step_rank(REFUND_INITIATED) && step_rank(REFUND_INITIATED) < step_rank("refunded")
+        );
+        assert_eq!(step_rank("something else"), usize::MAX);
+        let progress: Vec<u8> = OrderStatus::ALL.iter().map(|s| s.progress()).collect();
+        assert_eq!(progress, [0, 1, 2, 2]);
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -120,12 +120,10 @@ fn lowest_stock_around(known: &BTreeMap<u64, u32>, at: u64) -> Option<u32> {
     }
 }
 
+/// How far along its life an order is by a status the feed named (see
+/// [`domain::OrderStatus::progress`]); one it does not know counts as final.
 fn progress(status: &str) -> u8 {
-    match status {
-        "pending" => 0,
-        "completed" => 1,
-        _ => 2,
-    }
+    status.parse::<domain::OrderStatus>().map_or(2, domain::OrderStatus::progress)
 }
 
 fn p99(mut values: Vec<u64>) -> Option<u64> {

@@ -153,7 +153,7 @@ pub fn state(
             cors: config.cors_origins.clone().into(),
         },
         metrics_apart: server.metrics_addr.is_some(),
-        reads: reads::ReadPool::start()?,
+        reads: reads::ReadPool::start(reads::ReadPriority::Lowest)?,
     })))
 }
 

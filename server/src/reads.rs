@@ -31,12 +31,27 @@ pub struct ReadPool {
     handle: tokio::runtime::Handle,
 }
 
+/// The scheduling priority of the costly reads' thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadPriority {
+    /// The lowest: what a server runs with.
+    Lowest,
+    /// The process's own. For tests that run many servers side by side on
+    /// two cores, where a page render at the lowest priority may wait out
+    /// the request timeout behind the other tests' load.
+    Normal,
+}
+
 impl ReadPool {
     /// Starts the thread; it lives as long as the process.
-    pub fn start() -> std::io::Result<ReadPool> {
+    pub fn start(priority: ReadPriority) -> std::io::Result<ReadPool> {
         let (sender, receiver) = std::sync::mpsc::channel();
         std::thread::Builder::new().name("costly-reads".into()).spawn(move || {
-            if let Err(error) = thread_priority::set_current_thread_priority(thread_priority::ThreadPriority::Min) {
+            let lowest = thread_priority::ThreadPriority::Min;
+            if let Err(error) = (priority == ReadPriority::Lowest)
+                .then(|| thread_priority::set_current_thread_priority(lowest))
+                .transpose()
+            {
                 tracing::debug!(?error, "could not lower the priority of the costly reads' thread");
             }
             match tokio::runtime::Builder::new_current_thread().enable_all().build() {

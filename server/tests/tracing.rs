@@ -78,6 +78,11 @@ async fn receive(State(spans): State<Spans>, body: Bytes) -> &'static str {
     ""
 }
 
+/// A request's JSON answer.
+async fn answer(request: reqwest::RequestBuilder) -> Value {
+    request.send().await.unwrap().json().await.unwrap()
+}
+
 struct Server(Child);
 
 impl Drop for Server {
@@ -138,27 +143,13 @@ async fn an_orders_steps_in_two_processes_are_spans_of_one_trace() {
         assert!(started.elapsed() < Duration::from_secs(30), "the server did not get ready");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let product: Value = http
-        .post(format!("{base}/product"))
-        .json(&json!({"name": "Traced", "price": 2, "quantity": 5}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let product =
+        answer(http.post(format!("{base}/product")).json(&json!({"name": "Traced", "price": 2, "quantity": 5}))).await;
     // The client's own trace: the order's spans join it.
     let client_trace = "4bf92f3577b34da6a3ce929d0e0e4736";
-    let order: Value = http
-        .post(format!("{base}/orders"))
-        .header("traceparent", format!("00-{client_trace}-00f067aa0ba902b7-01"))
-        .json(&json!({"product_id": product["id"], "quantity": 1}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let order =
+        http.post(format!("{base}/orders")).header("traceparent", format!("00-{client_trace}-00f067aa0ba902b7-01"));
+    let order = answer(order.json(&json!({"product_id": product["id"], "quantity": 1}))).await;
     let order_id = order["id"].as_str().unwrap().to_string();
 
     let wanted = ["place order", "payment", "warehouse", "relay to browsers"];

@@ -675,16 +675,8 @@ fn timeline(fields: &Fields) -> Vec<domain::Step> {
             Some(domain::Step { step: name.strip_prefix("at:")?.to_string(), at: at.parse().ok()? })
         })
         .collect();
-    steps.sort_by_key(|step| (step.at, rank(&step.step)));
+    steps.sort_by_key(|step| (step.at, domain::order::step_rank(&step.step)));
     steps
-}
-
-/// The order of steps that happened in the same millisecond.
-fn rank(step: &str) -> usize {
-    ["pending", "completed", domain::order::REFUND_INITIATED, "fulfilled", "refunded"]
-        .iter()
-        .position(|s| *s == step)
-        .unwrap_or(usize::MAX)
 }
 
 /// Idempotency keys: 1 to 200 visible ASCII characters (a UUID, a ULID, ...).

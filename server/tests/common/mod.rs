@@ -11,6 +11,7 @@ use leptos::prelude::LeptosOptions;
 use reqwest::StatusCode;
 use serde_json::Value;
 use server::config::ServerConfig;
+use server::reads::{ReadPool, ReadPriority};
 use store::Config;
 use testkit::{Backend, TestRedis};
 use tokio_util::sync::CancellationToken;
@@ -80,7 +81,13 @@ pub async fn start_serving(
     tokio::spawn(workers::run(config.clone(), &workers::Role::ALL, workers.clone()));
     let options = LeptosOptions::builder().output_name("stockflow").build();
     let mut state = server::state(&config, &server_config, options, shutdown.clone()).unwrap();
-    tune(state.services_mut().expect("the state is not shared yet"));
+    let services = state.services_mut().expect("the state is not shared yet");
+    // Many servers share two cores here: page renders at the process's own
+    // priority, or one may wait out the request timeout behind the other
+    // tests' load (seen once: a 503 after 30 s). The bench measures the
+    // lowest priority a server runs with.
+    services.reads = ReadPool::start(ReadPriority::Normal).unwrap();
+    tune(services);
     let listener = tokio::net::TcpListener::bind(server_config.site_addr).await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(server::serve::serve(listener, server::app(state), server_config.connections, shutdown.clone()));
