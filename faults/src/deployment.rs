@@ -142,6 +142,13 @@ impl Deployment {
                 // partition takes orders again only then. As scripts/cluster.
                 "--repl-diskless-sync-delay",
                 "0",
+                // A replica cut off from its master, or still syncing (an
+                // old master just back as a replica), refuses reads rather
+                // than answer from data its master may no longer have: the
+                // live feed reads from replicas (REDIS_MIN_REPLICAS ≥ 1), and
+                // browsers saw the old master's lost changes. As scripts/cluster.
+                "--replica-serve-stale-data",
+                "no",
                 "--appendonly",
                 "yes",
                 "--appendfsync",

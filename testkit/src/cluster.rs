@@ -508,6 +508,9 @@ fn spawn(node: &Node) -> Child {
         // Full syncs start at once: the default waits 5 s for more replicas,
         // which delays start-up and a restarted node's rejoin.
         .args(["--repl-diskless-sync-delay", "0"])
+        // A replica cut off from its master, or still syncing, refuses reads
+        // (the live feed reads from replicas with REDIS_MIN_REPLICAS ≥ 1).
+        .args(["--replica-serve-stale-data", "no"])
         .args(["--appendonly", "yes", "--appendfsync", "everysec", "--save", ""])
         .arg("--dir")
         .arg(&node.dir)
