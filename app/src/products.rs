@@ -238,8 +238,8 @@ fn ProductRow(
     view! {
         <tr data-product-id=row_id>
             <td class="name">{name.clone()}</td>
-            <td class="num">{price.to_string()}</td>
-            <td class="num stock" class:out=move || stock.get() == 0>{stock}</td>
+            <td class="num" data-label="Price">{price.to_string()}</td>
+            <td class="num stock" data-label="Stock" class:out=move || stock.get() == 0>{stock}</td>
             <td class="actions">
                 <ActionForm action=restock attr:class="restock">
                     <input type="hidden" name="id" value=restock_id/>

@@ -11,6 +11,14 @@ for (const [screen, size] of [
     await openShop(page);
     const name = unique("Walnut desk with a rather long name");
     const row = await addProduct(page, name, "349", "4");
+    // Every action of the row is on the screen as it is: nothing to scroll sideways to.
+    for (const control of [row.getByLabel(`Units of ${name} to add`), row.getByRole("button", { name: `Restock ${name}` }),
+      row.getByRole("button", { name: `Delete ${name}`, exact: true })]) {
+      const box = await control.boundingBox();
+      expect(box, `${await control.getAttribute("aria-label")} is laid out`).not.toBeNull();
+      expect(box!.x, "starts on the screen").toBeGreaterThanOrEqual(0);
+      expect(box!.x + box!.width, "ends on the screen").toBeLessThanOrEqual(size.width);
+    }
     await row.getByLabel(`Units of ${name} to add`).fill("2");
     await row.getByRole("button", { name: "Restock" }).click();
     await expect(row.locator(".stock")).toHaveText("6");
