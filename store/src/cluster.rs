@@ -31,7 +31,7 @@
 //! for its next command (a command in flight finishes), seeded with a
 //! master that lists them all.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
@@ -249,14 +249,7 @@ impl ReplicaSets {
     /// Reads the reply of `CLUSTER SLOTS`: per range, `[first, last,
     /// master, replica...]`, each node `[host, port, id, ...]`.
     pub fn parse(reply: &Value) -> Option<ReplicaSets> {
-        fn text(value: &Value) -> Option<String> {
-            match value {
-                Value::BulkString(bytes) => String::from_utf8(bytes.clone()).ok(),
-                Value::SimpleString(text) => Some(text.clone()),
-                Value::Int(n) => Some(n.to_string()),
-                _ => None,
-            }
-        }
+        let text = |value: &Value| redis::from_redis_value_ref::<String>(value).ok();
         let Value::Array(ranges) = reply else { return None };
         let mut sets = Vec::new();
         for range in ranges {
@@ -276,16 +269,13 @@ impl ReplicaSets {
 
     /// Every replica any of `views` lists, per slot range.
     pub fn union<'a>(views: impl Iterator<Item = &'a ReplicaSets>) -> ReplicaSets {
-        let mut all: std::collections::BTreeMap<i64, Vec<String>> = std::collections::BTreeMap::new();
+        let mut all: BTreeMap<i64, BTreeSet<String>> = BTreeMap::new();
         for ReplicaSets(sets) in views {
             for (first, replicas) in sets {
-                let known = all.entry(*first).or_default();
-                known.extend(replicas.iter().cloned());
-                known.sort();
-                known.dedup();
+                all.entry(*first).or_default().extend(replicas.iter().cloned());
             }
         }
-        ReplicaSets(all.into_iter().collect())
+        ReplicaSets(all.into_iter().map(|(first, replicas)| (first, replicas.into_iter().collect())).collect())
     }
 }
 

@@ -158,14 +158,8 @@ fn oldest_pending_ms(summary: &Value) -> Option<u64> {
 /// Whether the master of each partition answers within `within`, in the
 /// layout's order.
 pub async fn partitions_ready(conn: &Redis, layout: &Layout, within: Duration) -> Vec<bool> {
-    let pings = layout.all().map(|keys| {
-        let mut conn = conn.clone();
-        let key = keys.orders();
-        async move {
-            let mut exists = redis::cmd("EXISTS");
-            exists.arg(key);
-            matches!(tokio::time::timeout(within, exists.query_async::<u32>(&mut conn)).await, Ok(Ok(_)))
-        }
+    let pings = layout.all().map(|keys| async move {
+        matches!(tokio::time::timeout(within, crate::shop::ping_partition(conn, keys)).await, Ok(Ok(())))
     });
     futures::future::join_all(pings).await
 }

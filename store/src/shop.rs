@@ -658,13 +658,13 @@ impl Shop {
 /// Asks each partition's master (a read of a key of the partition) whether it
 /// answers: a cluster missing the master of one partition is not ready.
 pub async fn ping_partitions(conn: &Redis, layout: &Layout) -> redis::RedisResult<()> {
-    let pings = layout.all().map(|keys| {
-        let mut conn = conn.clone();
-        let key = keys.orders();
-        async move { redis::cmd("EXISTS").arg(key).query_async::<u32>(&mut conn).await }
-    });
-    futures::future::try_join_all(pings).await?;
+    futures::future::try_join_all(layout.all().map(|keys| ping_partition(conn, keys))).await?;
     Ok(())
+}
+
+/// Whether the master of one partition answers (a cheap read of one of its keys).
+pub async fn ping_partition(conn: &Redis, keys: &PartitionKeys) -> redis::RedisResult<()> {
+    redis::cmd("EXISTS").arg(keys.orders()).query_async::<u32>(&mut conn.clone()).await.map(drop)
 }
 
 /// The `at:<step>` fields of an order, oldest first.
