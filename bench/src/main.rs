@@ -307,7 +307,14 @@ async fn run(args: Args) -> Result<bool> {
         let outcome = match name {
             "throughput" => scenarios::throughput::run(&ctx, &mut feed).await,
             "latency" => scenarios::latency::run(&ctx, &mut feed).await,
-            "steady" => scenarios::steady::run(&ctx).await,
+            "steady" => {
+                // No browser follows the feed while steady measures: an unwatched
+                // server's feed reads nothing, and that is the cost it reports.
+                drop(feed);
+                let outcome = scenarios::steady::run(&ctx).await;
+                feed = Feed::connect(&target).await?;
+                outcome
+            }
             "hostile" => scenarios::hostile::run(&ctx, &mut feed).await,
             "contested" => scenarios::contested::run(&ctx, &mut feed).await,
             "redis" => scenarios::redis_cost::run(&ctx, &mut feed).await,

@@ -280,6 +280,8 @@ mod tests {
         struct Workers {
             #[command(flatten)]
             shared: store::config::Settings,
+            #[command(flatten)]
+            own: workers::settings::WorkersSettings,
         }
         let readme = include_str!("../../README.md");
         let mut read = store::config::check_documented(&Server::command(), readme);

@@ -1,12 +1,12 @@
 //! `GET /metrics` in the Prometheus text format.
 //!
-//! In-process histograms (request latency by route, order processing time)
-//! come from the `metrics` crate's Prometheus recorder; the shop's state
+//! In-process histograms (request latency by route) come from the `metrics` crate's Prometheus recorder; the shop's state
 //! (orders by status, stream lengths, dead letters, each group's lag,
 //! pending count and oldest pending entry) and Redis' health (each
 //! partition's readiness, each node's memory and eviction policy) are read
 //! from Redis at scrape time, so every server instance reports the same,
-//! current figures. The alerts (`deploy/prometheus/alerts.yml`) and the
+//! current figures. The order processing time is the workers' (they serve
+//! it at `WORKERS_METRICS_ADDR`). The alerts (`deploy/prometheus/alerts.yml`) and the
 //! dashboard (`deploy/grafana/stockflow.json`) use these names; a test checks
 //! that every name they use is here.
 
@@ -72,14 +72,6 @@ fn method_label(method: &axum::http::Method) -> &'static str {
         Method::CONNECT => "CONNECT",
         Method::TRACE => "TRACE",
         _ => "other",
-    }
-}
-
-/// Records how long an order took from being placed to its final status.
-pub fn record_processing(order_id: &str, outcome: &'static str, finished_at_ms: u64) {
-    if let Ok(id) = ulid::Ulid::from_string(order_id) {
-        let seconds = finished_at_ms.saturating_sub(id.timestamp_ms()) as f64 / 1000.0;
-        histogram!("stockflow_order_processing_seconds", "outcome" => outcome).record(seconds);
     }
 }
 

@@ -293,7 +293,62 @@ async fn metrics_report_orders_streams_groups_and_latencies(backend: Backend) {
     }
     assert!(text.contains("stockflow_http_request_duration_seconds_bucket{"), "{text}");
     assert!(text.contains("route=\"/orders\""), "{text}");
-    assert!(text.contains("stockflow_order_processing_seconds_count{outcome=\"fulfilled\"}"), "{text}");
+}
+
+/// XREAD calls Redis has served since its statistics were last reset.
+async fn xread_calls(conn: &store::Redis) -> u64 {
+    let info: String = redis::cmd("INFO").arg("commandstats").query_async(&mut conn.clone()).await.unwrap();
+    info.lines()
+        .find_map(|line| line.strip_prefix("cmdstat_xread:"))
+        .and_then(|stats| stats.split("calls=").nth(1)?.split(',').next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// While no browser follows the live feed, the server reads nothing from
+/// the live streams, however many orders move; a browser that comes then
+/// gets every change from its arrival on, as always.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_feed_reads_nothing_while_no_browser_follows_it() {
+    let app = start_on(Backend::Single, |_| {}).await;
+    let conn = store::Shop::new(&app.config).unwrap().connection();
+    let (_, product) = app.post("/product", json!({"name": "Lamp", "price": 3, "quantity": 100})).await;
+    let order = |app: &common::Running| {
+        let body = json!({"product_id": product["id"], "quantity": 1});
+        let app_url = app.url("/orders");
+        let http = app.http.clone();
+        async move { http.post(app_url).json(&body).send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    // A browser comes and goes: the reader follows, then parks once its
+    // read in progress ends.
+    {
+        let mut live = Feed::new(app.http.get(app.url("/api/events")).send().await.unwrap()).subscribed().await;
+        let placed = order(&app).await;
+        let events = live.events(3).await;
+        assert!(events.iter().all(|(_, e)| e["order_id"] == placed["id"]));
+    }
+    tokio::time::sleep(app.config.read_block * 2 + Duration::from_millis(300)).await;
+
+    let () = redis::cmd("CONFIG").arg("RESETSTAT").query_async(&mut conn.clone()).await.unwrap();
+    for _ in 0..5 {
+        let placed = order(&app).await;
+        app.wait_for_status(placed["id"].as_str().unwrap(), "fulfilled").await;
+    }
+    tokio::time::sleep(app.config.read_block).await;
+    assert_eq!(xread_calls(&conn).await, 0, "the live streams were read while nobody watched");
+
+    // A browser again: the reader starts at the newest entries and the
+    // browser gets every change of an order placed after it subscribed.
+    let mut live = Feed::new(app.http.get(app.url("/api/events")).send().await.unwrap()).subscribed().await;
+    let placed = order(&app).await;
+    let events = live.events(3).await;
+    let statuses: Vec<&str> = events.iter().map(|(_, e)| e["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses, ["pending", "completed", "fulfilled"]);
+    assert!(events.iter().all(|(_, e)| e["order_id"] == placed["id"]));
+    assert!(xread_calls(&conn).await > 0);
+
+    // Resuming from the first of them replays the other two, once.
+    let resumed = app.http.get(app.url("/api/events")).header("Last-Event-ID", &events[0].0).send().await.unwrap();
+    assert_eq!(read_events(resumed, 2).await, events[1..].to_vec());
 }
 
 /// The order form's server function names a bad field once (the page

@@ -14,6 +14,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::routing::post;
 use axum::Router;
+use futures::StreamExt;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
 use opentelemetry_proto::tonic::common::v1::KeyValue;
@@ -145,6 +146,14 @@ async fn an_orders_steps_in_two_processes_are_spans_of_one_trace() {
     }
     let product =
         answer(http.post(format!("{base}/product")).json(&json!({"name": "Traced", "price": 2, "quantity": 5}))).await;
+    // A browser follows the feed: its relay reads the streams (and traces
+    // the relay) only while one does.
+    let mut feed = http.get(format!("{base}/api/events")).send().await.unwrap().bytes_stream();
+    let mut heard = String::new();
+    while !heard.contains(": subscribed") {
+        let chunk = tokio::time::timeout(Duration::from_secs(15), feed.next()).await;
+        heard.push_str(&String::from_utf8_lossy(&chunk.expect("subscribed within 15 s").unwrap().unwrap()));
+    }
     // The client's own trace: the order's spans join it.
     let client_trace = "4bf92f3577b34da6a3ce929d0e0e4736";
     let order =

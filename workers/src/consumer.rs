@@ -667,6 +667,8 @@ async fn dead_letter<H: Handler>(
 ) -> RedisResult<()> {
     let now = store::now_ms();
     let mut pipe = redis::pipe();
+    // The order each script may refund, in the order of the replies.
+    let mut refunding = Vec::with_capacity(dead.len());
     for (entry, outcome) in dead {
         let Outcome::Poison { reason, refund_order } = outcome else {
             continue;
@@ -685,12 +687,18 @@ async fn dead_letter<H: Handler>(
         };
         scripts::dead_letter(&scope.keys, &letter, now, config.stream_maxlen, config.dead_letter_maxlen)
             .add_to(&mut pipe);
+        refunding.push(order_id);
     }
     let replies = scope.durability.run_all(conn, pipe).await.map_err(to_redis_error)?;
     let (mut refunded, mut dropped, mut not_pending) = (0, 0, 0);
-    for reply in replies {
+    for (reply, order_id) in replies.into_iter().zip(&refunding) {
         match DeadLettered::from_redis_value(reply) {
-            Ok(DeadLettered::Refunded { dropped: d }) => (refunded, dropped) = (refunded + 1, dropped + d),
+            Ok(DeadLettered::Refunded { dropped: d }) => {
+                if let Some(order_id) = order_id {
+                    crate::metrics::record_final(order_id, "refunded", now);
+                }
+                (refunded, dropped) = (refunded + 1, dropped + d);
+            }
             Ok(DeadLettered::Dead { dropped: d }) => dropped += d,
             Ok(DeadLettered::NotPending) => not_pending += 1,
             Err(error) => tracing::error!(%error, "dead-lettering answered oddly"),

@@ -7,13 +7,17 @@
 //! - [`warehouse`]: `order-completed` → takes stock or initiates a refund.
 //! - [`refunds`]: `refund-initiated` → marks orders refunded.
 //! - [`trimmer`]: keeps the work streams bounded without dropping unprocessed entries.
+//! - [`metrics`]: the order processing time, served at `WORKERS_METRICS_ADDR`.
+//! - [`settings`]: the settings only the workers read.
 //!
 //! Every loop is stateless apart from Redis: any number of workers processes
 //! (each with its own `CONSUMER_NAME`) share the work of every group.
 
 pub mod consumer;
+pub mod metrics;
 pub mod payment;
 pub mod refunds;
+pub mod settings;
 pub mod trimmer;
 pub mod warehouse;
 

@@ -33,6 +33,8 @@ struct Cli {
     #[arg(long, help_heading = "Workers")]
     partitions: Option<String>,
     #[command(flatten)]
+    own: workers::settings::WorkersSettings,
+    #[command(flatten)]
     settings: store::config::Settings,
 }
 
@@ -74,6 +76,12 @@ async fn run(cli: Cli) -> ExitCode {
             }
         },
     };
+    if let Some(addr) = cli.own.metrics_addr {
+        if let Err(error) = workers::metrics::serve(addr) {
+            eprintln!("workers: cannot serve metrics at {addr} (WORKERS_METRICS_ADDR): {error}");
+            return ExitCode::from(2);
+        }
+    }
     if let Err(error) = store::deployment::prepare(&config, false).await {
         eprintln!("workers: {error}");
         return ExitCode::FAILURE;

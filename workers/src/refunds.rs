@@ -35,6 +35,7 @@ impl Handler for Refunds {
             },
             |refund, change| match change {
                 Change::Applied => {
+                    crate::metrics::record_final(&refund.order_id, "refunded", now);
                     tracing::info!(order_id = %refund.order_id, reason = %refund.reason, "order refunded");
                     Outcome::Acked
                 }

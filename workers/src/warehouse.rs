@@ -39,15 +39,18 @@ impl Handler for Warehouse {
                     .collect();
                 scripts::fulfil_orders(&scope.keys, Self::GROUP, &orders, now, self.status_maxlen)
             },
-            judge,
+            |completed, verdict| judge(completed, verdict, now),
         )
         .await
     }
 }
 
-fn judge(completed: &OrderCompleted, verdict: Fulfilment) -> Outcome {
+/// What becomes of an entry given the script's verdict on its order;
+/// a fulfilled order is finished, and its processing time recorded.
+fn judge(completed: &OrderCompleted, verdict: Fulfilment, now: u64) -> Outcome {
     match verdict {
         Fulfilment::Fulfilled { stock_left } => {
+            crate::metrics::record_final(&completed.order_id, "fulfilled", now);
             tracing::debug!(order_id = %completed.order_id, product_id = %completed.product_id, stock_left, "order fulfilled");
             Outcome::Acked
         }

@@ -80,14 +80,18 @@ impl Follower {
             }
             match self.phase {
                 // A browser without `Last-Event-ID` starts at the heads, read after
-                // subscribing: every change sent before that is behind a head, every
-                // one sent after reaches the subscription, so there is nothing to
-                // replay.
+                // subscribing and once the readers have started: every change sent
+                // before that is behind a head, every one sent after reaches the
+                // subscription, so there is nothing to replay.
                 Phase::Start { resumed: false } => {
-                    self.cursor = self.feed.current_heads().await;
+                    self.cursor = self.feed.started_heads().await;
                     self.phase = Phase::Live;
                 }
                 Phase::Start { resumed: true } => {
+                    // The readers (perhaps woken by this browser) start first: a
+                    // change between the replay's end and their start would
+                    // otherwise be neither replayed nor relayed.
+                    self.feed.started_heads().await;
                     if self.can_resume().await {
                         self.phase = Phase::Replay { partition: 0 };
                     } else {
@@ -242,6 +246,7 @@ mod tests {
             shutdown: shutdown.clone(),
             limits: FeedLimits::default(),
             clients: FeedClients::new(10, 10),
+            signals: Default::default(),
         };
         let mut follower = Follower::new(feed, live, Some(Cursor(vec![EntryId { ms: 5, seq: 0 }; LIVE])), None);
         follower.phase = Phase::Live;

@@ -15,6 +15,7 @@
 //! the broadcast. The event id is a
 //! [`cursor::Cursor`]: the last entry the browser has seen in each live
 //! stream of each partition.
+//! The readers read only while some browser follows the feed ([`relay`]).
 //! A client too slow for the broadcast buffer catches up from Redis, so it
 //! loses nothing and never slows the others. Once a browser is subscribed and
 //! has caught up, it gets the comment `: subscribed`, so a client (or a test)
@@ -79,6 +80,9 @@ const REPLAY_PAGE: usize = 500;
 /// How often every browser gets a comment, so that proxies and browsers
 /// keep a quiet stream open.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
+/// How long a browser waits for the readers to start before it takes the
+/// heads as they are (Redis is down, say).
+const START_WAIT: Duration = Duration::from_secs(3);
 /// How long a browser refused for the caps is asked to wait.
 const RETRY_AFTER_SECS: u64 = 10;
 
@@ -148,6 +152,9 @@ pub struct StatusFeed {
     limits: FeedLimits,
     /// The connections open, in all and per client.
     clients: Arc<FeedClients>,
+    /// Wakes parked readers when a browser comes, and browsers when the
+    /// readers have started.
+    signals: Arc<relay::Signals>,
 }
 
 impl StatusFeed {
@@ -166,6 +173,7 @@ impl StatusFeed {
     ) -> redis::RedisResult<StatusFeed> {
         let (sender, _) = broadcast::channel(BROADCAST_CAPACITY);
         let heads: Heads = Arc::new(Mutex::new(vec![None; usize::from(layout.partitions().count()) * LIVE]));
+        let signals = Arc::new(relay::Signals::default());
         for keys in target.read_sets(layout.all().cloned().collect()) {
             let reader = relay::Reader {
                 conn: connection::connect_blocking(target, block, read_from)?,
@@ -174,6 +182,7 @@ impl StatusFeed {
                 heads: heads.clone(),
                 block,
                 linger,
+                signals: signals.clone(),
             };
             tokio::spawn(reader.run(shutdown.clone()));
         }
@@ -186,7 +195,35 @@ impl StatusFeed {
             shutdown,
             limits,
             clients: FeedClients::new(limits.max_clients, limits.max_per_client),
+            signals,
         })
+    }
+
+    /// A new browser's subscription to the broadcast; wakes the readers
+    /// if they were parked for want of one.
+    fn subscribe(&self) -> broadcast::Receiver<Broadcast> {
+        let live = self.sender.subscribe();
+        self.signals.watched.notify_waiters();
+        live
+    }
+
+    /// The heads once every reader has started (at most [`START_WAIT`];
+    /// after that, as [`StatusFeed::current_heads`] finds them). Taken
+    /// by a browser that has subscribed: every change after them reaches
+    /// its subscription.
+    async fn started_heads(&self) -> Cursor {
+        let deadline = tokio::time::Instant::now() + START_WAIT;
+        loop {
+            let started = self.signals.started.notified();
+            tokio::pin!(started);
+            started.as_mut().enable();
+            if let Some(cursor) = heads_cursor(&lock(&self.heads)) {
+                return cursor;
+            }
+            if tokio::time::timeout_at(deadline, started).await.is_err() {
+                return self.current_heads().await;
+            }
+        }
     }
 
     fn keys(&self, partition: usize) -> &PartitionKeys {
@@ -273,7 +310,7 @@ pub async fn events(
     let resume =
         headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|text| Cursor::decode(text, slots));
     // Subscribe now, before any replay, so nothing falls between the two.
-    let follower = Follower::new(state.feed.clone(), state.feed.sender.subscribe(), resume, Some(admission));
+    let follower = Follower::new(state.feed.clone(), state.feed.subscribe(), resume, Some(admission));
     // The connection's own task polls the stream when it can write: no task
     // or channel per browser between the broadcast and the socket.
     let frames = futures::stream::unfold(follower, |mut follower| async move {

@@ -1,9 +1,19 @@
 //! The relay: one task per set of partitions follows their live streams
 //! and fans each change out to every browser through one broadcast, as an
 //! SSE frame built once; one timer sends every browser its keep-alive.
+//!
+//! A reader reads only while some browser follows the feed: with none, it
+//! forgets its heads and parks until [`Signals::watched`] wakes it, so an
+//! unwatched server costs Redis no reads at all (a blocking read over every
+//! partition's live streams costs more than the change it brings). Woken,
+//! it starts again at the newest entries and says so on
+//! [`Signals::started`]; a browser takes its cursor only after that (see
+//! [`super::StatusFeed::started_heads`]), so no change falls between.
 
 use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::sync::Notify;
 
 use store::connection::Backoff;
 use store::{PartitionKeys, Redis};
@@ -14,7 +24,17 @@ use super::cursor::EntryId;
 use super::source::{newest, read_changes};
 use super::{frame, heads_cursor, lock, slot, Broadcast, Heads, Position, KEEP_ALIVE, LIVE};
 
-/// Follows the live streams of a set of partitions from their current ends.
+/// How the readers and the browsers wake each other.
+#[derive(Default)]
+pub struct Signals {
+    /// A browser subscribed: parked readers start again.
+    pub watched: Notify,
+    /// A reader (re)started: its heads are the newest entries again.
+    pub started: Notify,
+}
+
+/// Follows the live streams of a set of partitions from their current ends,
+/// while some browser follows the feed.
 pub struct Reader {
     pub conn: Redis,
     pub keys: Vec<PartitionKeys>,
@@ -24,6 +44,7 @@ pub struct Reader {
     /// The pause after a read that brought several changes (`READ_LINGER_MS`):
     /// under load, fewer and larger reads.
     pub linger: Duration,
+    pub signals: Arc<Signals>,
 }
 
 impl Reader {
@@ -33,6 +54,9 @@ impl Reader {
         let mut started = false;
         let mut backoff = Backoff::default();
         while !shutdown.is_cancelled() {
+            if !self.park_while_unwatched(&mut started, &shutdown).await {
+                break;
+            }
             let read = async {
                 // Start at the newest entries once; afterwards always continue from the
                 // heads, the last entries relayed (only this reader moves its partitions'
@@ -49,6 +73,8 @@ impl Reader {
                         }
                     }
                     started = true;
+                    drop(heads);
+                    self.signals.started.notify_waiters();
                 }
                 let after: Vec<[EntryId; LIVE]> = {
                     let heads = lock(&self.heads);
@@ -94,6 +120,35 @@ impl Reader {
                 },
                 () = shutdown.cancelled() => break,
             }
+        }
+    }
+}
+
+impl Reader {
+    /// Waits, while no browser follows the feed, until one does; its heads
+    /// forgotten meanwhile (they would go stale), so that it starts again
+    /// at the newest entries. `false` on shutdown.
+    async fn park_while_unwatched(&self, started: &mut bool, shutdown: &CancellationToken) -> bool {
+        // Registered before the count is read: a browser that subscribes
+        // after the check also wakes this wait.
+        let watched = self.signals.watched.notified();
+        tokio::pin!(watched);
+        watched.as_mut().enable();
+        {
+            let mut heads = lock(&self.heads);
+            if self.sender.receiver_count() > 0 {
+                return true;
+            }
+            for keys in &self.keys {
+                for k in 0..LIVE {
+                    heads[slot(keys, k)] = None;
+                }
+            }
+            *started = false;
+        }
+        tokio::select! {
+            () = watched => true,
+            () = shutdown.cancelled() => false,
         }
     }
 }

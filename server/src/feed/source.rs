@@ -131,8 +131,9 @@ fn parse_info(info: &Value) -> Retained {
 /// are none), in one XREAD. Each partition's changes come in the order they
 /// happened (see [`in_order`]); the second value says whether some partition
 /// has more to read. Only a live read (with `block`, a reader's) records the
-/// processing time of the orders that reached their final status: once per
-/// change, not again for each browser a replay serves.
+/// relay as a span of the order's trace: once per change, not again for
+/// each browser a replay serves. (The workers record the processing time:
+/// a reader reads nothing while no browser watches.)
 pub async fn read_changes(
     conn: &mut Redis,
     keys: &[PartitionKeys],
@@ -201,8 +202,7 @@ fn in_order(
 
 /// A change as the browser receives it (a `StatusChange` in JSON), or
 /// `None` for an entry that is not one. A live read (`live`: its partition)
-/// records the processing time of an order that reached its final status,
-/// and the relay as a span of the order's trace (when traces are exported).
+/// records the relay as a span of the order's trace (when traces are exported).
 fn to_json(stream: Log, entry: &redis::streams::StreamId, live: Option<Partition>) -> Option<Arc<str>> {
     if store::streams::is_retry(entry) {
         return None;
@@ -213,9 +213,6 @@ fn to_json(stream: Log, entry: &redis::streams::StreamId, live: Option<Partition
     match parsed {
         Ok((change, json)) => {
             if let Some(partition) = live {
-                if change.status.is_terminal() {
-                    crate::metrics::record_processing(&change.order_id, change.status.as_str(), change.at);
-                }
                 if let Some(traceparent) = telemetry::enabled().then(|| store::streams::traceparent_of(entry)).flatten()
                 {
                     telemetry::order_span("relay to browsers", Some(&traceparent), &change.order_id, partition);
