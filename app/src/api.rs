@@ -83,6 +83,8 @@ pub enum Matched {
     All,
     /// The search was an order id: that order only.
     Order(String),
+    /// The search was the start of an order id: the orders whose id starts so.
+    IdStart(String),
     /// The orders of the products whose name contains the search.
     Products(Vec<String>),
 }
@@ -93,6 +95,7 @@ impl Matched {
         match self {
             Matched::All => true,
             Matched::Order(id) => id == order_id,
+            Matched::IdStart(start) => order_id.starts_with(start.as_str()),
             Matched::Products(ids) => ids.iter().any(|id| id == product_id),
         }
     }
@@ -453,8 +456,9 @@ pub async fn discard_dead_letter(id: String) -> Result<(), ServerFnError> {
 }
 
 /// A page of the order list, newest first: every order, or those in
-/// `status`, and those `search` finds (an order by its id, or the orders of
-/// the products whose name contains it), after `cursor`.
+/// `status`, and those `search` finds (an order by its id, the orders whose
+/// id starts with it when it is 8 characters of an id or more, or else the
+/// orders of the products whose name contains it), after `cursor`.
 #[server(endpoint = "orders_page")]
 pub async fn orders_page(
     status: Option<String>,
@@ -473,7 +477,7 @@ pub async fn orders_page(
     let search = search.as_deref().map(str::trim).unwrap_or_default();
     let mut narrowed = false;
     let (page, matched) = if search.is_empty() {
-        let filter = store::OrderFilter { status, products: None };
+        let filter = store::OrderFilter { status, ..Default::default() };
         (shop.orders_page_where(&request, &filter).await.map_err(ssr::to_message)?, Matched::All)
     } else if domain::id::is_id(search) {
         let id = search.to_ascii_uppercase();
@@ -484,16 +488,33 @@ pub async fn orders_page(
         };
         (Page { items: found.into_iter().collect(), next_cursor: None }, Matched::Order(id))
     } else {
-        let (products, more) =
-            shop.matching_products(search, domain::search::MAX_MATCHED_PRODUCTS).await.map_err(ssr::to_message)?;
-        narrowed = more;
-        let page = if products.is_empty() {
-            Page { items: Vec::new(), next_cursor: None }
-        } else {
-            let filter = store::OrderFilter { status, products: Some(products.clone()) };
-            shop.orders_page_where(&request, &filter).await.map_err(ssr::to_message)?
+        let by_id = match domain::id::is_id_prefix(search) {
+            true => {
+                let start = search.to_ascii_uppercase();
+                let filter = store::OrderFilter { status, id_start: Some(start.clone()), ..Default::default() };
+                let page = shop.orders_page_where(&request, &filter).await.map_err(ssr::to_message)?;
+                // No order starts so: it may be a word of a product's name.
+                (!page.items.is_empty()).then_some((page, Matched::IdStart(start)))
+            }
+            false => None,
         };
-        (page, Matched::Products(products))
+        match by_id {
+            Some(found) => found,
+            None => {
+                let (products, more) = shop
+                    .matching_products(search, domain::search::MAX_MATCHED_PRODUCTS)
+                    .await
+                    .map_err(ssr::to_message)?;
+                narrowed = more;
+                let page = if products.is_empty() {
+                    Page { items: Vec::new(), next_cursor: None }
+                } else {
+                    let filter = store::OrderFilter { status, products: Some(products.clone()), id_start: None };
+                    shop.orders_page_where(&request, &filter).await.map_err(ssr::to_message)?
+                };
+                (page, Matched::Products(products))
+            }
+        }
     };
     let rows = ssr::with_names(&shop, page.items).await?;
     Ok(OrderPage { rows, next_cursor: page.next_cursor, matched, narrowed })

@@ -381,7 +381,7 @@ fn OrderSearch(query: Memo<OrderQuery>) -> impl IntoView {
             <input type="hidden" name="status" prop:value=kept("status")/>
             <input type="hidden" name="product" prop:value=kept("product")/>
             <label>"Find orders"
-                <input type="search" name="q" placeholder="Order id or product name"
+                <input type="search" name="q" placeholder="Order id (8+ characters) or product name"
                     prop:value=move || query.with(|q| q.search.clone())/>
             </label>
             <button type="submit" class="secondary" aria-label="Search orders">"Search"</button>

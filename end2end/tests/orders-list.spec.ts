@@ -16,7 +16,7 @@ function watchCalls(page: Page): string[] {
   return calls;
 }
 
-test("an operator searches orders by product name, loads more, filters by status and finds one order by its id", async ({ page }) => {
+test("an operator searches orders by product name, loads more, filters by status and finds orders by their id or its start", async ({ page }) => {
   await openShop(page);
   const name = unique("Pine crate");
   const product = await apiAddProduct(page, name, "4.00", 1000);
@@ -50,6 +50,18 @@ test("an operator searches orders by product name, loads more, filters by status
   await expect(rows(page)).toHaveCount(1);
   await expect(rows(page).first()).toHaveAttribute("data-order-id", placed[7]);
   await expect(rows(page).first()).toContainText(name);
+
+  // The start of an id, 8 characters or more in either case: the orders whose ids start so.
+  const start = placed[7].slice(0, 11);
+  await search.getByLabel("Find orders").fill(start.toLowerCase());
+  await search.getByRole("button", { name: "Search orders" }).click();
+  await expect(orders(page).locator(`tr[data-order-id="${placed[7]}"]`)).toHaveCount(1);
+  const shown = await rows(page).evaluateAll((trs) => trs.map((tr) => tr.getAttribute("data-order-id") ?? ""));
+  expect(shown.every((id) => id.startsWith(start)), shown.join(" ")).toBe(true);
+  await search.getByLabel("Find orders").fill(placed[7].slice(0, 8));
+  await search.getByRole("button", { name: "Search orders" }).click();
+  await expect(page).toHaveURL(new RegExp(`[?&]q=${placed[7].slice(0, 8)}`));
+  await expect(rows(page).first()).toHaveAttribute("data-order-id", new RegExp(`^${placed[7].slice(0, 8)}`));
 
   // Back to everything; the page was never reloaded.
   await page.evaluate(() => ((window as any).__noReload = true));

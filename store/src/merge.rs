@@ -22,6 +22,9 @@ pub struct Source {
     pub key: String,
     /// What the source's members start with before the id (empty: the members are ids).
     pub prefix: String,
+    /// Only the ids that start with this (empty: every id): an order search
+    /// by the start of its id.
+    pub id_start: String,
 }
 
 /// An id, with the partition whose index listed it.
@@ -30,33 +33,39 @@ pub type Listed = (String, Partition);
 impl Source {
     /// Every member of the index at `key`.
     pub fn index(partition: Partition, key: String) -> Source {
-        Source { partition, key, prefix: String::new() }
+        Source { partition, key, prefix: String::new(), id_start: String::new() }
     }
 
     /// The members of the index at `key` that start with `prefix` (which
     /// ends in an ASCII character, as `<product id>:` does).
     pub fn range(partition: Partition, key: String, prefix: String) -> Source {
-        Source { partition, key, prefix }
+        Source { partition, key, prefix, id_start: String::new() }
+    }
+
+    /// Only the ids of this source that start with `id_start` (ASCII, as ids are).
+    pub fn starting_with(self, id_start: &str) -> Source {
+        Source { id_start: id_start.to_string(), ..self }
     }
 
     /// The `ZRANGE … BYLEX` bounds of the members after `after` (exclusive),
     /// in the order read: `(start, stop)`.
     fn bounds(&self, after: Option<&str>, newest_first: bool) -> (String, String) {
         let after = after.map(|id| format!("({}{id}", self.prefix));
-        if self.prefix.is_empty() {
+        let start = format!("{}{}", self.prefix, self.id_start);
+        if start.is_empty() {
             return match newest_first {
                 true => (after.unwrap_or_else(|| "+".into()), "-".into()),
                 false => (after.unwrap_or_else(|| "-".into()), "+".into()),
             };
         }
-        // Every member with the prefix sorts before the prefix with its last
+        // Every member that starts so sorts before that start with its last
         // character raised by one.
-        let mut beyond = self.prefix.clone().into_bytes();
+        let mut beyond = start.clone().into_bytes();
         if let Some(last) = beyond.last_mut() {
             *last += 1;
         }
         let beyond = format!("({}", String::from_utf8_lossy(&beyond));
-        let first = format!("[{}", self.prefix);
+        let first = format!("[{start}");
         match newest_first {
             true => (after.unwrap_or(beyond), first),
             false => (after.unwrap_or(first), beyond),
@@ -175,6 +184,11 @@ mod tests {
         assert_eq!(product.bounds(None, true), ("(P1;".into(), "[P1:".into()));
         assert_eq!(product.bounds(Some("O9"), true), ("(P1:O9".into(), "[P1:".into()));
         assert_eq!(product.bounds(None, false), ("[P1:".into(), "(P1;".into()));
+        let by_id = Source::index(partition, "k".into()).starting_with("01AB");
+        assert_eq!(by_id.bounds(None, true), ("(01AC".into(), "[01AB".into()));
+        assert_eq!(by_id.bounds(Some("01ABX"), true), ("(01ABX".into(), "[01AB".into()));
+        let product_by_id = Source::range(partition, "k".into(), "P1:".into()).starting_with("01AB");
+        assert_eq!(product_by_id.bounds(None, false), ("[P1:01AB".into(), "(P1:01AC".into()));
     }
 
     #[test]

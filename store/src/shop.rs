@@ -68,6 +68,8 @@ pub struct OrderFilter {
     pub status: Option<OrderStatus>,
     /// Only orders of these products.
     pub products: Option<Vec<String>>,
+    /// Only orders whose id starts with this (upper case; see [`domain::id::is_id_prefix`]).
+    pub id_start: Option<String>,
 }
 
 /// The longest idempotency key accepted.
@@ -453,7 +455,8 @@ impl Shop {
     /// from an index that holds exactly them: every partition's index of all
     /// orders or of one status, or the products' indexes (of all their
     /// orders, or of those in one status). At most
-    /// [`domain::search::MAX_MATCHED_PRODUCTS`] products count.
+    /// [`domain::search::MAX_MATCHED_PRODUCTS`] products count. With an id
+    /// start, each index is read from that start only: one range per index.
     pub async fn orders_page_where(&self, request: &PageRequest, filter: &OrderFilter) -> StoreResult<Page<Order>> {
         let sources: Vec<Source> = match (&filter.products, filter.status) {
             (None, None) => self.everywhere(PartitionKeys::orders),
@@ -476,6 +479,10 @@ impl Shop {
         if sources.is_empty() {
             return Ok(Page { items: Vec::new(), next_cursor: None });
         }
+        let sources: Vec<Source> = match filter.id_start.as_deref() {
+            Some(start) => sources.into_iter().map(|source| source.starting_with(start)).collect(),
+            None => sources,
+        };
         let ids = merge::page_of_ids(&self.conn, &sources, request, true).await?;
         let more = ids.len() > request.limit;
         let page = &ids[..request.limit.min(ids.len())];

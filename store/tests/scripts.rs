@@ -348,8 +348,11 @@ async fn the_search_indexes_are_built_for_data_older_than_them(backend: Backend)
     store::indexes::build_missing(&conn, shop.layout()).await.unwrap();
     let found = shop.search_products("oak", &domain::PageRequest::first(5), true).await.unwrap().items;
     assert_eq!(found, vec![chair.clone()]);
-    let pending_chairs =
-        store::OrderFilter { status: Some(OrderStatus::Pending), products: Some(vec![chair.id.clone()]) };
+    let pending_chairs = store::OrderFilter {
+        status: Some(OrderStatus::Pending),
+        products: Some(vec![chair.id.clone()]),
+        id_start: None,
+    };
     let page = shop.orders_page_where(&domain::PageRequest::first(5), &pending_chairs).await.unwrap();
     assert_eq!(page.items.iter().map(|o| o.id.clone()).collect::<Vec<_>>(), vec![orders[2].id.clone()]);
     assert_indexed_in(&mut conn, &k, &orders[0], OrderStatus::Completed).await;
@@ -458,13 +461,29 @@ async fn lists_filter_by_status_and_product_and_count_by_status(backend: Backend
             }
         }
     };
-    let completed = store::OrderFilter { status: Some(OrderStatus::Completed), products: None };
+    let completed = store::OrderFilter { status: Some(OrderStatus::Completed), ..Default::default() };
     assert_eq!(all_pages(completed).await, newest_first(&|n, _| n % 3 == 0));
     let chairs = vec![products[0].id.clone(), products[1].id.clone()];
-    let of_chairs = store::OrderFilter { status: None, products: Some(chairs.clone()) };
+    let of_chairs = store::OrderFilter { products: Some(chairs.clone()), ..Default::default() };
     assert_eq!(all_pages(of_chairs).await, newest_first(&|_, p| chairs.contains(&p.to_string())));
-    let pending_chairs = store::OrderFilter { status: Some(OrderStatus::Pending), products: Some(chairs.clone()) };
+    let pending_chairs =
+        store::OrderFilter { status: Some(OrderStatus::Pending), products: Some(chairs.clone()), id_start: None };
     assert_eq!(all_pages(pending_chairs).await, newest_first(&|n, p| n % 3 != 0 && chairs.contains(&p.to_string())));
+    // By the start of the id (8 characters: about a second's orders), alone and with a status.
+    let start = placed[7].1[..8].to_string();
+    let by_start = |n: usize| placed[n].1.starts_with(&start);
+    let starting = store::OrderFilter { id_start: Some(start.clone()), ..Default::default() };
+    assert_eq!(all_pages(starting).await, newest_first(&|n, _| by_start(n)));
+    let completed_starting = store::OrderFilter {
+        status: Some(OrderStatus::Completed),
+        id_start: Some(start.clone()),
+        ..Default::default()
+    };
+    assert_eq!(all_pages(completed_starting).await, newest_first(&|n, _| n % 3 == 0 && by_start(n)));
+    let whole_id = store::OrderFilter { id_start: Some(placed[7].1.clone()), ..Default::default() };
+    assert_eq!(all_pages(whole_id).await, vec![placed[7].1.clone()]);
+    let none = store::OrderFilter { id_start: Some("00000000".into()), ..Default::default() };
+    assert!(all_pages(none).await.is_empty());
 
     let counts = shop.status_counts().await.unwrap();
     assert_eq!(
