@@ -79,6 +79,9 @@ export class PrivateApp {
   private redis?: ChildProcess;
   private server?: ChildProcess;
   private workers?: ChildProcess;
+  private env: NodeJS.ProcessEnv = {};
+  /// Servers started beside the first (`addServer`).
+  private others: ChildProcess[] = [];
 
   static async start(options: AppOptions = {}): Promise<PrivateApp> {
     const app = new PrivateApp();
@@ -118,9 +121,18 @@ export class PrivateApp {
       ...options.env,
     };
     delete env.REDIS_CLUSTER_NODES;
-    const log = (name: string) => openSync(join(this.dir, `${name}.log`), "a");
-    this.server = spawn(binary("server"), [], { env, stdio: ["ignore", log("server"), log("server")] });
-    this.workers = spawn(binary("workers"), [], { env, stdio: ["ignore", log("workers"), log("workers")] });
+    this.env = env;
+    this.workers = spawn(binary("workers"), [], { env, stdio: ["ignore", this.log("workers"), this.log("workers")] });
+    await this.startServer();
+  }
+
+  private log(name: string) {
+    return openSync(join(this.dir, `${name}.log`), "a");
+  }
+
+  /// Starts its server (on the same address each time) and waits until it is ready.
+  private async startServer() {
+    this.server = spawn(binary("server"), [], { env: this.env, stdio: ["ignore", this.log("server"), this.log("server")] });
     await until("the server", 60_000, async () => {
       if (this.server?.exitCode != null) throw new Error(`the server exited; see ${this.dir}/server.log`);
       try {
@@ -129,6 +141,36 @@ export class PrivateApp {
         return false;
       }
     });
+  }
+
+  /// Starts one more server on the same Redis, on an address of its own (as
+  /// a deployment runs several behind a balancer); returns its base URL.
+  async addServer(): Promise<string> {
+    const addr = `127.0.0.1:${await freePort()}`;
+    const name = `server-${this.others.length + 2}`;
+    const server = spawn(binary("server"), [], {
+      env: { ...this.env, LEPTOS_SITE_ADDR: addr },
+      stdio: ["ignore", this.log(name), this.log(name)],
+    });
+    this.others.push(server);
+    await until(name, 60_000, async () => {
+      if (server.exitCode != null) throw new Error(`${name} exited; see ${this.dir}/${name}.log`);
+      try {
+        return (await fetch(`http://${addr}/readyz`)).ok;
+      } catch {
+        return false;
+      }
+    });
+    return `http://${addr}`;
+  }
+
+  /// Stops its server (SIGTERM: it shuts down gracefully, closing every
+  /// live feed), waits `downMs`, and starts it again on the same address,
+  /// as a deployment would. The workers and Redis go on meanwhile.
+  async restartServer(downMs = 0) {
+    await stop(this.server);
+    await new Promise((resolve) => setTimeout(resolve, downMs));
+    await this.startServer();
   }
 
   /// Starts (or starts again) its redis-server, append-only, in its directory.
@@ -153,7 +195,7 @@ export class PrivateApp {
   }
 
   async stop() {
-    await Promise.all([stop(this.workers), stop(this.server)]);
+    await Promise.all([stop(this.workers), stop(this.server), ...this.others.map(stop)]);
     await stop(this.redis);
     rmSync(this.dir, { recursive: true, force: true });
   }

@@ -101,8 +101,8 @@ pub fn App() -> impl IntoView {
                 <nav class="nav">
                     <DeadLetterLink/>
                 </nav>
-                <span class="live" class:on=move || feed.connected.get() data-testid="live-indicator">
-                    {move || if feed.connected.get() { "live" } else { "connecting…" }}
+                <span class="live" class:on=move || feed.link.get() == live::Link::Live data-testid="live-indicator">
+                    {move || feed.link.get().label()}
                 </span>
             </header>
             <announce::LiveRegion announcer/>

@@ -2,21 +2,47 @@
 //!
 //! Status changes update the page in place: order statuses, stock levels,
 //! and, through a listener, the order list and its counts (which fetch the
-//! one order they need, never a whole list). The browser reconnects by
-//! itself and sends `Last-Event-ID`, so the server replays whatever was
-//! missed (or, when that is too much, sends `reload`); the lists reload once
-//! per reconnect, on `reload`, and once when the shop comes back after an
+//! one order they need, never a whole list). Product changes (`product`
+//! events) move stock and, for a product created or deleted, fetch the
+//! lists of products again. The browser reconnects by
+//! itself and sends `Last-Event-ID` (the page sends it as `?last_event_id=`
+//! when it opens a new stream), so the server replays whatever was missed
+//! (or, when that is too much, sends `reload`): a restart of the server
+//! under an open page loses nothing and reloads nothing. The lists reload
+//! when the feed first connects (to catch up on what changed since the page
+//! was rendered), on `reload`, and once when the shop comes back after an
 //! outage.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
-use domain::{OrderEvent, OrderStatus, StatusChange, Step};
+use domain::{OrderEvent, OrderStatus, ProductChange, ProductEvent, StatusChange, Step};
 use leptos::prelude::*;
 
 use crate::api::is_unavailable;
 
 /// The path of the server-sent events endpoint.
 pub const EVENTS_PATH: &str = "/api/events";
+
+/// The page's link to the live feed, as the header shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Link {
+    /// Not connected yet.
+    Connecting,
+    Live,
+    /// It was live and lost the connection (the server restarts, say): the
+    /// browser is connecting again, and will resume where it was.
+    Reconnecting,
+}
+
+impl Link {
+    pub fn label(self) -> &'static str {
+        match self {
+            Link::Connecting => "connecting…",
+            Link::Live => "live",
+            Link::Reconnecting => "reconnecting…",
+        }
+    }
+}
 
 /// One change from the feed, as a listener hears it.
 #[derive(Debug, Clone)]
@@ -42,10 +68,20 @@ pub struct LiveFeed {
     pub refresh: RwSignal<u64>,
     /// Every step the feed reported for each order since the page loaded, oldest first.
     pub steps: RwSignal<HashMap<String, Vec<Step>>>,
+    /// Bumped when a product was created or deleted, in this page or any
+    /// other: the lists of products are fetched again (at most a few times a
+    /// second, however many changes come).
+    pub catalogue: RwSignal<u64>,
+    /// A catalogue change heard and not yet passed on to `catalogue`.
+    catalogue_due: StoredValue<bool>,
+    /// Products deleted since the page loaded: hidden from every list at once.
+    pub deleted: RwSignal<HashSet<String>>,
     /// Bumped when the number of dead letters may have changed.
     pub dead_letters_changed: RwSignal<u64>,
     /// Whether the event stream is connected.
-    pub connected: RwSignal<bool>,
+    pub link: RwSignal<Link>,
+    /// The id of the last event the stream brought: where it resumes.
+    pub last_event_id: StoredValue<Option<String>>,
     /// Whether the shop answered "unavailable"; the page then asks every
     /// second until it is back, and reloads its lists once.
     pub outage: RwSignal<bool>,
@@ -62,8 +98,12 @@ impl LiveFeed {
             stock: StoredValue::new(HashMap::new()),
             refresh: RwSignal::new(0),
             steps: RwSignal::new(HashMap::new()),
+            catalogue: RwSignal::new(0),
+            catalogue_due: StoredValue::new(false),
+            deleted: RwSignal::new(HashSet::new()),
             dead_letters_changed: RwSignal::new(0),
-            connected: RwSignal::new(false),
+            link: RwSignal::new(Link::Connecting),
+            last_event_id: StoredValue::new(None),
             outage: RwSignal::new(false),
             listener: StoredValue::new(None),
         }
@@ -148,6 +188,36 @@ impl LiveFeed {
         }
     }
 
+    /// Applies one product's change from the feed: its stock, and for a
+    /// product created or deleted, the lists of products.
+    pub fn apply_product(&self, change: ProductChange) {
+        if let Some(stock) = change.stock {
+            self.set_stock(&change.product_id, stock);
+        }
+        if change.event == ProductEvent::Deleted {
+            self.deleted.update(|deleted| {
+                deleted.insert(change.product_id.clone());
+            });
+        }
+        if change.event.changes_the_catalogue() && !self.catalogue_due.get_value() {
+            self.catalogue_due.set_value(true);
+            let feed = *self;
+            let bump = move || {
+                feed.catalogue_due.set_value(false);
+                feed.catalogue.update(|n| *n += 1);
+            };
+            #[cfg(feature = "hydrate")]
+            set_timeout(bump, CATALOGUE_SETTLE);
+            #[cfg(not(feature = "hydrate"))]
+            bump();
+        }
+    }
+
+    /// Whether the feed reported the product deleted.
+    pub fn is_deleted(&self, product_id: &str) -> bool {
+        self.deleted.with(|deleted| deleted.contains(product_id))
+    }
+
     /// Fetches every list again, once: what the page knew may be stale.
     pub fn reload(&self) {
         // The lists bring the stock as it is now; a stock the feed reported
@@ -216,20 +286,50 @@ pub fn came_from(change: &StatusChange) -> Origin {
     }
 }
 
+/// Where a new event stream asks to start: after `last_event_id`, when the
+/// page has one (an `EventSource` cannot set the `Last-Event-ID` header).
+pub fn events_url(last_event_id: Option<&str>) -> String {
+    match last_event_id {
+        None => EVENTS_PATH.to_string(),
+        Some(id) => {
+            let mut url = format!("{EVENTS_PATH}?last_event_id=");
+            for byte in id.bytes() {
+                if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+                    url.push(char::from(byte));
+                } else {
+                    url.push_str(&format!("%{byte:02X}"));
+                }
+            }
+            url
+        }
+    }
+}
+
 /// Opens the event stream (in the browser only) and feeds `feed`. The
 /// browser reconnects by itself after a dropped connection; when the server
-/// refused the stream (too many from this address, or the feed is full) the
-/// browser gives up, so this opens a new one after a pause.
+/// refused the stream (too many from this address, or the feed is full, or
+/// a proxy's 502 while the server restarts) the browser gives up, so this
+/// opens a new one after a pause, from where the last one was.
 #[cfg(feature = "hydrate")]
 pub fn connect(feed: LiveFeed) {
     use wasm_bindgen::prelude::*;
     use wasm_bindgen::JsCast;
 
-    let Ok(source) = web_sys::EventSource::new(EVENTS_PATH) else {
+    let url = events_url(feed.last_event_id.get_value().as_deref());
+    let Ok(source) = web_sys::EventSource::new(&url) else {
         leptos::logging::error!("could not open the live order feed");
         return;
     };
+    // Every event with an id moves the place the stream resumes from, as
+    // the browser's own `Last-Event-ID` does.
+    let note_id = move |event: &web_sys::MessageEvent| {
+        let id = event.last_event_id();
+        if !id.is_empty() {
+            feed.last_event_id.set_value(Some(id));
+        }
+    };
     let on_message = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |event: web_sys::MessageEvent| {
+        note_id(&event);
         let Some(data) = event.data().as_string() else {
             return;
         };
@@ -239,31 +339,62 @@ pub fn connect(feed: LiveFeed) {
         }
     });
     // The server could not replay everything this page missed: fetch the lists again.
-    let on_reload = Closure::<dyn FnMut(web_sys::Event)>::new(move |_| feed.reload());
-    let on_open = Closure::<dyn FnMut(web_sys::Event)>::new(move |_| {
-        feed.connected.set(true);
-        // Catch up on whatever changed before the stream was open.
+    let on_reload = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |event: web_sys::MessageEvent| {
+        note_id(&event);
         feed.reload();
+    });
+    let on_product = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |event: web_sys::MessageEvent| {
+        note_id(&event);
+        let Some(data) = event.data().as_string() else {
+            return;
+        };
+        match serde_json::from_str::<ProductChange>(&data) {
+            Ok(change) => feed.apply_product(change),
+            Err(error) => leptos::logging::warn!("ignoring a malformed product event: {error}"),
+        }
+    });
+    let on_subscribed =
+        Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |event: web_sys::MessageEvent| note_id(&event));
+    let on_open = Closure::<dyn FnMut(web_sys::Event)>::new(move |_| {
+        feed.link.set(Link::Live);
+        // A stream that resumes gets what it missed from the server; one that
+        // starts afresh catches up on what changed before it was open.
+        if feed.last_event_id.get_value().is_none() {
+            feed.reload();
+        }
         feed.dead_letters_changed.update(|n| *n += 1);
     });
     let closed = source.clone();
     let on_error = Closure::<dyn FnMut(web_sys::Event)>::new(move |_| {
-        feed.connected.set(false);
+        feed.link.update(|link| {
+            if *link == Link::Live {
+                *link = Link::Reconnecting;
+            }
+        });
         if closed.ready_state() == web_sys::EventSource::CLOSED {
             set_timeout(move || connect(feed), RECONNECT_AFTER);
         }
     });
     source.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
     let _ = source.add_event_listener_with_callback("reload", on_reload.as_ref().unchecked_ref());
+    let _ = source.add_event_listener_with_callback("product", on_product.as_ref().unchecked_ref());
+    let _ = source.add_event_listener_with_callback("subscribed", on_subscribed.as_ref().unchecked_ref());
     source.set_onopen(Some(on_open.as_ref().unchecked_ref()));
     source.set_onerror(Some(on_error.as_ref().unchecked_ref()));
     // The feed lives as long as the page.
     on_message.forget();
     on_reload.forget();
+    on_subscribed.forget();
+    on_product.forget();
     on_open.forget();
     on_error.forget();
     std::mem::forget(source);
 }
+
+/// How long the page gathers catalogue changes before it fetches the
+/// lists of products again: a burst of them costs one fetch.
+#[cfg(feature = "hydrate")]
+const CATALOGUE_SETTLE: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// How long the page waits before it asks again for a live feed the server
 /// refused.
@@ -312,6 +443,12 @@ mod tests {
             reason: reason.map(str::to_string),
             at: 1,
         }
+    }
+
+    #[test]
+    fn a_new_stream_asks_for_what_followed_the_last_event_id() {
+        assert_eq!(events_url(None), "/api/events");
+        assert_eq!(events_url(Some("k1:0,1k.2,,3")), "/api/events?last_event_id=k1%3A0%2C1k.2%2C%2C3");
     }
 
     #[test]

@@ -49,8 +49,9 @@ pub fn ProductPicker(chosen: RwSignal<Option<Product>>, #[prop(into)] on_change:
             feed.note(&error);
         }
     });
+    // A product deleted meanwhile (the feed tells) is no longer offered.
     let found = Memo::new(move |_| match results.get().flatten() {
-        Some(Ok(page)) => page.items,
+        Some(Ok(page)) => page.items.into_iter().filter(|p| !feed.is_deleted(&p.id)).collect(),
         _ => Vec::new(),
     });
     let choose = move |product: Product| {

@@ -104,6 +104,39 @@ pub fn Warehouse(actions: WarehouseActions) -> impl IntoView {
             (listing, page)
         },
     );
+    // A product created or deleted in any page (the feed tells) fetches the
+    // first page again into `fresh`, which the table merges in place: rows
+    // keep what a person was doing in them (units typed, a delete being
+    // confirmed), where reloading `listing` would build them anew.
+    let fresh = RwSignal::new(None::<(Listing, Vec<Product>)>);
+    let refetch = Action::new(move |listing: &Listing| {
+        let listing = listing.clone();
+        async move {
+            let page = products_page(Some(listing.0.clone()), None).await;
+            (listing, page)
+        }
+    });
+    Effect::new(move |seen: Option<u64>| {
+        let now = feed.catalogue.get();
+        if seen.is_some_and(|seen| seen != now) {
+            refetch.dispatch(untrack(|| (search.get(), actions.version())));
+        }
+        now
+    });
+    Effect::new(move |_| match refetch.value().get() {
+        // An empty table is a message, not rows to merge into: load it anew.
+        Some((_, Ok(_))) if listing.with_untracked(|l| matches!(l, Some((_, Ok(p))) if p.items.is_empty())) => {
+            listing.refetch()
+        }
+        Some((shown, Ok(page))) => fresh.set(Some((shown, page.items))),
+        Some((_, Err(error))) => feed.note(&error),
+        None => {}
+    });
+    // A listing loaded anew is newer than any refetch before it.
+    Effect::new(move |_| {
+        listing.track();
+        fresh.set(None);
+    });
     let more = RwSignal::new(More::<Listing, Product>::default());
     let load_more = Action::new(move |(listing, cursor): &(Listing, String)| {
         let (listing, cursor) = (listing.clone(), cursor.clone());
@@ -181,7 +214,14 @@ pub fn Warehouse(actions: WarehouseActions) -> impl IntoView {
                             let first_next = page.next_cursor.clone();
                             let rows = {
                                 let shown = shown.clone();
-                                move || more.with(|m| merged(&page.items, m.rows(&shown), |p: &Product| &p.id))
+                                move || {
+                                    let first = fresh.with(|fresh| match fresh {
+                                        Some((listing, items)) if *listing == shown => items.clone(),
+                                        _ => page.items.clone(),
+                                    });
+                                    let rows = more.with(|m| merged(&first, m.rows(&shown), |p: &Product| &p.id));
+                                    rows.into_iter().filter(|p| !feed.is_deleted(&p.id)).collect::<Vec<_>>()
+                                }
                             };
                             let next = {
                                 let shown = shown.clone();

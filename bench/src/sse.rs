@@ -170,22 +170,26 @@ impl Decoder {
     fn next_event(&mut self) -> bool {
         self.data.clear();
         let mut pos = 0;
-        let mut has_data = false;
+        let (mut has_data, mut typed) = (false, false);
         while let Some(len) = self.body[pos..].iter().position(|&b| b == b'\n') {
             let line = &self.body[pos..pos + len];
             let line = line.strip_suffix(b"\r").unwrap_or(line);
             pos += len + 1;
             if line.is_empty() {
-                if has_data {
+                if has_data && !typed {
                     self.body.drain(..pos);
                     return true;
                 }
-                // A comment (keep-alive) or an event without data: skip it.
+                // A comment (keep-alive), an event without data or one of a
+                // type of its own (`subscribed`, `reload`): skip it.
                 self.body.drain(..pos);
-                pos = 0;
+                self.data.clear();
+                (pos, has_data, typed) = (0, false, false);
                 continue;
             }
-            if let Some(value) = line.strip_prefix(b"data:") {
+            if line.starts_with(b"event:") {
+                typed = true;
+            } else if let Some(value) = line.strip_prefix(b"data:") {
                 if has_data {
                     self.data.push(b'\n');
                 }
@@ -212,7 +216,7 @@ mod tests {
 
     #[test]
     fn chunked_events_split_anywhere_come_out_whole() {
-        let body = "id: a:1\ndata: {\"x\":1}\n\n:\n\nid: a:2\ndata: {\"x\":2}\ndata: more\n\n";
+        let body = "event: subscribed\nid: a:0\ndata: {}\n\nid: a:1\ndata: {\"x\":1}\n\n:\n\nid: a:2\ndata: {\"x\":2}\ndata: more\n\n";
         // Two chunks, the boundary inside the second event.
         let (first, second) = body.split_at(30);
         let wire = format!("{:x}\r\n{first}\r\n{:x};ext=1\r\n{second}\r\n0\r\n\r\n", first.len(), second.len());

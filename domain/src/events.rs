@@ -22,9 +22,79 @@ pub struct StatusChange {
     pub at: u64,
 }
 
+/// What happened to a product, as a [`ProductChange`] says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProductEvent {
+    Created,
+    Restocked,
+    Deleted,
+}
+
+impl ProductEvent {
+    pub const ALL: [ProductEvent; 3] = [ProductEvent::Created, ProductEvent::Restocked, ProductEvent::Deleted];
+
+    /// The name on the stream and in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProductEvent::Created => "created",
+            ProductEvent::Restocked => "restocked",
+            ProductEvent::Deleted => "deleted",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<ProductEvent> {
+        ProductEvent::ALL.into_iter().find(|event| event.as_str() == text)
+    }
+
+    /// Whether it changes which products a list shows (a restock only
+    /// changes a stock).
+    pub fn changes_the_catalogue(self) -> bool {
+        self != ProductEvent::Restocked
+    }
+}
+
+/// A change of the catalogue, written by the same step as the change itself
+/// on the `order-status` stream of the product's partition, and relayed to
+/// browsers as a `product` event of the live feed: every open page follows
+/// products as it follows orders, with the same resume guarantees.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProductChange {
+    pub product_id: String,
+    pub event: ProductEvent,
+    /// The stock after it (created, restocked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stock: Option<u32>,
+    /// When, in milliseconds since the Unix epoch.
+    pub at: u64,
+}
+
 /// Why the warehouse could not fulfil an order; the text goes into the order's
 /// `refund_reason` and the refund event.
 pub mod refund_reason {
     pub const INSUFFICIENT_STOCK: &str = "insufficient stock";
     pub const PRODUCT_GONE: &str = "product no longer exists";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_product_event_reads_back_from_its_name_and_says_what_it_changes() {
+        for event in ProductEvent::ALL {
+            assert_eq!(ProductEvent::parse(event.as_str()), Some(event));
+        }
+        assert_eq!(ProductEvent::parse("renamed"), None);
+        assert!(ProductEvent::Created.changes_the_catalogue() && ProductEvent::Deleted.changes_the_catalogue());
+        assert!(!ProductEvent::Restocked.changes_the_catalogue());
+    }
+
+    #[test]
+    fn a_product_change_in_json_names_its_event() {
+        let change = ProductChange { product_id: "P".into(), event: ProductEvent::Restocked, stock: Some(7), at: 5 };
+        let json = serde_json::to_string(&change).unwrap();
+        assert_eq!(json, r#"{"product_id":"P","event":"restocked","stock":7,"at":5}"#);
+        assert_eq!(serde_json::from_str::<ProductChange>(&json).unwrap(), change);
+    }
 }

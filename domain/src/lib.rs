@@ -24,7 +24,7 @@ pub mod pricing;
 pub mod product;
 pub mod search;
 
-pub use events::StatusChange;
+pub use events::{ProductChange, ProductEvent, StatusChange};
 pub use money::{Cents, MoneyError};
 pub use number::NumberInput;
 pub use order::{Order, OrderEvent, OrderStatus, Quantity, Step, TransitionError};

@@ -91,7 +91,7 @@ pub struct Seen {
 pub struct FeedConnection {
     pub server: usize,
     pub opened_ms: u64,
-    /// When `: subscribed` arrived (from then on no change escapes it).
+    /// When the `subscribed` event arrived (from then on no change escapes it).
     pub subscribed_ms: Option<u64>,
     pub closed_ms: Option<u64>,
     pub resumed: bool,
@@ -365,7 +365,7 @@ async fn read_feed(
                     event = Some(value.to_string());
                 } else if let Some(value) = line.strip_prefix("data: ") {
                     data = Some(value.to_string());
-                } else if line == ": subscribed" {
+                } else if line == "event: subscribed" {
                     let mut record = record.lock().unwrap_or_else(|p| p.into_inner());
                     record.connections[index].subscribed_ms.get_or_insert(now_ms());
                 }

@@ -15,6 +15,7 @@ on_every_backend!(
     products_and_orders_keep_the_original_contract,
     bad_requests_get_clear_4xx_errors,
     the_live_feed_relays_every_change_and_replays_after_last_event_id,
+    the_live_feed_relays_product_changes_as_product_events,
     a_long_replay_keeps_each_orders_changes_in_order,
     concurrent_retries_with_one_idempotency_key_create_one_order,
     metrics_report_orders_streams_groups_and_latencies,
@@ -141,6 +142,45 @@ async fn the_live_feed_relays_every_change_and_replays_after_last_event_id(backe
         app.http.get(format!("{}/api/events", app.base)).header("Last-Event-ID", &events[0].0).send().await.unwrap();
     let replayed = read_events(resumed, 2).await;
     assert_eq!(replayed, events[1..].to_vec());
+}
+
+/// The next `count` `product` events of `feed`: (id, data).
+async fn product_events(feed: &mut Feed, count: usize) -> Vec<(String, Value)> {
+    let mut events = Vec::new();
+    while events.len() < count {
+        let block = feed.next_block().await;
+        if !block.lines().any(|line| line == "event: product") {
+            continue;
+        }
+        let field = |name: &str| block.lines().find_map(|line| line.strip_prefix(name)).unwrap().to_string();
+        events.push((field("id: "), serde_json::from_str(&field("data: ")).unwrap()));
+    }
+    events
+}
+
+/// Products created, restocked and deleted (here over REST) reach every
+/// browser as `product` events, and a browser that resumes gets those it
+/// missed, as it gets orders' changes.
+async fn the_live_feed_relays_product_changes_as_product_events(backend: Backend) {
+    let app = start_on(backend, |_| {}).await;
+    let mut live = Feed::new(app.http.get(app.url("/api/events")).send().await.unwrap()).subscribed().await;
+    let (_, product) = app.post("/product", json!({"name": "Lantern", "price": 9, "quantity": 4})).await;
+    let id = product["id"].as_str().unwrap();
+    let (status, _) = app.post(&format!("/product/{id}/restock"), json!({"quantity": 6})).await;
+    assert_eq!(status, StatusCode::OK);
+    let response = app.http.delete(app.url(&format!("/product/{id}"))).send().await.unwrap();
+    assert!(response.status().is_success());
+
+    let events = product_events(&mut live, 3).await;
+    let seen: Vec<(&str, &str, &Value)> = events
+        .iter()
+        .map(|(_, e)| (e["product_id"].as_str().unwrap(), e["event"].as_str().unwrap(), &e["stock"]))
+        .collect();
+    assert_eq!(seen, [(id, "created", &json!(4)), (id, "restocked", &json!(10)), (id, "deleted", &Value::Null)]);
+
+    let resumed = app.http.get(app.url("/api/events")).header("Last-Event-ID", &events[0].0).send().await.unwrap();
+    let mut resumed = Feed::new(resumed);
+    assert_eq!(product_events(&mut resumed, 2).await, events[1..].to_vec());
 }
 
 /// A replay longer than one page of each of a partition's three live streams

@@ -193,7 +193,7 @@ async fn the_shop_works_behind_nginx_terminating_tls() {
     // The live feed, through the proxy, as it happens.
     let mut feed = bob.get(format!("{public}/api/events")).send().await.unwrap();
     assert_eq!(feed.status(), StatusCode::OK);
-    read_until(&mut feed, ": subscribed").await;
+    read_until(&mut feed, "event: subscribed").await;
     let mut delays = Vec::new();
     for n in 0..5 {
         // Each from a client of its own, through the proxy (each may place two orders in a row).

@@ -222,7 +222,7 @@ async fn a_replay_is_bounded_and_a_browser_too_far_behind_is_told_to_reload() {
     let slots = 16 * 3;
     let from_the_start = format!("0:{}", ",".repeat(slots - 1));
     let mut resumed = feed(&app.http, &app, Some(&from_the_start)).await;
-    let seen = read_until(&mut resumed, ": subscribed").await;
+    let seen = read_until(&mut resumed, "event: subscribed").await;
     assert!(seen.starts_with("event: reload\nid: "), "told to reload, not replayed: {seen}");
     assert!(!seen.contains("\"status\""), "no change replayed: {seen}");
     // Then it follows live.
@@ -232,17 +232,17 @@ async fn a_replay_is_bounded_and_a_browser_too_far_behind_is_told_to_reload() {
     // An id ahead of every stream (another deployment's, or from before a Redis lost data).
     let ahead = format!("zzzzzzz:{}", ",".repeat(slots - 1));
     let mut from_ahead = feed(&app.http, &app, Some(&ahead)).await;
-    assert!(read_until(&mut from_ahead, ": subscribed").await.starts_with("event: reload"));
+    assert!(read_until(&mut from_ahead, "event: subscribed").await.starts_with("event: reload"));
 
     // An id a few changes behind is replayed exactly those.
     let mut live = feed(&app.http, &app, None).await;
-    read_until(&mut live, ": subscribed").await;
+    read_until(&mut live, "event: subscribed").await;
     assert_eq!(app.post("/orders", json!({"product_id": product, "quantity": 1})).await.0, StatusCode::CREATED);
     let frames = read_until(&mut live, "\"status\":\"pending\"").await;
     let id = frames.lines().filter_map(|line| line.strip_prefix("id: ")).next_back().unwrap().to_string();
     assert_eq!(app.post("/orders", json!({"product_id": product, "quantity": 1})).await.0, StatusCode::CREATED);
     let mut behind = feed(&app.http, &app, Some(&id)).await;
-    let replayed = read_until(&mut behind, ": subscribed").await;
+    let replayed = read_until(&mut behind, "event: subscribed").await;
     assert!(!replayed.contains("event: reload") && replayed.contains("\"status\":\"pending\""), "{replayed}");
 
     // Changes after the browser's id were trimmed away: it must reload.
@@ -258,7 +258,7 @@ async fn a_replay_is_bounded_and_a_browser_too_far_behind_is_told_to_reload() {
             .unwrap();
     }
     let mut trimmed = feed(&app.http, &app, Some(&id)).await;
-    assert!(read_until(&mut trimmed, ": subscribed").await.starts_with("event: reload"));
+    assert!(read_until(&mut trimmed, "event: subscribed").await.starts_with("event: reload"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -150,7 +150,7 @@ async fn an_orders_steps_in_two_processes_are_spans_of_one_trace() {
     // the relay) only while one does.
     let mut feed = http.get(format!("{base}/api/events")).send().await.unwrap().bytes_stream();
     let mut heard = String::new();
-    while !heard.contains(": subscribed") {
+    while !heard.contains("event: subscribed") {
         let chunk = tokio::time::timeout(Duration::from_secs(15), feed.next()).await;
         heard.push_str(&String::from_utf8_lossy(&chunk.expect("subscribed within 15 s").unwrap().unwrap()));
     }

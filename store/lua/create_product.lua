@@ -1,16 +1,19 @@
 -- Adds a product to the warehouse, and to the search index under each of
 -- the prefixes of its name's words. With an idempotency key, a retry of the
 -- same request gets the product the first attempt created (as it was then),
--- even when the two race: the check and the creation are one step.
--- KEYS: product, products index, [idempotency key] (absent = none; never an
---       empty name, which would hash to another cluster slot), then the
---       product's prefix indexes
+-- even when the two race: the check and the creation are one step. The
+-- creation is announced on the partition's order-status stream, which the
+-- live feed relays (a `product` event), unless it is one of a bulk load.
+-- KEYS: product, products index, order-status, [idempotency key] (absent =
+--       none; never an empty name, which would hash to another cluster
+--       slot), then the product's prefix indexes
 -- ARGV: id, name, price (cents), quantity, the product as JSON (kept for
---       replays), idempotency window (s), number of prefix indexes
+--       replays), idempotency window (s), number of prefix indexes,
+--       order-status max length ('0': do not announce it), now (ms)
 -- Returns {'created'} or {'replayed', the earlier product as JSON}.
 local prefixes = tonumber(ARGV[7])
 local idempotency = nil
-if #KEYS - prefixes == 3 then idempotency = KEYS[3] end
+if #KEYS - prefixes == 4 then idempotency = KEYS[4] end
 if idempotency then
   local earlier = redis.call('GET', idempotency)
   if earlier then return {'replayed', earlier} end
@@ -22,5 +25,9 @@ for i = #KEYS - prefixes + 1, #KEYS do
 end
 if idempotency then
   redis.call('SET', idempotency, ARGV[5], 'EX', ARGV[6])
+end
+if ARGV[8] ~= '0' then
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[8], '*',
+    'product', 'created', 'product_id', ARGV[1], 'stock', ARGV[4], 'at', ARGV[9])
 end
 return {'created'}

@@ -51,7 +51,7 @@ pub async fn create_products(conn: &Redis, layout: &Layout, products: Vec<NewPro
     )
     .map(|(partition, chunk)| {
         let keys = layout.keys(partition);
-        let calls = chunk.iter().map(|product| scripts::create_product(keys, product, "", None)).collect();
+        let calls = chunk.iter().map(|product| scripts::create_product(keys, product, "", None, None)).collect();
         let mut conn = conn.clone();
         async move { scripts::run_all::<_, scripts::Creation>(&mut conn, calls).await.map_err(StoreError::from) }
     })

@@ -613,17 +613,28 @@ pub fn dead_letter(
     call
 }
 
+/// How a product change is announced to the live feed: an entry of the
+/// partition's `order-status` stream (trimmed to about `maxlen` entries),
+/// stamped `now` (ms).
+#[derive(Debug, Clone, Copy)]
+pub struct Announce {
+    pub maxlen: u64,
+    pub now: u64,
+}
+
 /// Saves a new product, and indexes it under the prefixes of its name, or
 /// finds the one an earlier attempt with the same idempotency key created
 /// (see `create_product.lua`). `snapshot` is the product as JSON, kept with
-/// the key for replays.
+/// the key for replays. Announced to the live feed unless `announce` is
+/// `None` (a bulk load).
 pub fn create_product(
     keys: &PartitionKeys,
     product: &domain::Product,
     snapshot: &str,
     idempotency: Option<(&str, u64)>,
+    announce: Option<Announce>,
 ) -> Call<Creation> {
-    let mut touched = vec![keys.product(&product.id), keys.products()];
+    let mut touched = vec![keys.product(&product.id), keys.products(), keys.stream(Stream::OrderStatus)];
     let window = match idempotency {
         Some((client_key, window)) => {
             touched.push(keys.product_idempotency(client_key));
@@ -641,14 +652,17 @@ pub fn create_product(
         .arg(snapshot)
         .arg(window)
         .arg(prefixes.len())
+        .arg(announce.map_or(0, |a| a.maxlen))
+        .arg(announce.map_or(0, |a| a.now))
 }
 
 /// Removes the product `id` named `name`, from the products index and the
-/// search index too (see `delete_product.lua`). Replies whether it was there.
-pub fn delete_product(keys: &PartitionKeys, id: &str, name: &str) -> Call<bool> {
-    let mut touched = vec![keys.product(id), keys.products()];
+/// search index too, and announces it to the live feed (see
+/// `delete_product.lua`). Replies whether it was there.
+pub fn delete_product(keys: &PartitionKeys, id: &str, name: &str, announce: Announce) -> Call<bool> {
+    let mut touched = vec![keys.product(id), keys.products(), keys.stream(Stream::OrderStatus)];
     touched.extend(domain::search::index_prefixes(name).iter().map(|prefix| keys.product_prefix(prefix)));
-    Call::new(&SCRIPTS.delete_product, &touched).arg(id)
+    Call::new(&SCRIPTS.delete_product, &touched).arg(id).arg(announce.maxlen).arg(announce.now)
 }
 
 /// Indexes orders saved before the index of orders by status and product
@@ -665,9 +679,21 @@ pub fn index_orders(keys: &PartitionKeys, ids: &[String]) -> Call<u64> {
     call
 }
 
-/// Adds units to a product's stock, up to `ceiling` (see `restock.lua`).
-pub fn restock(keys: &PartitionKeys, product_id: &str, units: u32, ceiling: u32) -> Call<Restocking> {
-    Call::new(&SCRIPTS.restock, &[keys.product(product_id)]).arg(units).arg(ceiling)
+/// Adds units to a product's stock, up to `ceiling`, and announces the new
+/// stock to the live feed (see `restock.lua`).
+pub fn restock(
+    keys: &PartitionKeys,
+    product_id: &str,
+    units: u32,
+    ceiling: u32,
+    announce: Announce,
+) -> Call<Restocking> {
+    Call::new(&SCRIPTS.restock, &[keys.product(product_id), keys.stream(Stream::OrderStatus)])
+        .arg(units)
+        .arg(ceiling)
+        .arg(product_id)
+        .arg(announce.maxlen)
+        .arg(announce.now)
 }
 
 /// Copies one stream entry of the layout before partitions into `stream`

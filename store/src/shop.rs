@@ -50,6 +50,9 @@ pub struct Shop {
     /// The replicas a product's creation, restock or deletion must reach
     /// before it is acknowledged (`REDIS_MIN_REPLICAS`), as an order's must.
     durability: Durability,
+    /// How long the `order-status` streams are kept, which carry the product
+    /// changes the live feed relays (`STREAM_MAXLEN`).
+    stream_maxlen: u64,
 }
 
 /// Names a product search checks at most in one call.
@@ -117,7 +120,13 @@ impl Shop {
                 config.idempotency_window.as_secs(),
             ),
             durability: Durability::of(config),
+            stream_maxlen: config.stream_maxlen,
         })
+    }
+
+    /// How a product change made now is announced to the live feed.
+    fn announce(&self) -> scripts::Announce {
+        scripts::Announce { maxlen: self.stream_maxlen, now: crate::now_ms() }
     }
 
     /// The shared connection, for callers that need raw access (health checks, feeds).
@@ -168,7 +177,7 @@ impl Shop {
         let snapshot = serde_json::to_string(&product)
             .map_err(|e| StoreError::Corrupt { key: keys.product(&product.id), detail: e.to_string() })?;
         let idempotency = idempotency_key.map(|key| (key, self.idempotency_window_secs));
-        let call = scripts::create_product(keys, &product, &snapshot, idempotency);
+        let call = scripts::create_product(keys, &product, &snapshot, idempotency, Some(self.announce()));
         let created = |creation: &scripts::Creation| matches!(creation, scripts::Creation::Created);
         let creation = self.durability.run_if_written(&mut self.conn.clone(), call, created).await?;
         if let scripts::Creation::Replayed { product_json: earlier } = creation {
@@ -197,7 +206,7 @@ impl Shop {
         let Some(keys) = self.layout.keys_of_id(id) else {
             return Err(not_found());
         };
-        let call = scripts::restock(keys, id, restock.units(), MAX_STOCK);
+        let call = scripts::restock(keys, id, restock.units(), MAX_STOCK, self.announce());
         let restocked = |restocking: &scripts::Restocking| matches!(restocking, scripts::Restocking::Restocked { .. });
         match self.durability.run_if_written(&mut self.conn.clone(), call, restocked).await? {
             scripts::Restocking::Restocked { stock } => {
@@ -239,7 +248,7 @@ impl Shop {
         // A name never changes, so the prefixes read here are those it was indexed under.
         let name: Option<String> = self.conn.clone().hget(keys.product(id), "name").await?;
         let name = name.ok_or_else(not_found)?;
-        let call = scripts::delete_product(keys, id, &name);
+        let call = scripts::delete_product(keys, id, &name, self.announce());
         if !self.durability.run_if_written(&mut self.conn.clone(), call, |deleted| *deleted).await? {
             return Err(not_found());
         }

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use domain::{OrderStatus, StatusChange};
+use domain::{OrderStatus, ProductChange, ProductEvent, StatusChange};
 use redis::streams::{StreamId, StreamKey};
 use redis::{FromRedisValue, ParsingError, Value};
 
@@ -129,11 +129,46 @@ pub fn is_retry(entry: &StreamId) -> bool {
     entry.map.contains_key("retried")
 }
 
+/// Whether an entry of `order-status` records a product's change rather
+/// than an order's (see [`product_change`]).
+pub fn is_product_change(entry: &StreamId) -> bool {
+    entry.map.contains_key("product")
+}
+
+/// An `order-status` entry that records a product's change (created,
+/// restocked, deleted: see `create_product.lua`), as the change.
+pub fn product_change(entry: &StreamId) -> Result<ProductChange, MalformedEntry> {
+    let malformed = |problem: String| MalformedEntry { entry_id: entry.id.clone(), problem };
+    let event: String = field(entry, "product")?;
+    let event = ProductEvent::parse(&event).ok_or_else(|| malformed(format!("no product event {event:?}")))?;
+    Ok(ProductChange {
+        product_id: field(entry, "product_id")?,
+        event,
+        stock: number(entry, "stock")?.map(|s| s.min(u64::from(u32::MAX)) as u32),
+        at: number(entry, "at")?.unwrap_or(0),
+    })
+}
+
+/// The number in field `name` of `entry`, if it has one.
+fn number(entry: &StreamId, name: &str) -> Result<Option<u64>, MalformedEntry> {
+    match entry.get::<String>(name) {
+        None => Ok(None),
+        Some(text) => text.parse().map(Some).map_err(|_| MalformedEntry {
+            entry_id: entry.id.clone(),
+            problem: format!("{name} {text:?} is not a number"),
+        }),
+    }
+}
+
 /// An entry of a stream the live feed relays ([`Stream::LIVE`]) as the
 /// status change it records: `order-placed` and `order-completed` entries
-/// stand for `pending` and `completed`, `order-status` entries name theirs.
+/// stand for `pending` and `completed`, `order-status` entries name theirs
+/// (those of products are not orders' changes: see [`product_change`]).
 pub fn status_change(stream: Stream, entry: &StreamId) -> Result<StatusChange, MalformedEntry> {
     let malformed = |problem: String| MalformedEntry { entry_id: entry.id.clone(), problem };
+    if is_product_change(entry) {
+        return Err(malformed("a product's change, not an order's".into()));
+    }
     let status = match stream {
         Stream::OrderPlaced => OrderStatus::Pending,
         Stream::OrderCompleted => OrderStatus::Completed,
@@ -142,12 +177,7 @@ pub fn status_change(stream: Stream, entry: &StreamId) -> Result<StatusChange, M
         }
         Stream::RefundInitiated => return Err(malformed("refund-initiated is not relayed".into())),
     };
-    let number = |name: &str| -> Result<Option<u64>, MalformedEntry> {
-        match entry.get::<String>(name) {
-            None => Ok(None),
-            Some(text) => text.parse().map(Some).map_err(|_| malformed(format!("{name} {text:?} is not a number"))),
-        }
-    };
+    let number = |name: &str| number(entry, name);
     Ok(StatusChange {
         order_id: field(entry, "order_id")?,
         product_id: field(entry, "product_id")?,
@@ -320,5 +350,38 @@ mod tests {
         }
         assert_eq!(EntryId { ms: 3, seq: 4 }.to_string(), "3-4");
         assert_eq!(EntryId { ms: 3, seq: 4 }.next().to_string(), "3-5");
+    }
+}
+
+#[cfg(test)]
+mod product_changes {
+    use std::collections::HashMap;
+
+    use domain::{OrderStatus, ProductChange, ProductEvent};
+    use redis::streams::StreamId;
+    use redis::Value;
+
+    use super::*;
+
+    fn entry(fields: &[(&str, &str)]) -> StreamId {
+        let map: HashMap<String, Value> =
+            fields.iter().map(|(k, v)| (k.to_string(), Value::BulkString(v.as_bytes().to_vec()))).collect();
+        StreamId { id: "7-0".into(), map, ..Default::default() }
+    }
+
+    #[test]
+    fn an_order_status_entry_is_an_orders_change_or_a_products_never_both() {
+        let restocked = entry(&[("product", "restocked"), ("product_id", "P"), ("stock", "12"), ("at", "7")]);
+        assert!(is_product_change(&restocked));
+        assert_eq!(
+            product_change(&restocked).unwrap(),
+            ProductChange { product_id: "P".into(), event: ProductEvent::Restocked, stock: Some(12), at: 7 }
+        );
+        assert!(status_change(Stream::OrderStatus, &restocked).is_err());
+
+        let fulfilled = entry(&[("order_id", "O"), ("product_id", "P"), ("status", "fulfilled"), ("at", "7")]);
+        assert!(!is_product_change(&fulfilled));
+        assert_eq!(status_change(Stream::OrderStatus, &fulfilled).unwrap().status, OrderStatus::Fulfilled);
+        assert!(product_change(&entry(&[("product", "renamed"), ("product_id", "P")])).is_err());
     }
 }

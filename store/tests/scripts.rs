@@ -2,7 +2,8 @@
 //! each status change applies once, only from its expected previous status,
 //! with its events in the same step.
 
-use domain::{NewProduct, OrderStatus, Quantity};
+use domain::{NewProduct, OrderStatus, ProductChange, ProductEvent, Quantity, Restock};
+use redis::streams::StreamRangeReply;
 use redis::AsyncCommands;
 use store::scripts::{Applying, Change, DeadLettered, Fulfilment, Taking};
 use store::{now_ms, scripts, Config, PartitionKeys, Redis, Shop, StoreError, Stream};
@@ -25,6 +26,7 @@ on_every_backend!(
     orders_placed_at_once_are_saved_together_each_once,
     products_are_searched_a_page_at_a_time_and_rows_fetched_by_id,
     the_search_indexes_are_built_for_data_older_than_them,
+    product_changes_are_announced_on_their_partitions_order_status_stream,
 );
 
 fn config_for(redis: &TestRedis) -> Config {
@@ -46,8 +48,22 @@ async fn run<T: redis::FromRedisValue>(conn: &mut Redis, call: scripts::Call<T>)
     call.run(conn).await.unwrap()
 }
 
+/// Entries of `stream` that record orders (not the products' changes that
+/// `order-status` carries too).
 async fn len(conn: &mut Redis, keys: &PartitionKeys, stream: Stream) -> u64 {
-    conn.xlen(keys.stream(stream)).await.unwrap()
+    let entries: StreamRangeReply = conn.xrange_all(keys.stream(stream)).await.unwrap();
+    entries.ids.iter().filter(|entry| !store::streams::is_product_change(entry)).count() as u64
+}
+
+/// The products' changes on a partition's `order-status` stream, oldest first.
+async fn product_changes(conn: &mut Redis, keys: &PartitionKeys) -> Vec<ProductChange> {
+    let entries: StreamRangeReply = conn.xrange_all(keys.stream(Stream::OrderStatus)).await.unwrap();
+    entries
+        .ids
+        .iter()
+        .filter(|entry| store::streams::is_product_change(entry))
+        .map(|entry| store::streams::product_change(entry).unwrap())
+        .collect()
 }
 
 fn qty(n: u32) -> Quantity {
@@ -666,4 +682,39 @@ async fn products_are_searched_a_page_at_a_time_and_rows_fetched_by_id(backend: 
     assert_eq!(found, vec![products[4].id.clone(), products[0].id.clone()]);
     let found = shop.orders_with_ids(&asked).await.unwrap();
     assert_eq!(found, vec![order]);
+}
+
+/// Creating, restocking and deleting a product each write one entry for the
+/// live feed in the same step, in the product's partition; a refused change
+/// writes none, and a bulk load (the bench's catalogue) announces nothing.
+async fn product_changes_are_announced_on_their_partitions_order_status_stream(backend: Backend) {
+    let redis = TestRedis::start(backend);
+    let (shop, mut conn) = shop_on(&redis).await;
+    let product = shop.create_product(NewProduct::parse("Kettle", "12", "4").unwrap()).await.unwrap();
+    let k = keys_of(&shop, &product.id);
+    shop.restock(&product.id, Restock::new(6).unwrap()).await.unwrap();
+    assert!(shop.restock(&product.id, Restock::new(u64::from(domain::product::MAX_STOCK)).unwrap()).await.is_err());
+    shop.delete_product(&product.id).await.unwrap();
+    assert!(shop.delete_product(&product.id).await.is_err());
+    let changes = product_changes(&mut conn, &k).await;
+    let seen: Vec<(&str, ProductEvent, Option<u32>)> =
+        changes.iter().map(|c| (c.product_id.as_str(), c.event, c.stock)).collect();
+    assert_eq!(
+        seen,
+        [
+            (product.id.as_str(), ProductEvent::Created, Some(4)),
+            (product.id.as_str(), ProductEvent::Restocked, Some(10)),
+            (product.id.as_str(), ProductEvent::Deleted, None),
+        ]
+    );
+    assert!(changes.windows(2).all(|w| w[0].at <= w[1].at) && changes[0].at > 0);
+    assert_eq!(len(&mut conn, &k, Stream::OrderStatus).await, 0, "no order changed");
+
+    let bulk = (0..20).map(|n| NewProduct::parse(&format!("Bulk {n}"), "1", "1").unwrap()).collect();
+    store::bulk::create_products(&conn, shop.layout(), bulk).await.unwrap();
+    let mut announced = 0;
+    for keys in shop.layout().all() {
+        announced += product_changes(&mut conn, keys).await.len();
+    }
+    assert_eq!(announced, 3, "a bulk load announces nothing");
 }

@@ -19,10 +19,23 @@ use super::admission::Admission;
 use super::cursor::{Cursor, EntryId};
 use super::{frame, Broadcast, FeedEvent, StatusFeed, LIVE};
 
+/// Where a browser asked to start.
+pub enum Resume {
+    /// Nowhere (a new page): at the heads.
+    Fresh,
+    /// After its `Last-Event-ID`.
+    After(Cursor),
+    /// After an id this server cannot read (another partition count, say):
+    /// the browser reloads its lists, as it cannot be replayed to.
+    Unreadable,
+}
+
 /// Where a browser's feed stands.
 pub enum Phase {
     /// Just subscribed; with `Last-Event-ID` when `resumed`.
     Start { resumed: bool },
+    /// Just subscribed with an id it cannot resume from.
+    Unreadable,
     /// Catching up from Redis, this partition next.
     Replay { partition: usize },
     /// Following the broadcast.
@@ -39,7 +52,7 @@ pub struct Follower {
     phase: Phase,
     /// Replayed frames not sent yet.
     queued: VecDeque<Bytes>,
-    /// Whether `: subscribed` was sent.
+    /// Whether the `subscribed` event was sent.
     announced: bool,
     /// Changes replayed since the browser last followed live.
     replayed: usize,
@@ -50,18 +63,23 @@ pub struct Follower {
 }
 
 impl Follower {
-    /// A follower that subscribed to `live` just now, resuming after
-    /// `resume` (the browser's `Last-Event-ID`) when it has one.
+    /// A follower that subscribed to `live` just now, starting where
+    /// `resume` says.
     pub fn new(
         feed: StatusFeed,
         live: broadcast::Receiver<Broadcast>,
-        resume: Option<Cursor>,
+        resume: Resume,
         admission: Option<Admission>,
     ) -> Follower {
         let ends_at = Instant::now() + jittered(feed.limits.max_age);
+        let (phase, cursor) = match resume {
+            Resume::Fresh => (Phase::Start { resumed: false }, Cursor(Vec::new())),
+            Resume::After(cursor) => (Phase::Start { resumed: true }, cursor),
+            Resume::Unreadable => (Phase::Unreadable, Cursor(Vec::new())),
+        };
         Follower {
-            phase: Phase::Start { resumed: resume.is_some() },
-            cursor: resume.unwrap_or(Cursor(Vec::new())),
+            phase,
+            cursor,
             feed,
             live,
             queued: VecDeque::new(),
@@ -87,6 +105,10 @@ impl Follower {
                     self.cursor = self.feed.started_heads().await;
                     self.phase = Phase::Live;
                 }
+                Phase::Unreadable => {
+                    self.feed.started_heads().await;
+                    self.reload().await;
+                }
                 Phase::Start { resumed: true } => {
                     // The readers (perhaps woken by this browser) start first: a
                     // change between the replay's end and their start would
@@ -110,7 +132,7 @@ impl Follower {
                         return None;
                     }
                     self.announced = true;
-                    return Some(Bytes::from_static(frame::SUBSCRIBED));
+                    return Some(frame::subscribed(&self.cursor.encode()));
                 }
                 Phase::Live => {
                     let received = tokio::select! {
@@ -180,7 +202,7 @@ impl Follower {
                 for event in events {
                     self.cursor.0[event.slot] = event.id;
                     if !event.json.is_empty() {
-                        self.queued.push_back(frame::frame(&self.cursor.encode(), &event.json));
+                        self.queued.push_back(frame::frame(event.subject, &self.cursor.encode(), &event.json));
                     }
                 }
                 if !more {
@@ -205,7 +227,7 @@ impl Follower {
         *seen = event.id;
         Some(match event.position {
             Some(position) if position.cursor == self.cursor => position.frame.clone(),
-            _ => frame::frame(&self.cursor.encode(), &event.json),
+            _ => frame::frame(event.subject, &self.cursor.encode(), &event.json),
         })
     }
 }
@@ -248,7 +270,8 @@ mod tests {
             clients: FeedClients::new(10, 10),
             signals: Default::default(),
         };
-        let mut follower = Follower::new(feed, live, Some(Cursor(vec![EntryId { ms: 5, seq: 0 }; LIVE])), None);
+        let mut follower =
+            Follower::new(feed, live, Resume::After(Cursor(vec![EntryId { ms: 5, seq: 0 }; LIVE])), None);
         follower.phase = Phase::Live;
         follower.announced = true;
         (sender, shutdown, follower)
@@ -257,10 +280,16 @@ mod tests {
     fn change(slot: usize, ms: u64, position: Option<Cursor>) -> Broadcast {
         let json: Arc<str> = Arc::from(format!(r#"{{"n":{ms}}}"#));
         let position = position.map(|cursor| {
-            let frame = frame::frame(&format!("shared-{ms}"), &json);
+            let frame = frame::frame(frame::Subject::Order, &format!("shared-{ms}"), &json);
             Arc::new(Position { cursor, frame })
         });
-        Broadcast::Change(FeedEvent { slot, id: EntryId { ms, seq: 0 }, json, position })
+        Broadcast::Change(FeedEvent {
+            slot,
+            id: EntryId { ms, seq: 0 },
+            subject: frame::Subject::Order,
+            json,
+            position,
+        })
     }
 
     #[tokio::test]
@@ -279,7 +308,7 @@ mod tests {
         sender.send(change(2, 8, Some(ahead))).unwrap();
         let mut own = in_step;
         own.0[2] = EntryId { ms: 8, seq: 0 };
-        let expected = frame::frame(&own.encode(), r#"{"n":8}"#);
+        let expected = frame::frame(frame::Subject::Order, &own.encode(), r#"{"n":8}"#);
         assert_eq!(follower.next().await.unwrap(), expected);
         assert_eq!(follower.cursor, own);
     }

@@ -18,8 +18,13 @@
 //! The readers read only while some browser follows the feed ([`relay`]).
 //! A client too slow for the broadcast buffer catches up from Redis, so it
 //! loses nothing and never slows the others. Once a browser is subscribed and
-//! has caught up, it gets the comment `: subscribed`, so a client (or a test)
-//! knows from when on no change escapes it, without guessing with a delay.
+//! has caught up, it gets a `subscribed` event with the id it stands at, so a
+//! client (or a test) knows from when on no change escapes it, without
+//! guessing with a delay, and a page that loses its connection before any
+//! change came still resumes (a server restart under an open page misses
+//! nothing). A page that had to open a new `EventSource` (the browser gives
+//! up on a refusal, or on a proxy's 502 while the server restarts) sends its
+//! last id as `?last_event_id=`, as `EventSource` cannot set the header.
 //!
 //! Every connection's cost is bounded: a replay brings at most
 //! `FEED_REPLAY_MAX` changes (a browser further behind, or one whose missed
@@ -54,8 +59,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use bytes::Bytes;
@@ -67,7 +72,8 @@ use tokio_util::sync::CancellationToken;
 
 use self::admission::{FeedClients, Refused};
 use self::cursor::{Cursor, EntryId};
-use self::follower::Follower;
+use self::follower::{Follower, Resume};
+use self::frame::Subject;
 use self::source::Retained;
 use crate::config::FeedLimits;
 use crate::error::ErrorBody;
@@ -95,7 +101,10 @@ pub struct FeedEvent {
     /// The stream's place in the cursor: `partition * 3 + ` its place in [`Log::LIVE`].
     pub slot: usize,
     pub id: EntryId,
-    /// The change as the browser receives it (a `StatusChange` in JSON).
+    /// An order's change or a product's.
+    pub subject: Subject,
+    /// The change as the browser receives it (a `StatusChange` or a
+    /// `ProductChange` in JSON); empty for an entry that is not sent.
     pub json: Arc<str>,
     /// Where every slot stands once this change is relayed, when every
     /// partition's reader has started: the event id of every browser that
@@ -289,6 +298,7 @@ pub async fn events(
     State(state): State<AppState>,
     Extension(client): Extension<ClientAddr>,
     headers: HeaderMap,
+    uri: Uri,
 ) -> Response {
     let admission = match state.feed.clients.admit(client) {
         Ok(admission) => admission,
@@ -307,8 +317,7 @@ pub async fn events(
         }
     };
     let slots = usize::from(state.feed.layout.partitions().count()) * LIVE;
-    let resume =
-        headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|text| Cursor::decode(text, slots));
+    let resume = resume_from(&headers, &uri, slots);
     // Subscribe now, before any replay, so nothing falls between the two.
     let follower = Follower::new(state.feed.clone(), state.feed.subscribe(), resume, Some(admission));
     // The connection's own task polls the stream when it can write: no task
@@ -324,4 +333,51 @@ pub async fn events(
         (header::HeaderName::from_static("x-accel-buffering"), "no"),
     ];
     (headers, Body::from_stream(frames)).into_response()
+}
+
+/// `?last_event_id=`: the id a page that opened a new `EventSource` goes on from.
+#[derive(serde::Deserialize)]
+struct ResumeQuery {
+    last_event_id: Option<String>,
+}
+
+/// Where a browser asks to start: after its `Last-Event-ID` header, else
+/// after `?last_event_id=`, else at the heads. An id it sent that this
+/// server cannot read makes it reload rather than miss what it did not see.
+fn resume_from(headers: &HeaderMap, uri: &Uri, slots: usize) -> Resume {
+    let header = headers.get("last-event-id").map(|value| value.to_str().unwrap_or_default().to_string());
+    let query = || Query::<ResumeQuery>::try_from_uri(uri).ok().and_then(|Query(query)| query.last_event_id);
+    match header.or_else(query) {
+        None => Resume::Fresh,
+        Some(text) => Cursor::decode(&text, slots).map_or(Resume::Unreadable, Resume::After),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resume(header: Option<&str>, uri: &str) -> Resume {
+        let mut headers = HeaderMap::new();
+        if let Some(value) = header {
+            headers.insert("last-event-id", value.parse().unwrap());
+        }
+        resume_from(&headers, &uri.parse().unwrap(), LIVE)
+    }
+
+    #[test]
+    fn a_browser_resumes_after_its_header_else_its_query_else_starts_fresh() {
+        let after = |text| Cursor::decode(text, LIVE).unwrap();
+        assert!(matches!(resume(None, "/api/events"), Resume::Fresh));
+        assert!(
+            matches!(resume(Some("k1:0,,3"), "/api/events?last_event_id=k1:5,,"), Resume::After(c) if c == after("k1:0,,3"))
+        );
+        assert!(
+            matches!(resume(None, "/api/events?last_event_id=k1%3A5%2C%2C"), Resume::After(c) if c == after("k1:5,,"))
+        );
+        // An id of another layout (two slots, not three) cannot be replayed to.
+        assert!(matches!(resume(Some("k1:0,"), "/api/events"), Resume::Unreadable));
+        assert!(matches!(resume(None, "/api/events?last_event_id=nonsense"), Resume::Unreadable));
+        assert!(matches!(resume(None, "/api/events?other=1"), Resume::Fresh));
+    }
 }

@@ -98,7 +98,7 @@ impl Reader {
                             heads[event.slot] = Some(event.id);
                             if !event.json.is_empty() {
                                 event.position = heads_cursor(&heads).map(|cursor| {
-                                    let frame = frame::frame(&cursor.encode(), &event.json);
+                                    let frame = frame::frame(event.subject, &cursor.encode(), &event.json);
                                     Arc::new(Position { cursor, frame })
                                 });
                                 // No subscribers is fine: nobody is watching.

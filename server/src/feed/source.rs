@@ -13,6 +13,7 @@ use store::telemetry;
 use store::{Partition, PartitionKeys, Redis, Stream as Log};
 
 use super::cursor::EntryId;
+use super::frame::Subject;
 use super::{slot, FeedEvent, LIVE, REPLAY_PAGE};
 
 /// The newest entry of each of a partition's live streams (`0-0` when empty).
@@ -192,15 +193,34 @@ fn in_order(
             }
             // Not a change (malformed, or a retry): empty, so it is not sent, but
             // the cursor still moves past it.
-            let json = to_json(Log::LIVE[k], entry, record.then(|| keys.partition())).unwrap_or_else(|| Arc::from(""));
-            changes.push((order(k, id), FeedEvent { slot: slot(keys, k), id, json, position: None }));
+            let (subject, json) = match store::streams::is_product_change(entry) {
+                true => (Subject::Product, product_json(entry)),
+                false => (Subject::Order, to_json(Log::LIVE[k], entry, record.then(|| keys.partition()))),
+            };
+            let json = json.unwrap_or_else(|| Arc::from(""));
+            changes.push((order(k, id), FeedEvent { slot: slot(keys, k), id, subject, json, position: None }));
         }
     }
     changes.sort_by_key(|(order, _)| *order);
     (changes.into_iter().map(|(_, event)| event).collect(), limit.is_some())
 }
 
-/// A change as the browser receives it (a `StatusChange` in JSON), or
+/// A product's change as the browser receives it (a `ProductChange` in
+/// JSON), or `None` for a malformed entry.
+fn product_json(entry: &redis::streams::StreamId) -> Option<Arc<str>> {
+    let parsed = store::streams::product_change(entry)
+        .map_err(|e| e.to_string())
+        .and_then(|change| serde_json::to_string(&change).map_err(|e| e.to_string()));
+    match parsed {
+        Ok(json) => Some(json.into()),
+        Err(error) => {
+            tracing::warn!(%error, "skipping a malformed product change of the live feed");
+            None
+        }
+    }
+}
+
+/// An order's change as the browser receives it (a `StatusChange` in JSON), or
 /// `None` for an entry that is not one. A live read (`live`: its partition)
 /// records the relay as a span of the order's trace (when traces are exported).
 fn to_json(stream: Log, entry: &redis::streams::StreamId, live: Option<Partition>) -> Option<Arc<str>> {
@@ -292,6 +312,29 @@ mod tests {
         assert_eq!(events.len(), REPLAY_PAGE + 1);
         assert_eq!(events.last().map(|e| e.id.to_string()), Some(format!("{REPLAY_PAGE}-0")));
         assert!(events.iter().all(|e| e.id.to_string() != "600-0"));
+    }
+
+    #[test]
+    fn a_products_change_goes_in_its_place_as_a_product_event() {
+        let layout = Layout::new("test", Partitions::default()).unwrap();
+        let keys = layout.keys(layout.partitions().nth(0));
+        let mut restocked = entry("11-0", "", None);
+        restocked.map.remove("order_id");
+        restocked.map.insert("product".to_string(), Value::BulkString(b"restocked".to_vec()));
+        restocked.map.insert("stock".to_string(), Value::BulkString(b"9".to_vec()));
+        let pages =
+            [vec![entry("10-0", "A", None)], Vec::new(), vec![restocked, entry("12-0", "A", Some("fulfilled"))]];
+        let (events, _) = in_order(keys, pages, false);
+        let subjects: Vec<(String, Subject)> = events.iter().map(|e| (e.id.to_string(), e.subject)).collect();
+        assert_eq!(
+            subjects,
+            [("10-0".into(), Subject::Order), ("11-0".into(), Subject::Product), ("12-0".into(), Subject::Order)]
+        );
+        let change: domain::ProductChange = serde_json::from_str(&events[1].json).unwrap();
+        assert_eq!(
+            (change.product_id.as_str(), change.event, change.stock),
+            ("P", domain::ProductEvent::Restocked, Some(9))
+        );
     }
 
     #[test]

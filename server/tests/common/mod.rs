@@ -303,16 +303,20 @@ impl Feed {
 
     /// Waits for the server's word that this feed is subscribed and caught up.
     pub async fn subscribed(mut self) -> Feed {
-        while !self.next_block().await.lines().any(|line| line == ": subscribed") {}
+        while !self.next_block().await.lines().any(|line| line == "event: subscribed") {}
         self
     }
 
-    /// The next `count` events, (id, data), skipping comments.
+    /// The next `count` changes, (id, data), skipping comments and events of
+    /// a type of their own (`subscribed`, `reload`).
     pub async fn events(&mut self, count: usize) -> Vec<(String, Value)> {
         let mut events = Vec::new();
         while events.len() < count {
             let block = self.next_block().await;
             let (mut id, mut data) = (None, None);
+            if block.lines().any(|line| line.starts_with("event:")) {
+                continue;
+            }
             for line in block.lines() {
                 if let Some(v) = line.strip_prefix("id:") {
                     id = Some(v.trim().to_string());

@@ -80,7 +80,9 @@ pub async fn status_events(conn: &mut Redis, layout: &Layout) -> HashMap<String,
     for keys in layout.all() {
         for (k, stream) in Stream::LIVE.into_iter().enumerate() {
             let entries: StreamRangeReply = conn.xrange_all(keys.stream(stream)).await.unwrap();
-            for entry in entries.ids.iter().filter(|entry| !store::streams::is_retry(entry)) {
+            let orders =
+                entries.ids.iter().filter(|e| !store::streams::is_retry(e) && !store::streams::is_product_change(e));
+            for entry in orders {
                 let id = store::streams::EntryId::parse(&entry.id).unwrap();
                 let change = store::streams::status_change(stream, entry).unwrap();
                 changes.push(((id.ms, k, id.seq), change.order_id, change.status));
