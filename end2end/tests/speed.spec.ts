@@ -61,3 +61,59 @@ test(`with ${products} products and ${orders} orders the first page is interacti
   test.info().annotations.push({ type: "interactive_ms", description: `median ${median} of ${timings.join(", ")}` });
   expect(median).toBeLessThanOrEqual(limitMs);
 });
+
+// The same shop on a phone, as Lighthouse's mobile profile throttles it
+// (Chrome DevTools protocol: 150 ms round trips, 1.6 Mbit/s down, 750 kbit/s
+// up, the CPU 4 times slower, no cache). What is timed is what a person
+// waits for: from navigation until the order form reacts, i.e. a product
+// chosen in the picker shows its price; the story types as soon as the page
+// is hydrated. The goal is 3 s, and it is not met yet (see README.md, "The
+// UI's speed"): the figures are printed, and only scripts/ui-speed, which
+// sets SPEED_MOBILE_LIMIT_MS=3000, fails over the goal.
+const mobileLimitMs = Number(process.env.SPEED_MOBILE_LIMIT_MS ?? Infinity);
+const mobileLoads = 3;
+
+test(`on a throttled phone the order form reacts within ${mobileLimitMs === Infinity ? "(no limit)" : mobileLimitMs} ms`, async ({ browser }) => {
+  test.setTimeout(5 * 60_000);
+  const hydrated: number[] = [];
+  const reacted: number[] = [];
+  for (let n = 0; n < mobileLoads; n++) {
+    const context = await browser.newContext({ baseURL: app.baseURL, viewport: { width: 390, height: 844 } });
+    const page = await context.newPage();
+    const cdp = await context.newCDPSession(page);
+    await cdp.send("Network.enable");
+    await cdp.send("Network.setCacheDisabled", { cacheDisabled: true });
+    await cdp.send("Network.emulateNetworkConditions", {
+      offline: false,
+      latency: 150,
+      downloadThroughput: (1.6 * 1024 * 1024) / 8,
+      uploadThroughput: (750 * 1024) / 8,
+    });
+    await cdp.send("Emulation.setCPUThrottlingRate", { rate: 4 });
+    await page.goto("/", { waitUntil: "commit" });
+    const interactive = await page.waitForFunction(() => {
+      const mark = performance.getEntriesByName("stockflow:interactive")[0];
+      return mark ? mark.startTime : null;
+    }, null, { timeout: 60_000, polling: 50 });
+    hydrated.push(Math.round((await interactive.jsonValue()) as number));
+
+    const form = page.getByTestId("order-form");
+    const picker = form.getByRole("combobox", { name: "Product" });
+    await picker.fill("Oak chair");
+    await form.getByRole("option").first().click({ timeout: 60_000 });
+    const shown = await page.waitForFunction(
+      () => (document.querySelector('[data-testid="preview-total"]')?.textContent ? performance.now() : null),
+      null,
+      { timeout: 60_000, polling: "raf" },
+    );
+    reacted.push(Math.round((await shown.jsonValue()) as number));
+    await context.close();
+  }
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  console.log(
+    `throttled phone: hydrated after ${hydrated.join(", ")} ms (median ${median(hydrated)}); ` +
+      `a chosen product's price shown after ${reacted.join(", ")} ms (median ${median(reacted)})`,
+  );
+  test.info().annotations.push({ type: "mobile_reacts_ms", description: `median ${median(reacted)} of ${reacted.join(", ")}` });
+  expect(median(reacted)).toBeLessThanOrEqual(mobileLimitMs);
+});
