@@ -22,7 +22,7 @@
 use std::collections::HashMap;
 
 use redis::streams::{StreamPendingCountReply, StreamRangeReply};
-use redis::{AsyncCommands, Value};
+use redis::AsyncCommands;
 
 use crate::connection::Redis;
 use crate::error::StoreResult;
@@ -276,17 +276,12 @@ async fn copy_admin_sessions(conn: &mut Redis, layout: &Layout, report: &mut Rep
 /// (delivered, not acknowledged) and never delivered. All of them when the
 /// group does not exist, none for a stream without a group.
 async fn unfinished(conn: &mut Redis, stream: &str, group: &str) -> StoreResult<Vec<redis::streams::StreamId>> {
-    let groups: Vec<HashMap<String, Value>> =
-        redis::cmd("XINFO").arg("GROUPS").arg(stream).query_async(conn).await.unwrap_or_default();
-    let info = groups
-        .iter()
-        .find(|g| g.get("name").and_then(|v| redis::from_redis_value_ref::<String>(v).ok()).as_deref() == Some(group));
-    let Some(info) = info else {
+    let groups = crate::streams::groups(conn, stream).await.unwrap_or_default();
+    let Some(info) = groups.iter().find(|g| g.name == group) else {
         let all: StreamRangeReply = conn.xrange_all(stream).await?;
         return Ok(all.ids);
     };
-    let last_delivered: String =
-        info.get("last-delivered-id").and_then(|v| redis::from_redis_value_ref(v).ok()).unwrap_or_else(|| "0-0".into());
+    let last_delivered = info.last_delivered.unwrap_or_default();
     let pending: StreamPendingCountReply =
         redis::cmd("XPENDING").arg(stream).arg(group).arg("-").arg("+").arg(usize::MAX / 2).query_async(conn).await?;
     let mut entries = Vec::new();

@@ -13,6 +13,7 @@ use redis::Value;
 use crate::connection::Redis;
 use crate::error::StoreResult;
 use crate::keys::{Layout, PartitionKeys, Stream};
+use crate::streams::GroupInfo;
 
 /// One consumer group's backlog.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,23 +122,18 @@ async fn observe_partition(conn: &mut Redis, keys: &PartitionKeys) -> StoreResul
     for stream in Stream::ALL {
         let mut number = || replies.next().and_then(|v| redis::from_redis_value::<u64>(v).ok()).unwrap_or(0);
         let (length, dead_letters) = (number(), number());
-        let groups: Vec<HashMap<String, Value>> =
-            replies.next().and_then(|v| redis::from_redis_value(v).ok()).unwrap_or_default();
+        let groups: Vec<GroupInfo> = replies.next().and_then(|v| redis::from_redis_value(v).ok()).unwrap_or_default();
         let oldest_pending_ms = match stream.group() {
             Some(_) => replies.next().and_then(|summary| oldest_pending_ms(&summary)),
             None => None,
         };
         let groups = groups
             .iter()
-            .map(|g| {
-                let field = |name: &str| g.get(name).and_then(|v| redis::from_redis_value_ref::<u64>(v).ok());
-                let group: String = g.get("name").and_then(|v| redis::from_redis_value_ref(v).ok()).unwrap_or_default();
-                GroupStats {
-                    oldest_pending_ms: oldest_pending_ms.filter(|_| stream.group() == Some(group.as_str())),
-                    group,
-                    lag: field("lag").unwrap_or(0),
-                    pending: field("pending").unwrap_or(0),
-                }
+            .map(|g| GroupStats {
+                oldest_pending_ms: oldest_pending_ms.filter(|_| stream.group() == Some(g.name.as_str())),
+                group: g.name.clone(),
+                lag: g.lag.unwrap_or(0),
+                pending: g.pending,
             })
             .collect();
         let dead_letters_dropped = dropped.get(&keys.stream(stream)).copied().unwrap_or(0);

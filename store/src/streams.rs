@@ -122,6 +122,49 @@ impl RefundInitiated {
     }
 }
 
+/// One consumer group of a stream, as `XINFO GROUPS` tells: the one reading
+/// of that reply (readiness, metrics, trimming, migration, tests).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GroupInfo {
+    pub name: String,
+    /// Entries delivered to a consumer and not acknowledged.
+    pub pending: u64,
+    /// Entries not delivered yet; `None` when Redis cannot tell (after
+    /// entries were deleted from the middle of the stream).
+    pub lag: Option<u64>,
+    /// The last entry delivered to the group.
+    pub last_delivered: Option<EntryId>,
+}
+
+impl GroupInfo {
+    /// Whether the group has read its whole stream and acknowledged
+    /// everything (an unknown lag counts as not).
+    pub fn is_idle(&self) -> bool {
+        self.pending == 0 && self.lag == Some(0)
+    }
+}
+
+impl FromRedisValue for GroupInfo {
+    /// A map in RESP3, a flat list of names and values in RESP2.
+    fn from_redis_value(value: Value) -> Result<Self, ParsingError> {
+        let fields: HashMap<String, Value> = HashMap::from_redis_value(value)?;
+        let text = |name: &str| fields.get(name).and_then(|v| redis::from_redis_value_ref::<String>(v).ok());
+        let number = |name: &str| fields.get(name).and_then(|v| redis::from_redis_value_ref::<u64>(v).ok());
+        Ok(GroupInfo {
+            name: text("name").unwrap_or_default(),
+            pending: number("pending").unwrap_or(0),
+            lag: number("lag"),
+            last_delivered: text("last-delivered-id").as_deref().and_then(EntryId::parse),
+        })
+    }
+}
+
+/// The consumer groups of `stream` (`XINFO GROUPS`); an error when the
+/// stream does not exist.
+pub async fn groups(conn: &mut crate::Redis, stream: &str) -> redis::RedisResult<Vec<GroupInfo>> {
+    redis::cmd("XINFO").arg("GROUPS").arg(stream).query_async(conn).await
+}
+
 /// Whether an entry is a dead letter put back on its stream (see
 /// `retry_dead_letter.lua`): it asks for a change again but records none, so
 /// the live feed passes over it.
@@ -383,5 +426,34 @@ mod product_changes {
         assert!(!is_product_change(&fulfilled));
         assert_eq!(status_change(Stream::OrderStatus, &fulfilled).unwrap().status, OrderStatus::Fulfilled);
         assert!(product_change(&entry(&[("product", "renamed"), ("product_id", "P")])).is_err());
+    }
+}
+
+#[cfg(test)]
+mod group_info {
+    use redis::{FromRedisValue, Value};
+
+    use super::{EntryId, GroupInfo};
+
+    #[test]
+    fn a_group_reads_the_same_from_resp2_and_resp3() {
+        let text = |s: &str| Value::BulkString(s.as_bytes().to_vec());
+        let pairs = vec![
+            (text("name"), text("warehouse")),
+            (text("pending"), Value::Int(2)),
+            (text("lag"), Value::Nil),
+            (text("last-delivered-id"), text("7-1")),
+        ];
+        let flat = Value::Array(pairs.iter().flat_map(|(k, v)| [k.clone(), v.clone()]).collect());
+        let expected = GroupInfo {
+            name: "warehouse".into(),
+            pending: 2,
+            lag: None,
+            last_delivered: Some(EntryId { ms: 7, seq: 1 }),
+        };
+        assert_eq!(GroupInfo::from_redis_value(flat).unwrap(), expected);
+        assert_eq!(GroupInfo::from_redis_value(Value::Map(pairs)).unwrap(), expected);
+        assert!(!expected.is_idle());
+        assert!(GroupInfo { lag: Some(0), pending: 0, ..expected }.is_idle());
     }
 }

@@ -108,21 +108,20 @@ pub async fn remove_gone_consumers(
 /// The oldest entry of `name` that one of `groups` still needs, or `None`
 /// when a group is missing (nothing may be trimmed before it exists).
 async fn oldest_needed(conn: &mut Redis, name: &str, groups: &[&str]) -> RedisResult<Option<String>> {
-    let info: Vec<HashMap<String, Value>> = redis::cmd("XINFO").arg("GROUPS").arg(name).query_async(conn).await?;
+    let info = store::streams::groups(conn, name).await?;
     let mut oldest: Option<EntryId> = None;
     for wanted in groups {
-        let Some(group) = info.iter().find(|g| text(g.get("name")).as_deref() == Some(*wanted)) else {
+        let Some(group) = info.iter().find(|g| g.name == *wanted) else {
             return Ok(None);
         };
-        let pending: u64 = group.get("pending").and_then(|v| redis::from_redis_value_ref(v).ok()).unwrap_or(0);
-        let needed = if pending > 0 {
+        let needed = if group.pending > 0 {
             // XPENDING's summary starts with the smallest pending id.
             let summary: (u64, Option<String>, Option<String>, Value) =
                 redis::cmd("XPENDING").arg(name).arg(*wanted).query_async(conn).await?;
             summary.1.as_deref().and_then(EntryId::parse)
         } else {
             // Everything up to last-delivered is acknowledged; keep what follows it.
-            text(group.get("last-delivered-id")).as_deref().and_then(EntryId::parse).map(EntryId::next)
+            group.last_delivered.map(EntryId::next)
         };
         let Some(needed) = needed else {
             return Ok(None);

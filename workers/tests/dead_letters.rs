@@ -93,14 +93,11 @@ async fn poison_entries_are_dead_lettered_while_the_rest_flows(backend: Backend)
     for keys in layout.all() {
         for stream in [Stream::OrderPlaced, Stream::OrderCompleted, Stream::RefundInitiated] {
             let name = keys.stream(stream);
-            let info: Vec<HashMap<String, redis::Value>> =
-                redis::cmd("XINFO").arg("GROUPS").arg(&name).query_async(&mut conn).await.unwrap();
+            let info = store::streams::groups(&mut conn, &name).await.unwrap();
             let wanted = stream.group().unwrap();
-            let group = info
-                .iter()
-                .find(|g| redis::from_redis_value_ref::<String>(&g["name"]).unwrap() == wanted)
-                .unwrap_or_else(|| panic!("{name} has no group {wanted}"));
-            assert_eq!(redis::from_redis_value_ref::<u64>(&group["pending"]).unwrap(), 0, "{name}");
+            let group =
+                info.iter().find(|g| g.name == wanted).unwrap_or_else(|| panic!("{name} has no group {wanted}"));
+            assert_eq!(group.pending, 0, "{name}");
         }
     }
 

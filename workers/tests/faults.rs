@@ -186,16 +186,9 @@ impl Shop20 {
 async fn groups_idle(conn: &mut Redis, layout: &Layout) -> bool {
     for keys in layout.all() {
         for stream in WORK_STREAMS {
-            let groups: Vec<HashMap<String, redis::Value>> =
-                match redis::cmd("XINFO").arg("GROUPS").arg(keys.stream(stream)).query_async(conn).await {
-                    Ok(groups) => groups,
-                    Err(_) => return false,
-                };
-            for group in groups {
-                let count = |field: &str| redis::from_redis_value_ref::<u64>(&group[field]).unwrap_or(u64::MAX);
-                if count("pending") > 0 || count("lag") > 0 {
-                    return false;
-                }
+            match store::streams::groups(conn, &keys.stream(stream)).await {
+                Ok(groups) if groups.iter().all(|group| group.is_idle()) => {}
+                _ => return false,
             }
         }
     }
@@ -207,12 +200,8 @@ async fn groups_idle(conn: &mut Redis, layout: &Layout) -> bool {
 async fn unread_entries(conn: &mut Redis, layout: &Layout, stream: Stream) -> u64 {
     let mut unread = 0;
     for keys in layout.all() {
-        let groups: Vec<HashMap<String, redis::Value>> =
-            redis::cmd("XINFO").arg("GROUPS").arg(keys.stream(stream)).query_async(conn).await.unwrap_or_default();
-        unread += match groups.first() {
-            Some(group) => redis::from_redis_value_ref::<u64>(&group["lag"]).unwrap_or(1),
-            None => 1,
-        };
+        let groups = store::streams::groups(conn, &keys.stream(stream)).await.unwrap_or_default();
+        unread += groups.first().map_or(1, |group| group.lag.unwrap_or(1));
     }
     unread
 }
@@ -582,9 +571,7 @@ async fn redis_commands_per_order() {
 async fn groups_exist(conn: &mut Redis, layout: &Layout) -> bool {
     for keys in layout.all() {
         for stream in WORK_STREAMS {
-            let groups: redis::RedisResult<Vec<HashMap<String, redis::Value>>> =
-                redis::cmd("XINFO").arg("GROUPS").arg(keys.stream(stream)).query_async(conn).await;
-            if !groups.is_ok_and(|g| !g.is_empty()) {
+            if !store::streams::groups(conn, &keys.stream(stream)).await.is_ok_and(|g| !g.is_empty()) {
                 return false;
             }
         }

@@ -50,17 +50,9 @@ pub async fn wait_until_idle(conn: &mut Redis, layout: &Layout) {
         let mut busy = Vec::new();
         for keys in layout.all() {
             for stream in [Stream::OrderPlaced, Stream::OrderCompleted, Stream::RefundInitiated] {
-                let groups: Vec<HashMap<String, redis::Value>> = redis::cmd("XINFO")
-                    .arg("GROUPS")
-                    .arg(keys.stream(stream))
-                    .query_async(conn)
-                    .await
-                    .unwrap_or_default();
-                for group in groups {
-                    let count = |field: &str| redis::from_redis_value_ref::<u64>(&group[field]).unwrap_or(u64::MAX);
-                    if count("pending") > 0 || count("lag") > 0 {
-                        busy.push(keys.stream(stream));
-                    }
+                let groups = store::streams::groups(conn, &keys.stream(stream)).await.unwrap_or_default();
+                if groups.iter().any(|group| !group.is_idle()) {
+                    busy.push(keys.stream(stream));
                 }
             }
         }
