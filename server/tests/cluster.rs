@@ -16,8 +16,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{
-    assert_stock_adds_up, config_for, place_orders_retrying, quantile, start_on, wait_for_answers,
-    wait_until_all_terminal, Feed, Placed, Running,
+    assert_stock_adds_up, config_for, place_orders_retrying, quantile, start_on, wait_for_answers, wait_until_final,
+    Feed, Placed, Running,
 };
 use domain::{NewProduct, Quantity};
 use serde_json::{json, Value};
@@ -97,7 +97,7 @@ async fn a_master_killed_under_load_loses_no_acknowledged_order() {
 
     let Placed { answers, failed_attempts, mut latencies } = load.await.unwrap();
     assert_eq!(answers.len(), 2000);
-    let orders = wait_until_all_terminal(&shop, Duration::from_secs(20)).await;
+    let orders = wait_until_final(&shop, None, Duration::from_secs(20)).await;
     assert_one_order_per_request(&answers, &orders);
     assert_stock_adds_up(&shop, &initial, &orders).await;
     let fulfilled = orders.iter().filter(|o| o.status == domain::OrderStatus::Fulfilled).count();
@@ -142,7 +142,7 @@ async fn after_a_partition_was_unreachable_its_orders_flow_again_within_seconds(
     let resumed = Instant::now();
 
     let Placed { answers, .. } = load.await.unwrap();
-    let orders = wait_until_all_terminal(&shop, Duration::from_secs(15)).await;
+    let orders = wait_until_final(&shop, None, Duration::from_secs(15)).await;
     println!(
         "master and replica of a partition paused 8 s under load: every order terminal {:.1} s after they resumed",
         resumed.elapsed().as_secs_f64()
@@ -204,7 +204,7 @@ async fn a_partition_moved_to_another_master_under_load_shows_clients_no_error()
     let placed: Vec<String> = clients.join_all().await.into_iter().flatten().collect();
     assert_eq!(cluster.master_of_slot(slot), to, "the partition now lives on :{to}");
 
-    let orders = wait_until_all_terminal(&shop, Duration::from_secs(60)).await;
+    let orders = wait_until_final(&shop, None, Duration::from_secs(60)).await;
     assert_eq!(orders.len(), placed.len(), "every order placed exists, once");
     assert_stock_adds_up(&shop, &initial, &orders).await;
     let moved_keys = cluster.cli_at(to, &["CLUSTER", "COUNTKEYSINSLOT", &slot.to_string()]);

@@ -9,7 +9,7 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{config_for, place_orders_retrying, wait_for_answers, wait_until_all_terminal, Placed};
+use common::{config_for, place_orders_retrying, wait_for_answers, wait_until_final, Placed};
 use serde_json::{json, Value};
 use store::Shop;
 use testkit::{free_port, on_every_backend, Backend, Process, TestRedis};
@@ -80,7 +80,7 @@ async fn a_server_killed_while_accepting_orders_loses_none_and_invents_none(back
     assert_eq!(answers.len(), 1200);
 
     let shop = Shop::new(&config).unwrap();
-    let orders = wait_until_all_terminal(&shop, Duration::from_secs(30)).await;
+    let orders = wait_until_final(&shop, None, Duration::from_secs(30)).await;
     let mut answered: Vec<&String> = answers.values().collect();
     answered.sort();
     answered.dedup();

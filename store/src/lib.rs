@@ -52,6 +52,8 @@ pub mod shop;
 pub mod shutdown;
 pub mod streams;
 pub mod telemetry;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use admin::AdminGate;
 pub use config::Config;

@@ -11,10 +11,6 @@ use testkit::{on_every_backend, Backend, TestRedis};
 
 on_every_backend!(dead_letters_are_listed_retried_once_and_discarded);
 
-fn config_for(redis: &TestRedis) -> Config {
-    Config::for_variable(redis.env())
-}
-
 /// Gives up on a fresh entry of `stream` naming `order_id`, as a consumer would.
 async fn give_up(conn: &mut Redis, keys: &PartitionKeys, stream: Stream, order_id: &str, error: &str) {
     let group = stream.group().unwrap();
@@ -45,7 +41,7 @@ async fn give_up(conn: &mut Redis, keys: &PartitionKeys, stream: Stream, order_i
 
 async fn dead_letters_are_listed_retried_once_and_discarded(backend: Backend) {
     let redis = TestRedis::start(backend);
-    let shop = Shop::new(&config_for(&redis)).unwrap();
+    let shop = Shop::new(&Config::for_variable(redis.env())).unwrap();
     let layout = shop.layout().clone();
     let mut conn = shop.connection();
     // Seven dead letters spread over partitions and streams.

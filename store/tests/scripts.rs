@@ -29,12 +29,8 @@ on_every_backend!(
     product_changes_are_announced_on_their_partitions_order_status_stream,
 );
 
-fn config_for(redis: &TestRedis) -> Config {
-    Config::for_variable(redis.env())
-}
-
 async fn shop_on(redis: &TestRedis) -> (Shop, Redis) {
-    let shop = Shop::new(&config_for(redis)).unwrap();
+    let shop = Shop::new(&Config::for_variable(redis.env())).unwrap();
     let conn = shop.connection();
     (shop, conn)
 }

@@ -16,7 +16,7 @@ use store::{Layout, PartitionKeys, Redis, Shop, Stream};
 use testkit::{on_every_backend, Backend, TestRedis};
 
 mod common;
-use common::{config_for, spawn_workers, summed_len};
+use common::{config_for, spawn_workers, summed_len, wait_until_final};
 
 on_every_backend!(
     poison_entries_are_dead_lettered_while_the_rest_flows,
@@ -183,20 +183,7 @@ async fn trimming_bounds_the_streams_but_never_drops_unprocessed_entries(backend
 
     // Once processed, the streams are trimmed down to about STREAM_MAXLEN.
     let mut workers = spawn_workers(&redis, "trim-test", &[]);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let orders = shop.newest_orders(600).await.unwrap();
-        let unfinished = orders.iter().filter(|o| !o.status.is_terminal()).count();
-        if orders.len() == 600 && unfinished == 0 {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "waited 20 s for 600 orders to finish: {} listed, {unfinished} unfinished",
-            orders.len()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_until_final(&shop, Some(600), Duration::from_secs(20)).await;
     assert_eq!(workers.terminate(Duration::from_secs(5)), Some(0));
     // Stand in for a consumer that died holding entries: they must survive trimming.
     assert!(take_as_ghost(&mut conn, &keys, 5).await.is_empty(), "everything was already processed");

@@ -8,7 +8,7 @@ mod common;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use common::{config_for, spawn_workers, WORKERS_BIN};
+use common::{config_for, spawn_workers, wait_until_final, WORKERS_BIN};
 use domain::OrderStatus;
 use redis::AsyncCommands;
 use store::deployment::StartupError;
@@ -277,16 +277,7 @@ async fn migrate_moves_the_old_layout_once_even_when_killed_and_processing_resum
     let mut fast = config.clone();
     fast.claim_idle = Duration::from_millis(200); // the ghost consumer's entries
     let workers = tokio::spawn(workers::run(fast, &workers::Role::ALL, shutdown.clone()));
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let orders = loop {
-        let orders = shop.newest_orders(usize::MAX).await.unwrap();
-        let open = orders.iter().filter(|o| !o.status.is_terminal()).count();
-        if open == 0 {
-            break orders;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{open} migrated orders did not finish");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let orders = wait_until_final(&shop, None, Duration::from_secs(30)).await;
     for product in shop.products().await.unwrap() {
         let sold: u32 = orders
             .iter()

@@ -8,8 +8,8 @@ mod common;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use common::{config_for, status_events, summed_len, wait_until_idle};
-use domain::{NewProduct, Order, OrderStatus, Quantity};
+use common::{config_for, status_events, summed_len, wait_until_final, wait_until_idle};
+use domain::{NewProduct, OrderStatus, Quantity};
 use redis::streams::StreamRangeReply;
 use redis::AsyncCommands;
 use store::{Shop, Stream};
@@ -18,18 +18,6 @@ use tokio_util::sync::CancellationToken;
 use workers::Role;
 
 on_every_backend!(contested_stock_is_allocated_exactly_and_redelivery_changes_nothing, payment_delays_run_concurrently);
-
-async fn wait_until_terminal(shop: &Shop, count: usize) -> Vec<Order> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let orders = shop.orders().await.unwrap();
-        if orders.len() == count && orders.iter().all(|o| o.status.is_terminal()) {
-            return orders;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "orders did not all finish: {orders:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 async fn contested_stock_is_allocated_exactly_and_redelivery_changes_nothing(backend: Backend) {
     let redis = TestRedis::start(backend);
@@ -60,7 +48,7 @@ async fn contested_stock_is_allocated_exactly_and_redelivery_changes_nothing(bac
         assert_eq!((order.fee, order.total), (expected.fee, expected.total));
     }
 
-    let orders = wait_until_terminal(&shop, 50).await;
+    let orders = wait_until_final(&shop, Some(50), Duration::from_secs(30)).await;
     let mut fulfilled_units: HashMap<&str, u32> = HashMap::new();
     for order in &orders {
         if order.status == OrderStatus::Fulfilled {
@@ -159,7 +147,7 @@ async fn payment_delays_run_concurrently(backend: Backend) {
     }
     placing.join_all().await;
     let placed_in = started.elapsed();
-    let orders = wait_until_terminal_n(&shop, 1000).await;
+    let orders = wait_until_final(&shop, Some(1000), Duration::from_secs(30)).await;
     let took = started.elapsed();
     assert!(orders.iter().all(|o| o.status == OrderStatus::Fulfilled));
     assert!(took >= Duration::from_secs(1), "the delay is honoured");
@@ -168,16 +156,4 @@ async fn payment_delays_run_concurrently(backend: Backend) {
 
     shutdown.cancel();
     workers.await.unwrap().unwrap();
-}
-
-async fn wait_until_terminal_n(shop: &Shop, count: usize) -> Vec<Order> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let orders = shop.newest_orders(count).await.unwrap();
-        if orders.len() == count && orders.iter().all(|o| o.status.is_terminal()) {
-            return orders;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "orders did not all finish");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }

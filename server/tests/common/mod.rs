@@ -32,10 +32,8 @@ impl Drop for Running {
     }
 }
 
-/// The test defaults, pointed at `redis` (one server or a cluster).
-pub fn config_for(redis: &TestRedis) -> Config {
-    Config::for_variable(redis.env())
-}
+#[allow(unused_imports)] // each test file uses its own part of the harness
+pub use store::testing::{config_for, wait_until_final};
 
 /// The server with the default configuration, on a single redis-server.
 pub async fn start() -> Running {
@@ -225,28 +223,6 @@ pub async fn wait_for_answers(answered: &std::sync::atomic::AtomicUsize, count: 
     while answered.load(std::sync::atomic::Ordering::Relaxed) < count {
         assert!(tokio::time::Instant::now() < deadline, "clients did not get {count} answers within {within:?}");
         tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-}
-
-/// Waits (up to `within`) until every order is terminal, and returns them all.
-pub async fn wait_until_all_terminal(shop: &store::Shop, within: Duration) -> Vec<domain::Order> {
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        let orders = shop.newest_orders(usize::MAX).await.unwrap();
-        let open = orders.iter().filter(|o| !o.status.is_terminal()).count();
-        if open == 0 {
-            return orders;
-        }
-        if tokio::time::Instant::now() >= deadline {
-            let stuck: Vec<String> = orders
-                .iter()
-                .filter(|o| !o.status.is_terminal())
-                .take(5)
-                .map(|o| format!("{} ({}, created at {})", o.id, o.status, o.created_at))
-                .collect();
-            panic!("{open} of {} orders did not finish within {within:?}: {}", orders.len(), stuck.join(", "));
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 

@@ -4,20 +4,17 @@
 #![allow(dead_code)] // each test file uses its own part of the harness
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use domain::OrderStatus;
 use redis::streams::StreamRangeReply;
 use redis::AsyncCommands;
-use store::{Config, Layout, PartitionKeys, Redis, Stream};
+use store::{Layout, PartitionKeys, Redis, Stream};
 use testkit::{Process, TestRedis};
 
 pub const WORKERS_BIN: &str = env!("CARGO_BIN_EXE_workers");
 
-/// The test defaults, pointed at `redis` (one server or a cluster).
-pub fn config_for(redis: &TestRedis) -> Config {
-    Config::for_variable(redis.env())
-}
+#[allow(unused_imports)] // each test file uses its own part of the harness
+pub use store::testing::{config_for, wait_until_final, wait_until_idle};
 
 /// Starts `workers` against `redis` with quick reclaim and shutdown, plus `extra` settings.
 pub fn spawn_workers(redis: &TestRedis, name: &str, extra: &[(&str, &str)]) -> Process {
@@ -40,28 +37,6 @@ pub fn spawn_workers_with(redis: &TestRedis, name: &str, args: &[&str], extra: &
         env.push((key, value.to_string()));
     }
     Process::spawn(name, WORKERS_BIN, args, &env)
-}
-
-/// Waits until every group of every partition has read its whole stream and
-/// acknowledged everything (XINFO GROUPS: `lag` and `pending` both zero).
-pub async fn wait_until_idle(conn: &mut Redis, layout: &Layout) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let mut busy = Vec::new();
-        for keys in layout.all() {
-            for stream in [Stream::OrderPlaced, Stream::OrderCompleted, Stream::RefundInitiated] {
-                let groups = store::streams::groups(conn, &keys.stream(stream)).await.unwrap_or_default();
-                if groups.iter().any(|group| !group.is_idle()) {
-                    busy.push(keys.stream(stream));
-                }
-            }
-        }
-        if busy.is_empty() {
-            return;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "consumers did not go idle: {busy:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// Every order's status events, in the order they happened, from every
