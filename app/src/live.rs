@@ -328,31 +328,30 @@ pub fn connect(feed: LiveFeed) {
             feed.last_event_id.set_value(Some(id));
         }
     };
-    let on_message = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |event: web_sys::MessageEvent| {
-        note_id(&event);
-        let Some(data) = event.data().as_string() else {
-            return;
-        };
-        match serde_json::from_str::<StatusChange>(&data) {
-            Ok(change) => feed.apply(change),
-            Err(error) => leptos::logging::warn!("ignoring a malformed live event: {error}"),
-        }
-    });
+    // An event whose data is a `T` in JSON, which `apply` applies.
+    fn decoded<T: serde::de::DeserializeOwned>(
+        note_id: impl Fn(&web_sys::MessageEvent) + 'static,
+        what: &'static str,
+        apply: impl Fn(T) + 'static,
+    ) -> Closure<dyn FnMut(web_sys::MessageEvent)> {
+        Closure::new(move |event: web_sys::MessageEvent| {
+            note_id(&event);
+            let Some(data) = event.data().as_string() else {
+                return;
+            };
+            match serde_json::from_str::<T>(&data) {
+                Ok(change) => apply(change),
+                Err(error) => leptos::logging::warn!("ignoring a malformed {what}: {error}"),
+            }
+        })
+    }
+    let on_message = decoded(note_id, "live event", move |change: StatusChange| feed.apply(change));
     // The server could not replay everything this page missed: fetch the lists again.
     let on_reload = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |event: web_sys::MessageEvent| {
         note_id(&event);
         feed.reload();
     });
-    let on_product = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |event: web_sys::MessageEvent| {
-        note_id(&event);
-        let Some(data) = event.data().as_string() else {
-            return;
-        };
-        match serde_json::from_str::<ProductChange>(&data) {
-            Ok(change) => feed.apply_product(change),
-            Err(error) => leptos::logging::warn!("ignoring a malformed product event: {error}"),
-        }
-    });
+    let on_product = decoded(note_id, "product event", move |change: ProductChange| feed.apply_product(change));
     let on_subscribed =
         Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |event: web_sys::MessageEvent| note_id(&event));
     let on_open = Closure::<dyn FnMut(web_sys::Event)>::new(move |_| {
