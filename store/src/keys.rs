@@ -21,6 +21,7 @@
 //! | `<ns>:{pNN}:idempotency:product:<key>` | string | the product (JSON) an `Idempotency-Key` created |
 //! | `<ns>:{pNN}:<stream>`, `<ns>:{pNN}:<stream>-dead` | stream | the partition's events and dead letters |
 //! | `<ns>:{pNN}:dead-letters-dropped` | hash | dead letters that fell off the cap, by stream |
+//! | `<ns>:{pNN}:migrated-entries` | set | the stream entries `workers migrate` copied into the partition |
 //! | `<ns>:partitions` | string | the partition count, recorded on first start |
 //! | `<ns>:admin-session:<id>` | string | a signed-in admin session |
 //! | `<ns>:legacy-orders` | hash | order id → partition, for orders migrated from before partitions whose id does not name their partition |
@@ -290,6 +291,41 @@ mod tests {
         assert_eq!(keys.order_idempotency("k"), "shop-1:{p07}:idempotency:order:k");
         assert_eq!(layout.partition_count(), "shop-1:partitions");
         assert_eq!(layout.all().count(), 16);
+    }
+
+    /// The README's key table (under "Data layout") names every key as
+    /// this module makes it, so the two cannot drift apart.
+    #[test]
+    fn the_readmes_key_table_names_every_key_as_it_is_made() {
+        let readme = include_str!("../../README.md");
+        let table = readme.split("### Data layout").nth(1).and_then(|rest| rest.split("**Which partition.**").next());
+        let table = table.expect("README.md has a Data layout section");
+        let layout = Layout::new("stockflow", Partitions::new(16).unwrap()).unwrap();
+        let keys = layout.keys(Partitions::new(16).unwrap().nth(7));
+        let status = |key: String| key.replace(OrderStatus::Pending.as_str(), "<status>");
+        let stream = |key: String| key.replace(Stream::OrderPlaced.name(), "<stream>");
+        let made = [
+            keys.product("<id>"),
+            keys.order("<id>"),
+            keys.products(),
+            keys.orders(),
+            status(keys.orders_in(OrderStatus::Pending)),
+            status(keys.orders_by_product(OrderStatus::Pending)),
+            keys.product_orders("<product id>"),
+            keys.product_prefix("<prefix>"),
+            keys.search_indexes_built(),
+            keys.dead_letters_dropped(),
+            keys.order_idempotency("<key>"),
+            keys.product_idempotency("<key>"),
+            stream(keys.stream(Stream::OrderPlaced)),
+            stream(keys.dead_letters(Stream::OrderPlaced)),
+            keys.migrated_entries(),
+            layout.partition_count(),
+            layout.admin_session("<id>"),
+            layout.legacy_orders(),
+        ];
+        let missing: Vec<&String> = made.iter().filter(|key| !table.contains(&format!("`{key}`"))).collect();
+        assert!(missing.is_empty(), "keys the README's Data layout table does not name: {missing:?}");
     }
 
     #[test]
