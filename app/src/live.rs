@@ -15,6 +15,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use domain::events::refund_reason::RefundCause;
 use domain::{OrderEvent, OrderStatus, ProductChange, ProductEvent, StatusChange, Step};
 use leptos::prelude::*;
 
@@ -249,7 +250,7 @@ impl Default for LiveFeed {
 
 /// Whether a refund reason says the order's entry was dead-lettered.
 pub fn is_dead_lettered(reason: &str) -> bool {
-    reason.starts_with("processing failed")
+    RefundCause::of(reason) == Some(RefundCause::ProcessingFailed)
 }
 
 /// Where an order came from, as far as one change of it tells.

@@ -74,6 +74,38 @@ pub struct ProductChange {
 pub mod refund_reason {
     pub const INSUFFICIENT_STOCK: &str = "insufficient stock";
     pub const PRODUCT_GONE: &str = "product no longer exists";
+    /// How the reason of a refund after the order's processing failed for
+    /// good (its entry was dead-lettered) starts; the error follows.
+    pub const PROCESSING_FAILED: &str = "processing failed: ";
+
+    /// The reason of a refund after processing failed for good with `error`.
+    pub fn processing_failed(error: &str) -> String {
+        format!("{PROCESSING_FAILED}{error}")
+    }
+
+    /// Why an order was refunded, as its reason tells.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum RefundCause {
+        /// The warehouse had too little stock.
+        InsufficientStock,
+        /// The product was deleted while the order was in flight.
+        ProductGone,
+        /// The order's processing failed for good (dead-lettered).
+        ProcessingFailed,
+    }
+
+    impl RefundCause {
+        /// The cause a refund reason names, `None` for a reason of no
+        /// known kind (an older version's, say).
+        pub fn of(reason: &str) -> Option<RefundCause> {
+            match reason {
+                INSUFFICIENT_STOCK => Some(RefundCause::InsufficientStock),
+                PRODUCT_GONE => Some(RefundCause::ProductGone),
+                _ if reason.starts_with(PROCESSING_FAILED) => Some(RefundCause::ProcessingFailed),
+                _ => None,
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -88,6 +120,17 @@ mod tests {
         assert_eq!(ProductEvent::parse("renamed"), None);
         assert!(ProductEvent::Created.changes_the_catalogue() && ProductEvent::Deleted.changes_the_catalogue());
         assert!(!ProductEvent::Restocked.changes_the_catalogue());
+    }
+
+    #[test]
+    fn a_refund_reason_tells_its_cause() {
+        use refund_reason::{processing_failed, RefundCause};
+        assert_eq!(RefundCause::of(refund_reason::INSUFFICIENT_STOCK), Some(RefundCause::InsufficientStock));
+        assert_eq!(RefundCause::of(refund_reason::PRODUCT_GONE), Some(RefundCause::ProductGone));
+        let failed = processing_failed("delivered 6 times");
+        assert_eq!(failed, "processing failed: delivered 6 times");
+        assert_eq!(RefundCause::of(&failed), Some(RefundCause::ProcessingFailed));
+        assert_eq!(RefundCause::of("customer changed their mind"), None);
     }
 
     #[test]

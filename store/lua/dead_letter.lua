@@ -13,7 +13,8 @@
 --       then [order] (absent when the entry concerns none)
 -- ARGV: statuses giving up applies from (',pending,completed,'), status it leads
 --       to, group, entry id, error, consumer, status max length, dead-letter
---       cap, now (ms), number of status indexes, then the entry's field/value pairs
+--       cap, now (ms), number of status indexes, the refund's reason (from the
+--       domain: 'processing failed: <error>'), then the entry's field/value pairs
 -- Uses batch_prelude.lua (put in front of this code).
 -- Returns {'not_pending'}, or {'dead', dropped} / {'refunded', dropped}, where
 -- dropped counts old dead letters the cap removed.
@@ -25,7 +26,7 @@ local pending = redis.call('XPENDING', KEYS[1], ARGV[3], ARGV[4], ARGV[4], 1)
 if #pending == 0 then return {'not_pending'} end
 redis.call('XACK', KEYS[1], ARGV[3], ARGV[4])
 local fields = {'source_id', ARGV[4], 'error', ARGV[5], 'consumer', ARGV[6], 'deliveries', pending[1][4]}
-for i = 11, #ARGV, 2 do
+for i = 12, #ARGV, 2 do
   fields[#fields + 1] = 'field:' .. ARGV[i]
   fields[#fields + 1] = ARGV[i + 1]
 end
@@ -37,7 +38,7 @@ local order_key = KEYS[last_index + 1]
 if not order_key then return {'dead', dropped} end
 local order = redis.call('HMGET', order_key, 'status', 'product_id', 'id')
 if not order[1] or not string.find(from, ',' .. order[1] .. ',', 1, true) then return {'dead', dropped} end
-local reason = 'processing failed: ' .. ARGV[5]
+local reason = ARGV[11]
 redis.call('HSET', order_key, 'status', to, 'refund_reason', reason, 'updated_at', ARGV[9], 'at:' .. to, ARGV[9])
 redis.call('ZREM', index(order[1]), order[3])
 redis.call('ZADD', index(to), 0, order[3])

@@ -606,7 +606,8 @@ pub fn dead_letter(
         .arg(status_maxlen)
         .arg(dead_maxlen)
         .arg(now)
-        .arg(index_count);
+        .arg(index_count)
+        .arg(domain::events::refund_reason::processing_failed(letter.error));
     for (field, value) in letter.fields {
         call = call.arg(field).arg(value);
     }

@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use domain::events::refund_reason::RefundCause;
 use domain::{NewProduct, Order, OrderStatus, Product, Quantity};
 use redis::streams::{StreamPendingCountReply, StreamRangeReply};
 use redis::AsyncCommands;
@@ -134,7 +135,10 @@ impl Shop20 {
         for order in orders {
             let expected = match order.status {
                 Fulfilled => vec![Pending, Completed, Fulfilled],
-                Refunded if order.refund_reason.as_deref().is_some_and(|r| r.starts_with("processing failed")) => {
+                Refunded
+                    if order.refund_reason.as_deref().and_then(RefundCause::of)
+                        == Some(RefundCause::ProcessingFailed) =>
+                {
                     vec![Pending, Refunded]
                 }
                 _ => vec![Pending, Completed, Refunded],
