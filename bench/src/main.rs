@@ -57,9 +57,10 @@ options:
                        a second app on PARTITIONS=1, which the steady scenario measures too
   --command TEXT       the command line to record (default: this one)
 `bench seed` loads a shop into a private app: N products (default 1000) made
-over HTTP, and N orders (default 1000000) written straight into its Redis, as
-the lists scenario writes its own (scripts/ui-speed measures the page on it).
-The ADMIN_TOKEN environment variable, when set, is sent as the bearer token.";
+in bulk through the product script, and N orders (default 1000000) written
+straight into its Redis, as the lists scenario writes its own (scripts/ui-speed
+measures the page on it). The app must answer at --url; the ADMIN_TOKEN
+environment variable, when set, is sent as the bearer token.";
 
 struct Args {
     url: String,
