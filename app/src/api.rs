@@ -10,13 +10,11 @@ use domain::{Order, OrderStatus, Page, Product};
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
-/// What every failure of the infrastructure says: the page shows it, and
-/// recovers by itself once the shop answers again.
-pub const UNAVAILABLE: &str = "The shop is unavailable right now; please try again.";
+pub use crate::error::{ShopError, UNAVAILABLE};
 
 /// Whether `error` is the shop being unavailable (Redis unreachable).
-pub fn is_unavailable(error: &ServerFnError) -> bool {
-    error_text(error) == UNAVAILABLE
+pub fn is_unavailable(error: &ShopError) -> bool {
+    error.is_unavailable()
 }
 
 /// Whether warehouse changes need an admin, and whether this browser is one.
@@ -125,36 +123,52 @@ pub struct OrderCounts {
 #[cfg(feature = "ssr")]
 mod ssr {
     use leptos::prelude::*;
+
+    use super::ShopError;
     use store::{Shop, StoreError};
 
     /// The shop provided by the server as context.
-    pub fn shop() -> Result<Shop, ServerFnError> {
-        use_context::<Shop>().ok_or_else(|| ServerFnError::new("the shop is not configured"))
+    pub fn shop() -> Result<Shop, ShopError> {
+        use_context::<Shop>().ok_or(ShopError::Unavailable)
     }
 
     /// A message for the person at the keyboard, answered with the matching
     /// 4xx or 503 status; infrastructure detail stays in the log.
-    pub fn to_message(error: StoreError) -> ServerFnError {
+    pub fn to_message(error: StoreError) -> ShopError {
         use http::StatusCode;
         let (status, message) = match error {
             StoreError::NotFound { kind, .. } => (StatusCode::NOT_FOUND, format!("That {kind} no longer exists.")),
             StoreError::Invalid { field, message } => {
                 (StatusCode::UNPROCESSABLE_ENTITY, format!("{}: {message}", field.replace('_', " ")))
             }
+            // The same two cases REST tells apart, in words for a person.
+            StoreError::NotReplicated { wanted, reached } => {
+                tracing::warn!(wanted, reached, "a write did not reach enough replicas in time");
+                let message = "Saved, but not yet confirmed by enough Redis replicas, so it may not survive a failover: check the lists before you do it again.";
+                (StatusCode::SERVICE_UNAVAILABLE, message.to_string())
+            }
+            StoreError::TooFewReplicas { wanted, online } => {
+                tracing::warn!(wanted, online, "refused a write: too few replicas online");
+                let message = "Not saved: too few Redis replicas are online (a failover may be under way). Try again in a few seconds.";
+                (StatusCode::SERVICE_UNAVAILABLE, message.to_string())
+            }
             other => {
                 tracing::error!(error = %other, "server function failed");
-                (StatusCode::SERVICE_UNAVAILABLE, super::UNAVAILABLE.to_string())
+                if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+                    response.set_status(StatusCode::SERVICE_UNAVAILABLE);
+                }
+                return ShopError::Unavailable;
             }
         };
         refuse(status, &message)
     }
 
     /// Answers with `status` and `message`.
-    pub fn refuse(status: http::StatusCode, message: &str) -> ServerFnError {
+    pub fn refuse(status: http::StatusCode, message: &str) -> ShopError {
         if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
             response.set_status(status);
         }
-        ServerFnError::new(message)
+        ShopError::Refused(message.to_string())
     }
 
     fn header(name: http::HeaderName) -> Option<String> {
@@ -176,13 +190,12 @@ mod ssr {
     }
 
     /// The per-client limits provided by the server as context.
-    pub fn limits() -> Result<store::limits::ClientLimits, ServerFnError> {
-        use_context::<store::limits::ClientLimits>()
-            .ok_or_else(|| ServerFnError::new("the client limits are not configured"))
+    pub fn limits() -> Result<store::limits::ClientLimits, ShopError> {
+        use_context::<store::limits::ClientLimits>().ok_or(ShopError::Unavailable)
     }
 
     /// 429 with `Retry-After` and a message that says how long to wait.
-    pub fn too_many(wait: std::time::Duration, message: &str) -> ServerFnError {
+    pub fn too_many(wait: std::time::Duration, message: &str) -> ShopError {
         let seconds = store::limits::retry_after_secs(wait);
         set_header(http::header::RETRY_AFTER, &seconds.to_string());
         refuse(http::StatusCode::TOO_MANY_REQUESTS, &format!("{message} Try again in {seconds} s."))
@@ -204,7 +217,7 @@ mod ssr {
     /// counts against the client's wrong-token limit before the function
     /// runs). A page render ignores a bearer header: nothing counts its
     /// guesses there, and a browser never sends one.
-    pub async fn is_admin(shop: &Shop) -> Result<bool, ServerFnError> {
+    pub async fn is_admin(shop: &Shop) -> Result<bool, ShopError> {
         let gate = shop.admin();
         if !gate.required() {
             return Ok(true);
@@ -222,12 +235,12 @@ mod ssr {
     }
 
     /// The shop, for a warehouse change: 401 unless [`is_admin`].
-    pub async fn shop_for_admin() -> Result<Shop, ServerFnError> {
+    pub async fn shop_for_admin() -> Result<Shop, ShopError> {
         shop_for_admin_or("Sign in as admin to change products.").await
     }
 
     /// The shop, for an admin: 401 with `message` unless [`is_admin`].
-    pub async fn shop_for_admin_or(message: &str) -> Result<Shop, ServerFnError> {
+    pub async fn shop_for_admin_or(message: &str) -> Result<Shop, ShopError> {
         let shop = shop()?;
         if is_admin(&shop).await? {
             Ok(shop)
@@ -237,13 +250,13 @@ mod ssr {
     }
 
     /// A dead letter id from a form: 404 when it names nothing that can exist.
-    pub fn dead_letter_id(shop: &Shop, text: &str) -> Result<store::dead_letters::DeadLetterId, ServerFnError> {
+    pub fn dead_letter_id(shop: &Shop, text: &str) -> Result<store::dead_letters::DeadLetterId, ShopError> {
         store::dead_letters::DeadLetterId::parse(text.trim(), shop.layout())
             .map_err(|_| refuse(http::StatusCode::NOT_FOUND, "No such dead letter."))
     }
 
     /// For a dead letter that is gone: says so with 404.
-    pub fn dead_letter_message(error: StoreError) -> ServerFnError {
+    pub fn dead_letter_message(error: StoreError) -> ShopError {
         match error {
             StoreError::NotFound { .. } => {
                 refuse(http::StatusCode::NOT_FOUND, "That dead letter was retried or discarded already.")
@@ -261,13 +274,13 @@ mod ssr {
         }
     }
 
-    pub fn unauthorized(message: &str) -> ServerFnError {
+    pub fn unauthorized(message: &str) -> ShopError {
         refuse(http::StatusCode::UNAUTHORIZED, message)
     }
 
     /// A page request from a list's cursor (a page's `next_cursor`): 422 for
     /// anything else.
-    pub fn page_request(limit: usize, cursor: Option<&str>) -> Result<domain::PageRequest, ServerFnError> {
+    pub fn page_request(limit: usize, cursor: Option<&str>) -> Result<domain::PageRequest, ShopError> {
         let cursor = cursor.map(str::trim).filter(|c| !c.is_empty());
         let mut request = domain::PageRequest::parse(None, cursor)
             .map_err(|e| refuse(http::StatusCode::UNPROCESSABLE_ENTITY, &e.to_string()))?;
@@ -277,7 +290,7 @@ mod ssr {
 
     /// The orders with their products' names (a name is missing only when
     /// the product was deleted).
-    pub async fn with_names(shop: &Shop, orders: Vec<domain::Order>) -> Result<Vec<super::OrderDetail>, ServerFnError> {
+    pub async fn with_names(shop: &Shop, orders: Vec<domain::Order>) -> Result<Vec<super::OrderDetail>, ShopError> {
         let mut ids: Vec<String> = orders.iter().map(|o| o.product_id.clone()).collect();
         ids.sort_unstable();
         ids.dedup();
@@ -292,7 +305,7 @@ mod ssr {
 
 /// Adds a product from the add-product form.
 #[server(endpoint = "add_product")]
-pub async fn add_product(name: String, price: String, quantity: String) -> Result<Product, ServerFnError> {
+pub async fn add_product(name: String, price: String, quantity: String) -> Result<Product, ShopError> {
     let shop = ssr::shop_for_admin().await?;
     let new = domain::NewProduct::parse(&name, &price, &quantity).map_err(|e| ssr::to_message(e.into()))?;
     shop.create_product(new).await.map_err(ssr::to_message)
@@ -300,13 +313,13 @@ pub async fn add_product(name: String, price: String, quantity: String) -> Resul
 
 /// Removes a product.
 #[server(endpoint = "delete_product")]
-pub async fn delete_product(id: String) -> Result<(), ServerFnError> {
+pub async fn delete_product(id: String) -> Result<(), ShopError> {
     ssr::shop_for_admin().await?.delete_product(&id).await.map_err(ssr::to_message)
 }
 
 /// Adds units to a product's stock.
 #[server(endpoint = "restock_product")]
-pub async fn restock_product(id: String, quantity: String) -> Result<Product, ServerFnError> {
+pub async fn restock_product(id: String, quantity: String) -> Result<Product, ShopError> {
     let shop = ssr::shop_for_admin().await?;
     let restock = domain::Restock::parse(&quantity).map_err(|e| ssr::to_message(e.into()))?;
     shop.restock(&id, restock).await.map_err(ssr::to_message)
@@ -314,7 +327,7 @@ pub async fn restock_product(id: String, quantity: String) -> Result<Product, Se
 
 /// Whether this browser must sign in to change products, and whether it has.
 #[server(endpoint = "admin_status")]
-pub async fn admin_status() -> Result<AdminAccess, ServerFnError> {
+pub async fn admin_status() -> Result<AdminAccess, ShopError> {
     let shop = ssr::shop()?;
     let required = shop.admin().required();
     Ok(AdminAccess { required, signed_in: required && ssr::is_admin(&shop).await? })
@@ -325,7 +338,7 @@ pub async fn admin_status() -> Result<AdminAccess, ServerFnError> {
 /// address, together with those sent over REST: past the limit, 429 with
 /// `Retry-After` and a message saying how long to wait.
 #[server(endpoint = "sign_in")]
-pub async fn sign_in(token: String) -> Result<(), ServerFnError> {
+pub async fn sign_in(token: String) -> Result<(), ShopError> {
     let gate = ssr::shop()?.admin().clone();
     if !gate.required() {
         return Ok(());
@@ -350,7 +363,7 @@ pub async fn sign_in(token: String) -> Result<(), ServerFnError> {
 
 /// Ends this browser's admin session.
 #[server(endpoint = "sign_out")]
-pub async fn sign_out() -> Result<(), ServerFnError> {
+pub async fn sign_out() -> Result<(), ShopError> {
     if let Some(session) = ssr::session_id() {
         ssr::shop()?.admin().close_session(&session).await.map_err(ssr::to_message)?;
     }
@@ -365,7 +378,7 @@ pub async fn place_order(
     product_id: String,
     quantity: String,
     idempotency_key: Option<String>,
-) -> Result<Order, ServerFnError> {
+) -> Result<Order, ShopError> {
     if product_id.trim().is_empty() {
         return Err(ssr::to_message(store::StoreError::invalid("product", "choose a product")));
     }
@@ -382,7 +395,7 @@ pub async fn place_order(
 /// One order with its product's name, for the order page; 404 "No such
 /// order" for an unknown or malformed id.
 #[server(endpoint = "get_order")]
-pub async fn get_order(id: String) -> Result<OrderDetail, ServerFnError> {
+pub async fn get_order(id: String) -> Result<OrderDetail, ShopError> {
     let shop = ssr::shop()?;
     let order = match shop.order(id.trim()).await {
         Ok(order) => order,
@@ -401,7 +414,7 @@ pub async fn get_order(id: String) -> Result<OrderDetail, ServerFnError> {
 
 /// The number of dead letters, or `None` when this browser may not see them.
 #[server(endpoint = "dead_letter_count")]
-pub async fn dead_letter_count() -> Result<Option<u64>, ServerFnError> {
+pub async fn dead_letter_count() -> Result<Option<u64>, ShopError> {
     let shop = ssr::shop()?;
     if !ssr::is_admin(&shop).await? {
         return Ok(None);
@@ -411,7 +424,7 @@ pub async fn dead_letter_count() -> Result<Option<u64>, ServerFnError> {
 
 /// A page of dead letters, newest first, after `cursor` (a page's `next_cursor`).
 #[server(endpoint = "dead_letters")]
-pub async fn dead_letters(cursor: Option<String>) -> Result<DeadLetterPage, ServerFnError> {
+pub async fn dead_letters(cursor: Option<String>) -> Result<DeadLetterPage, ShopError> {
     let shop = ssr::shop_for_admin_or("Sign in as admin to see dead letters.").await?;
     let after = match cursor.as_deref().filter(|c| !c.is_empty()) {
         Some(cursor) => Some(
@@ -440,7 +453,7 @@ pub async fn dead_letters(cursor: Option<String>) -> Result<DeadLetterPage, Serv
 
 /// Puts a dead letter back on its stream, to be processed once more.
 #[server(endpoint = "retry_dead_letter")]
-pub async fn retry_dead_letter(id: String) -> Result<(), ServerFnError> {
+pub async fn retry_dead_letter(id: String) -> Result<(), ShopError> {
     let shop = ssr::shop_for_admin_or("Sign in as admin to retry dead letters.").await?;
     let id = ssr::dead_letter_id(&shop, &id)?;
     store::dead_letters::retry(&shop.connection(), shop.layout(), id).await.map_err(ssr::dead_letter_message)?;
@@ -449,7 +462,7 @@ pub async fn retry_dead_letter(id: String) -> Result<(), ServerFnError> {
 
 /// Removes a dead letter for good.
 #[server(endpoint = "discard_dead_letter")]
-pub async fn discard_dead_letter(id: String) -> Result<(), ServerFnError> {
+pub async fn discard_dead_letter(id: String) -> Result<(), ShopError> {
     let shop = ssr::shop_for_admin_or("Sign in as admin to discard dead letters.").await?;
     let id = ssr::dead_letter_id(&shop, &id)?;
     store::dead_letters::discard(&shop.connection(), shop.layout(), id).await.map_err(ssr::dead_letter_message)
@@ -464,7 +477,7 @@ pub async fn orders_page(
     status: Option<String>,
     search: Option<String>,
     cursor: Option<String>,
-) -> Result<OrderPage, ServerFnError> {
+) -> Result<OrderPage, ShopError> {
     let shop = ssr::shop()?;
     let status = match status.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
         Some(text) => Some(
@@ -523,7 +536,7 @@ pub async fn orders_page(
 /// The orders with these ids, with their products' names (at most
 /// [`MAX_ORDERS_BY_ID`]): those the feed reported that belong in the list.
 #[server(endpoint = "orders_with_ids")]
-pub async fn orders_with_ids(ids: Vec<String>) -> Result<Vec<OrderDetail>, ServerFnError> {
+pub async fn orders_with_ids(ids: Vec<String>) -> Result<Vec<OrderDetail>, ShopError> {
     if ids.len() > MAX_ORDERS_BY_ID {
         let message = format!("ids: at most {MAX_ORDERS_BY_ID}");
         return Err(ssr::refuse(http::StatusCode::UNPROCESSABLE_ENTITY, &message));
@@ -535,7 +548,7 @@ pub async fn orders_with_ids(ids: Vec<String>) -> Result<Vec<OrderDetail>, Serve
 
 /// How many orders are in each status.
 #[server(endpoint = "status_counts")]
-pub async fn status_counts() -> Result<OrderCounts, ServerFnError> {
+pub async fn status_counts() -> Result<OrderCounts, ShopError> {
     let at = store::now_ms();
     let counts = ssr::shop()?.status_counts().await.map_err(ssr::to_message)?;
     Ok(OrderCounts { at, counts })
@@ -544,7 +557,7 @@ pub async fn status_counts() -> Result<OrderCounts, ServerFnError> {
 /// A page of the warehouse table, newest first: every product, or those
 /// whose name contains `search`, after `cursor`.
 #[server(endpoint = "products_page")]
-pub async fn products_page(search: Option<String>, cursor: Option<String>) -> Result<Page<Product>, ServerFnError> {
+pub async fn products_page(search: Option<String>, cursor: Option<String>) -> Result<Page<Product>, ShopError> {
     let request = ssr::page_request(PRODUCT_PAGE, cursor.as_deref())?;
     let search = search.unwrap_or_default();
     ssr::shop()?.search_products(&search, &request, true).await.map_err(ssr::to_message)
@@ -553,7 +566,7 @@ pub async fn products_page(search: Option<String>, cursor: Option<String>) -> Re
 /// Whether the shop answers (Redis reachable for every partition): what a
 /// page that saw it unavailable asks until it is back.
 #[server(endpoint = "shop_ready")]
-pub async fn shop_ready() -> Result<(), ServerFnError> {
+pub async fn shop_ready() -> Result<(), ShopError> {
     // Asked every second during an outage: refused without a log line each time.
     match ssr::shop()?.ping().await {
         Ok(()) => Ok(()),
@@ -562,9 +575,6 @@ pub async fn shop_ready() -> Result<(), ServerFnError> {
 }
 
 /// The text of a server function's error, without the framework's prefix.
-pub fn error_text(error: &ServerFnError) -> String {
-    match error {
-        ServerFnError::ServerError(message) => message.clone(),
-        other => other.to_string(),
-    }
+pub fn error_text(error: &ShopError) -> String {
+    error.to_string()
 }

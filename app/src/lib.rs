@@ -22,6 +22,7 @@ pub mod announce;
 pub mod api;
 pub mod counts;
 pub mod dead_letters;
+pub mod error;
 pub mod live;
 pub mod order_detail;
 pub mod order_list;

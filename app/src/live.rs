@@ -19,7 +19,7 @@ use domain::events::refund_reason::RefundCause;
 use domain::{OrderEvent, OrderStatus, ProductChange, ProductEvent, StatusChange, Step};
 use leptos::prelude::*;
 
-use crate::api::is_unavailable;
+use crate::api::{is_unavailable, ShopError};
 
 /// The path of the server-sent events endpoint.
 pub const EVENTS_PATH: &str = "/api/events";
@@ -229,7 +229,7 @@ impl LiveFeed {
 
     /// Takes note of a failed call: when the shop is unavailable, the page
     /// says so and waits for it to come back (see [`watch_outages`]).
-    pub fn note(&self, error: &ServerFnError) {
+    pub fn note(&self, error: &ShopError) {
         if is_unavailable(error) && !self.outage.get_untracked() {
             self.outage.set(true);
         }
@@ -237,7 +237,7 @@ impl LiveFeed {
 
     /// The text of an action's error to show: an "unavailable" one only
     /// while the outage lasts, so it goes away when the shop is back.
-    pub fn error_to_show(&self, error: &ServerFnError) -> Option<String> {
+    pub fn error_to_show(&self, error: &ShopError) -> Option<String> {
         (!is_unavailable(error) || self.outage.get()).then(|| crate::api::error_text(error))
     }
 }

@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use crate::announce::Announcer;
 use crate::api::{
     error_text, orders_page, orders_with_ids, status_counts, OrderCounts, OrderDetail, OrderPage, PlaceOrder,
-    MAX_ORDERS_BY_ID,
+    ShopError, MAX_ORDERS_BY_ID,
 };
 use crate::counts::{index, CountLog, Move};
 use crate::live::{came_from, Heard, LiveFeed, Origin};
@@ -57,7 +57,7 @@ impl OrderQuery {
 /// fetched again (the feed reconnected): they are still in the list.
 type Listing = (OrderQuery, u64);
 
-type Loaded = (Listing, Result<OrderPage, ServerFnError>);
+type Loaded = (Listing, Result<OrderPage, ShopError>);
 
 /// An order to fetch: to show it, and/or to learn the status it left.
 #[derive(Debug, Clone)]
@@ -81,7 +81,7 @@ struct Orders {
     arrivals: RwSignal<Arrivals>,
     /// The orders on screen, with their status as listed.
     shown: StoredValue<HashMap<String, OrderStatus>>,
-    counts: Resource<Result<OrderCounts, ServerFnError>>,
+    counts: Resource<Result<OrderCounts, ShopError>>,
     log: RwSignal<CountLog>,
     queue: StoredValue<Vec<Wanted>>,
     fetching: StoredValue<bool>,

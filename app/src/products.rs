@@ -9,7 +9,9 @@ use leptos::prelude::*;
 use leptos_router::components::Form;
 use leptos_router::hooks::use_query_map;
 
-use crate::api::{error_text, products_page, AddProduct, AdminAccess, DeleteProduct, RestockProduct, SignIn, SignOut};
+use crate::api::{
+    error_text, products_page, AddProduct, AdminAccess, DeleteProduct, RestockProduct, ShopError, SignIn, SignOut,
+};
 use crate::live::LiveFeed;
 use crate::paging::{merged, LoadMore, More};
 use crate::util::{focus_follows_confirm, query_string};
@@ -155,7 +157,7 @@ pub fn Warehouse(actions: WarehouseActions) -> impl IntoView {
             feed.note(&error);
         }
     });
-    let action_error = |error: Option<Result<_, ServerFnError>>| error.and_then(|r| r.err());
+    let action_error = |error: Option<Result<_, ShopError>>| error.and_then(|r| r.err());
     let add_error =
         move || action_error(add_product.value().get().map(|r| r.map(|_| ()))).and_then(|e| feed.error_to_show(&e));
     let delete_error = move || action_error(delete_product.value().get()).and_then(|e| feed.error_to_show(&e));

@@ -8,7 +8,6 @@ use redis::aio::MultiplexedConnection;
 use redis::AsyncCommands;
 use store::{Layout, Partitions};
 
-
 /// The deployment's layout: its namespace, and the partition count it recorded.
 pub async fn layout(namespace: &str, conn: &mut MultiplexedConnection) -> Result<Layout> {
     let probe = Layout::new(namespace, Partitions::default())?;
@@ -49,7 +48,8 @@ pub async fn seed(args: SeedArgs) -> Result<()> {
     bar.set_message(format!("adding {} products", args.products));
     let new = (0..args.products)
         .map(|n| {
-            let name = format!("{} {} {n}", ADJECTIVES[n % ADJECTIVES.len()], NOUNS[n / ADJECTIVES.len() % NOUNS.len()]);
+            let name =
+                format!("{} {} {n}", ADJECTIVES[n % ADJECTIVES.len()], NOUNS[n / ADJECTIVES.len() % NOUNS.len()]);
             NewProduct::parse(&name, "1.00", "1000000")
         })
         .collect::<Result<Vec<_>, _>>()?;

@@ -7,8 +7,9 @@
 //! until it has waited.
 
 use axum::extract::{FromRequestParts, Request, State};
-use axum::http::header::AUTHORIZATION;
+use axum::http::header::{AUTHORIZATION, RETRY_AFTER};
 use axum::http::request::Parts;
+use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use store::admin::bearer_token;
@@ -58,7 +59,12 @@ pub async fn limit_server_fn_tokens(State(state): State<AppState>, request: Requ
             match state.limits.admin_guesses.attempt(client, || gate.token_matches(token)) {
                 Ok(true) => {}
                 Ok(false) => tracing::warn!(client = %client.0, "wrong admin bearer token to a server function"),
-                Err(wait) => return ApiError::too_many_guesses(wait).into_response(),
+                Err(wait) => {
+                    let error = ApiError::too_many_guesses(wait);
+                    let retry_after = [(RETRY_AFTER, store::limits::retry_after_secs(wait).to_string())];
+                    let body = crate::error::server_fn_refusal(error.to_string());
+                    return (StatusCode::TOO_MANY_REQUESTS, retry_after, body).into_response();
+                }
             }
         }
     }

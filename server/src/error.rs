@@ -52,6 +52,13 @@ impl ApiError {
     }
 }
 
+/// The body of a refusal of a server function's call made before the
+/// function runs (a limit): its error type, as the page's caller reads it.
+pub fn server_fn_refusal(message: String) -> ([(header::HeaderName, &'static str); 1], axum::body::Bytes) {
+    use leptos::server_fn::error::FromServerFnError;
+    ([(header::CONTENT_TYPE, "application/json")], app::error::ShopError::Refused(message).ser())
+}
+
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> ApiError {
         match error {
