@@ -208,13 +208,22 @@ fn in_order(
 /// A product's change as the browser receives it (a `ProductChange` in
 /// JSON), or `None` for a malformed entry.
 fn product_json(entry: &redis::streams::StreamId) -> Option<Arc<str>> {
-    let parsed = store::streams::product_change(entry)
+    serialized(store::streams::product_change(entry), Log::OrderStatus.name()).map(|(_, json)| json)
+}
+
+/// A change read from an entry of `stream`, with its JSON; `None`, with a
+/// warning, for an entry that could not be read or written.
+fn serialized<T: serde::Serialize>(
+    parsed: Result<T, store::streams::MalformedEntry>,
+    stream: &str,
+) -> Option<(T, Arc<str>)> {
+    let parsed = parsed
         .map_err(|e| e.to_string())
-        .and_then(|change| serde_json::to_string(&change).map_err(|e| e.to_string()));
+        .and_then(|change| serde_json::to_string(&change).map(|json| (change, json)).map_err(|e| e.to_string()));
     match parsed {
-        Ok(json) => Some(json.into()),
+        Ok((change, json)) => Some((change, json.into())),
         Err(error) => {
-            tracing::warn!(%error, "skipping a malformed product change of the live feed");
+            tracing::warn!(%error, stream, "skipping a malformed entry of the live feed");
             None
         }
     }
@@ -227,24 +236,13 @@ fn to_json(stream: Log, entry: &redis::streams::StreamId, live: Option<Partition
     if store::streams::is_retry(entry) {
         return None;
     }
-    let parsed = store::streams::status_change(stream, entry)
-        .map_err(|e| e.to_string())
-        .and_then(|change| serde_json::to_string(&change).map(|json| (change, json)).map_err(|e| e.to_string()));
-    match parsed {
-        Ok((change, json)) => {
-            if let Some(partition) = live {
-                if let Some(traceparent) = telemetry::enabled().then(|| store::streams::traceparent_of(entry)).flatten()
-                {
-                    telemetry::order_span("relay to browsers", Some(&traceparent), &change.order_id, partition);
-                }
-            }
-            Some(json.into())
-        }
-        Err(error) => {
-            tracing::warn!(%error, stream = stream.name(), "skipping a malformed entry of the live feed");
-            None
+    let (change, json) = serialized(store::streams::status_change(stream, entry), stream.name())?;
+    if let Some(partition) = live {
+        if let Some(traceparent) = telemetry::enabled().then(|| store::streams::traceparent_of(entry)).flatten() {
+            telemetry::order_span("relay to browsers", Some(&traceparent), &change.order_id, partition);
         }
     }
+    Some(json)
 }
 
 #[cfg(test)]
