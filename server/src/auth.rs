@@ -7,11 +7,10 @@
 //! until it has waited.
 
 use axum::extract::{FromRequestParts, Request, State};
-use axum::http::header::{AUTHORIZATION, RETRY_AFTER};
+use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use axum::http::StatusCode;
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use store::admin::bearer_token;
 
 use crate::client::client_of;
@@ -60,10 +59,7 @@ pub async fn limit_server_fn_tokens(State(state): State<AppState>, request: Requ
                 Ok(true) => {}
                 Ok(false) => tracing::warn!(client = %client.0, "wrong admin bearer token to a server function"),
                 Err(wait) => {
-                    let error = ApiError::too_many_guesses(wait);
-                    let retry_after = [(RETRY_AFTER, store::limits::retry_after_secs(wait).to_string())];
-                    let body = crate::error::server_fn_refusal(error.to_string());
-                    return (StatusCode::TOO_MANY_REQUESTS, retry_after, body).into_response();
+                    return crate::error::server_fn_too_many(wait, ApiError::too_many_guesses(wait).to_string())
                 }
             }
         }

@@ -52,11 +52,16 @@ impl ApiError {
     }
 }
 
-/// The body of a refusal of a server function's call made before the
-/// function runs (a limit): its error type, as the page's caller reads it.
-pub fn server_fn_refusal(message: String) -> ([(header::HeaderName, &'static str); 1], axum::body::Bytes) {
+/// 429 to a server function's call before the function runs (a limit):
+/// `Retry-After`, and `message` as the functions' own error type, which the
+/// page reads and shows.
+pub fn server_fn_too_many(wait: Duration, message: String) -> Response {
     use leptos::server_fn::error::FromServerFnError;
-    ([(header::CONTENT_TYPE, "application/json")], app::error::ShopError::Refused(message).ser())
+    let headers = [
+        (header::RETRY_AFTER, store::limits::retry_after_secs(wait).to_string()),
+        (header::CONTENT_TYPE, "application/json".to_string()),
+    ];
+    (StatusCode::TOO_MANY_REQUESTS, headers, app::error::ShopError::Refused(message).ser()).into_response()
 }
 
 impl From<StoreError> for ApiError {

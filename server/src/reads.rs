@@ -104,14 +104,11 @@ pub async fn costly_reads(State(state): State<AppState>, request: Request, next:
         if let Err(wait) = state.limits.search(client_of(request.extensions())) {
             let seconds = retry_after_secs(wait);
             let message = format!("Too many requests from this address; try again in {seconds} s.");
-            let headers = [(RETRY_AFTER, seconds.to_string())];
             if request.uri().path().starts_with("/api/") {
-                // A server function's caller reads a refusal as its error type.
-                return (StatusCode::TOO_MANY_REQUESTS, headers, crate::error::server_fn_refusal(message))
-                    .into_response();
+                return crate::error::server_fn_too_many(wait, message);
             }
-            let text = [(CONTENT_TYPE, "text/plain; charset=utf-8")];
-            return (StatusCode::TOO_MANY_REQUESTS, headers, text, message).into_response();
+            let headers = [(RETRY_AFTER, seconds.to_string()), (CONTENT_TYPE, "text/plain; charset=utf-8".to_string())];
+            return (StatusCode::TOO_MANY_REQUESTS, headers, message).into_response();
         }
         return state.reads.run(request, next).await;
     }
