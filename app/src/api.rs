@@ -10,12 +10,7 @@ use domain::{Order, OrderStatus, Page, Product};
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
-pub use crate::error::{ShopError, UNAVAILABLE};
-
-/// Whether `error` is the shop being unavailable (Redis unreachable).
-pub fn is_unavailable(error: &ShopError) -> bool {
-    error.is_unavailable()
-}
+pub use crate::error::ShopError;
 
 /// Whether warehouse changes need an admin, and whether this browser is one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -154,10 +149,7 @@ mod ssr {
             }
             other => {
                 tracing::error!(error = %other, "server function failed");
-                if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
-                    response.set_status(StatusCode::SERVICE_UNAVAILABLE);
-                }
-                return ShopError::Unavailable;
+                return unavailable();
             }
         };
         refuse(status, &message)
@@ -165,10 +157,20 @@ mod ssr {
 
     /// Answers with `status` and `message`.
     pub fn refuse(status: http::StatusCode, message: &str) -> ShopError {
+        answer(status, ShopError::Refused(message.to_string()))
+    }
+
+    /// 503: the shop is unavailable (its cause is logged, or needs no log).
+    pub fn unavailable() -> ShopError {
+        answer(http::StatusCode::SERVICE_UNAVAILABLE, ShopError::Unavailable)
+    }
+
+    /// Answers `error` with `status`.
+    fn answer(status: http::StatusCode, error: ShopError) -> ShopError {
         if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
             response.set_status(status);
         }
-        ShopError::Refused(message.to_string())
+        error
     }
 
     fn header(name: http::HeaderName) -> Option<String> {
@@ -570,11 +572,6 @@ pub async fn shop_ready() -> Result<(), ShopError> {
     // Asked every second during an outage: refused without a log line each time.
     match ssr::shop()?.ping().await {
         Ok(()) => Ok(()),
-        Err(_) => Err(ssr::refuse(http::StatusCode::SERVICE_UNAVAILABLE, UNAVAILABLE)),
+        Err(_) => Err(ssr::unavailable()),
     }
-}
-
-/// The text of a server function's error, without the framework's prefix.
-pub fn error_text(error: &ShopError) -> String {
-    error.to_string()
 }

@@ -5,9 +5,7 @@
 use leptos::html;
 use leptos::prelude::*;
 
-use crate::api::{
-    admin_status, dead_letters, error_text, AdminAccess, DeadLetterRow, DiscardDeadLetter, RetryDeadLetter,
-};
+use crate::api::{admin_status, dead_letters, AdminAccess, DeadLetterRow, DiscardDeadLetter, RetryDeadLetter};
 use crate::live::LiveFeed;
 use crate::products::AdminSignIn;
 use crate::util::{focus_follows_confirm, Time};
@@ -39,7 +37,7 @@ pub fn DeadLettersPage() -> impl IntoView {
                             Ok(AdminAccess { required: true, signed_in: false }) => view! {
                                 <div data-testid="dead-letters-sign-in"><AdminSignIn/></div>
                             }.into_any(),
-                            Err(error) => view! { <p class="error" role="alert">{error_text(&error)}</p> }.into_any(),
+                            Err(error) => view! { <p class="error" role="alert">{error.to_string()}</p> }.into_any(),
                             Ok(_) => view! { <DeadLetterTable/> }.into_any(),
                         }
                     })}
@@ -93,7 +91,7 @@ fn DeadLetterTable() -> AnyView {
     let error = move || {
         let retry = letters.retry.value().get().and_then(|r| r.err());
         let discard = letters.discard.value().get().and_then(|r| r.err());
-        retry.or(discard).map(|e| error_text(&e))
+        retry.or(discard).map(|e| e.to_string())
     };
 
     view! {
@@ -124,7 +122,7 @@ fn LetterPage(cursor: Option<String>, letters: Letters, cursors: RwSignal<Vec<Op
             {move || Suspend::new(async move {
                 match page.await {
                     Err(error) => view! {
-                        <tbody><tr><td colspan="6" class="error" role="alert">{error_text(&error)}</td></tr></tbody>
+                        <tbody><tr><td colspan="6" class="error" role="alert">{error.to_string()}</td></tr></tbody>
                     }.into_any(),
                     Ok(page) => {
                         let empty = first && page.items.is_empty();

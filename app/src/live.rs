@@ -19,7 +19,7 @@ use domain::events::refund_reason::RefundCause;
 use domain::{OrderEvent, OrderStatus, ProductChange, ProductEvent, StatusChange, Step};
 use leptos::prelude::*;
 
-use crate::api::{is_unavailable, ShopError};
+use crate::api::ShopError;
 
 /// The path of the server-sent events endpoint.
 pub const EVENTS_PATH: &str = "/api/events";
@@ -79,7 +79,7 @@ pub struct LiveFeed {
     pub deleted: RwSignal<HashSet<String>>,
     /// Bumped when the number of dead letters may have changed.
     pub dead_letters_changed: RwSignal<u64>,
-    /// Whether the event stream is connected.
+    /// Whether the event stream is connected, and was before.
     pub link: RwSignal<Link>,
     /// The id of the last event the stream brought: where it resumes.
     pub last_event_id: StoredValue<Option<String>>,
@@ -230,7 +230,7 @@ impl LiveFeed {
     /// Takes note of a failed call: when the shop is unavailable, the page
     /// says so and waits for it to come back (see [`watch_outages`]).
     pub fn note(&self, error: &ShopError) {
-        if is_unavailable(error) && !self.outage.get_untracked() {
+        if error.is_unavailable() && !self.outage.get_untracked() {
             self.outage.set(true);
         }
     }
@@ -238,7 +238,7 @@ impl LiveFeed {
     /// The text of an action's error to show: an "unavailable" one only
     /// while the outage lasts, so it goes away when the shop is back.
     pub fn error_to_show(&self, error: &ShopError) -> Option<String> {
-        (!is_unavailable(error) || self.outage.get()).then(|| crate::api::error_text(error))
+        (!error.is_unavailable() || self.outage.get()).then(|| error.to_string())
     }
 }
 

@@ -5,7 +5,7 @@
 use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
 
-use crate::api::{error_text, get_order, OrderDetail};
+use crate::api::{get_order, OrderDetail};
 use crate::live::{is_dead_lettered, LiveFeed};
 use crate::util::{short_id, Time};
 
@@ -28,7 +28,7 @@ pub fn OrderPage() -> impl IntoView {
                             <section class="panel" aria-labelledby="order-title">
                                 <h2 id="order-title">"No such order"</h2>
                                 <p class="error" role="alert" data-testid="order-missing">
-                                    {error_text(&error)} " Check the link, or pick an order from the list."
+                                    {error.to_string()} " Check the link, or pick an order from the list."
                                 </p>
                             </section>
                         }.into_any(),

@@ -24,8 +24,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::announce::Announcer;
 use crate::api::{
-    error_text, orders_page, orders_with_ids, status_counts, OrderCounts, OrderDetail, OrderPage, PlaceOrder,
-    ShopError, MAX_ORDERS_BY_ID,
+    orders_page, orders_with_ids, status_counts, OrderCounts, OrderDetail, OrderPage, PlaceOrder, ShopError,
+    MAX_ORDERS_BY_ID,
 };
 use crate::counts::{index, CountLog, Move};
 use crate::live::{came_from, Heard, LiveFeed, Origin};
@@ -315,7 +315,7 @@ pub fn OrderList(place_order: ServerAction<PlaceOrder>) -> impl IntoView {
                     match page {
                         Err(error) => {
                             orders.shown.set_value(HashMap::new());
-                            view! { <p class="error" role="alert">{error_text(&error)}</p> }.into_any()
+                            view! { <p class="error" role="alert">{error.to_string()}</p> }.into_any()
                         }
                         Ok(page) => view! { <OrderTable orders listing=shown page/> }.into_any(),
                     }

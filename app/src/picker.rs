@@ -11,7 +11,7 @@
 use domain::Product;
 use leptos::prelude::*;
 
-use crate::api::{error_text, products_page};
+use crate::api::products_page;
 use crate::live::LiveFeed;
 
 /// How long typing must pause before the picker searches.
@@ -132,7 +132,7 @@ pub fn ProductPicker(chosen: RwSignal<Option<Product>>, #[prop(into)] on_change:
             <ul id=LISTBOX role="listbox" aria-label="Products" class="options" class:hidden=move || !open.get()>
                 {move || match results.get().flatten() {
                     None => view! { <li role="presentation" class="muted">"Type to find a product."</li> }.into_any(),
-                    Some(Err(error)) => view! { <li role="presentation" class="error">{error_text(&error)}</li> }.into_any(),
+                    Some(Err(error)) => view! { <li role="presentation" class="error">{error.to_string()}</li> }.into_any(),
                     Some(Ok(page)) if page.items.is_empty() => {
                         view! { <li role="presentation" class="muted">"No product matches."</li> }.into_any()
                     }

@@ -9,9 +9,7 @@ use leptos::prelude::*;
 use leptos_router::components::Form;
 use leptos_router::hooks::use_query_map;
 
-use crate::api::{
-    error_text, products_page, AddProduct, AdminAccess, DeleteProduct, RestockProduct, ShopError, SignIn, SignOut,
-};
+use crate::api::{products_page, AddProduct, AdminAccess, DeleteProduct, RestockProduct, ShopError, SignIn, SignOut};
 use crate::live::LiveFeed;
 use crate::paging::{merged, LoadMore, More};
 use crate::util::{focus_follows_confirm, query_string};
@@ -58,7 +56,7 @@ pub fn AdminSignIn() -> impl IntoView {
     }
     let access =
         Resource::new(move || (sign_in.version().get(), sign_out.version().get()), |_| crate::api::admin_status());
-    let sign_in_error = move || sign_in.value().get().and_then(|r| r.err()).map(|e| error_text(&e));
+    let sign_in_error = move || sign_in.value().get().and_then(|r| r.err()).map(|e| e.to_string());
 
     view! {
         <Transition fallback=|| ()>
@@ -201,7 +199,7 @@ pub fn Warehouse(actions: WarehouseActions) -> impl IntoView {
                 {move || Suspend::new(async move {
                     let (shown, page) = listing.await;
                     match page {
-                        Err(error) => view! { <p class="error" role="alert">{error_text(&error)}</p> }.into_any(),
+                        Err(error) => view! { <p class="error" role="alert">{error.to_string()}</p> }.into_any(),
                         Ok(page) if page.items.is_empty() && page.next_cursor.is_none() && shown.0.is_empty() => view! {
                             <p class="muted" data-testid="no-products">"No products yet. Add one below."</p>
                         }.into_any(),
