@@ -132,36 +132,31 @@ export class PrivateApp {
 
   /// Starts its server (on the same address each time) and waits until it is ready.
   private async startServer() {
-    this.server = spawn(binary("server"), [], { env: this.env, stdio: ["ignore", this.log("server"), this.log("server")] });
-    await until("the server", 60_000, async () => {
-      if (this.server?.exitCode != null) throw new Error(`the server exited; see ${this.dir}/server.log`);
-      try {
-        return (await fetch(`${this.baseURL}/readyz`)).ok;
-      } catch {
-        return false;
-      }
-    });
+    this.server = await this.spawnServer(this.baseURL, "server");
   }
 
   /// Starts one more server on the same Redis, on an address of its own (as
   /// a deployment runs several behind a balancer); returns its base URL.
   async addServer(): Promise<string> {
-    const addr = `127.0.0.1:${await freePort()}`;
-    const name = `server-${this.others.length + 2}`;
-    const server = spawn(binary("server"), [], {
-      env: { ...this.env, LEPTOS_SITE_ADDR: addr },
-      stdio: ["ignore", this.log(name), this.log(name)],
-    });
-    this.others.push(server);
+    const baseURL = `http://127.0.0.1:${await freePort()}`;
+    this.others.push(await this.spawnServer(baseURL, `server-${this.others.length + 2}`));
+    return baseURL;
+  }
+
+  /// Spawns a server answering at `baseURL`, logging to `<name>.log`, and
+  /// waits until it is ready.
+  private async spawnServer(baseURL: string, name: string): Promise<ChildProcess> {
+    const env = { ...this.env, LEPTOS_SITE_ADDR: new URL(baseURL).host };
+    const server = spawn(binary("server"), [], { env, stdio: ["ignore", this.log(name), this.log(name)] });
     await until(name, 60_000, async () => {
       if (server.exitCode != null) throw new Error(`${name} exited; see ${this.dir}/${name}.log`);
       try {
-        return (await fetch(`http://${addr}/readyz`)).ok;
+        return (await fetch(`${baseURL}/readyz`)).ok;
       } catch {
         return false;
       }
     });
-    return `http://${addr}`;
+    return server;
   }
 
   /// Stops its server (SIGTERM: it shuts down gracefully, closing every
