@@ -110,3 +110,24 @@ impl IntoResponse for ApiError {
         (status, Json(ErrorBody { error: self.to_string() })).into_response()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status_of(error: StoreError) -> StatusCode {
+        ApiError::from(error).into_response().status()
+    }
+
+    #[test]
+    fn each_store_error_has_its_status() {
+        assert_eq!(status_of(StoreError::NotFound { kind: "order", id: "x".into() }), StatusCode::NOT_FOUND);
+        assert_eq!(status_of(StoreError::invalid("quantity", "too many")), StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(status_of(StoreError::NotReplicated { wanted: 1, reached: 0 }), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(status_of(StoreError::TooFewReplicas { wanted: 1, online: 0 }), StatusCode::SERVICE_UNAVAILABLE);
+        // A placing task stopped by a shutdown: unavailable, say nothing more.
+        let stopped = ApiError::from(StoreError::Stopped("saving the order"));
+        assert_eq!(stopped.to_string(), "service unavailable");
+        assert_eq!(stopped.into_response().status(), StatusCode::SERVICE_UNAVAILABLE);
+    }
+}

@@ -23,6 +23,10 @@ pub enum StoreError {
     /// its own replica yet).
     #[error("{online} of {wanted} required replicas are online; nothing was written")]
     TooFewReplicas { wanted: u32, online: u32 },
+    /// The task that would have done it stopped first (the process is
+    /// shutting down); nothing is known to be written.
+    #[error("{0} stopped before it answered; try again")]
+    Stopped(&'static str),
     /// Redis holds something this code did not write (a corrupt or foreign key).
     #[error("corrupt data in {key}: {detail}")]
     Corrupt { key: String, detail: String },

@@ -102,7 +102,7 @@ impl Placements {
 
 /// A placing task stopped before answering (its runtime is shutting down).
 fn gone() -> StoreError {
-    StoreError::Redis(redis::RedisError::from((redis::ErrorKind::Io, "the order could not be saved; try again")))
+    StoreError::Stopped("saving the order")
 }
 
 /// How often a batch refused for too few replicas is tried again, within

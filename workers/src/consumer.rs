@@ -27,6 +27,8 @@ use std::time::Duration;
 
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamPendingCountReply};
 use redis::{FromRedisValue, RedisResult, Value};
+
+use crate::error::{WorkerError, WorkerResult};
 use store::connection::{self, Backoff};
 use store::durability::Durability;
 use store::scripts::{self, Call, DeadLettered};
@@ -102,7 +104,7 @@ pub trait Handler: Send + Sync + 'static {
         conn: &mut Redis,
         scope: &Scope,
         batch: &[StreamId],
-    ) -> impl Future<Output = RedisResult<Vec<Outcome>>> + Send;
+    ) -> impl Future<Output = WorkerResult<Vec<Outcome>>> + Send;
 }
 
 /// Runs the consumer loop of `handler` on the streams of `partitions` until
@@ -116,7 +118,7 @@ pub async fn run<H: Handler>(
     writer: Redis,
     config: Config,
     shutdown: CancellationToken,
-) -> RedisResult<()> {
+) -> WorkerResult<()> {
     let durability = Durability::of(&config);
     let lanes = partitions
         .into_iter()
@@ -310,9 +312,7 @@ impl<H: Handler> Consumer<H> {
             let read = async {
                 if !groups_ready {
                     for lane in &self.lanes {
-                        ensure_group(&mut self.writer.clone(), &lane.stream_key, H::GROUP)
-                            .await
-                            .map_err(to_redis_error)?;
+                        ensure_group(&mut self.writer.clone(), &lane.stream_key, H::GROUP).await?;
                     }
                     groups_ready = true;
                 }
@@ -328,7 +328,7 @@ impl<H: Handler> Consumer<H> {
                 if let Some(batch) = self.reclaim_due(&mut reclaims).await? {
                     return Ok(vec![batch]);
                 }
-                self.read_new().await
+                Ok::<_, WorkerError>(self.read_new().await?)
             };
             match read.await {
                 Ok(batches) => {
@@ -536,13 +536,6 @@ impl<H: Handler> Consumer<H> {
     }
 }
 
-fn to_redis_error(error: store::StoreError) -> redis::RedisError {
-    match error {
-        store::StoreError::Redis(error) => error,
-        other => redis::RedisError::from((redis::ErrorKind::Client, "store", other.to_string())),
-    }
-}
-
 /// Attempts at a batch before it lets go of its read slot (and goes on
 /// trying in the background).
 const ATTEMPTS_HOLDING_THE_READ: u32 = 5;
@@ -664,7 +657,7 @@ async fn dead_letter<H: Handler>(
     scope: &Scope,
     config: &Config,
     dead: &[(StreamId, Outcome)],
-) -> RedisResult<()> {
+) -> WorkerResult<()> {
     let now = store::now_ms();
     let mut pipe = redis::pipe();
     // The order each script may refund, in the order of the replies.
@@ -689,7 +682,7 @@ async fn dead_letter<H: Handler>(
             .add_to(&mut pipe);
         refunding.push(order_id);
     }
-    let replies = scope.durability.run_all(conn, pipe).await.map_err(to_redis_error)?;
+    let replies = scope.durability.run_all(conn, pipe).await?;
     let (mut refunded, mut dropped, mut not_pending) = (0, 0, 0);
     for (reply, order_id) in replies.into_iter().zip(&refunding) {
         match DeadLettered::from_redis_value(reply) {
@@ -737,7 +730,7 @@ pub async fn apply_batch<E, R: FromRedisValue>(
     parse: impl Fn(&StreamId) -> Result<E, MalformedEntry>,
     call: impl FnOnce(&[(&E, &str)]) -> Call<Vec<R>>,
     judge: impl Fn(&E, R) -> Outcome,
-) -> RedisResult<Vec<Outcome>> {
+) -> WorkerResult<Vec<Outcome>> {
     let parsed: Vec<Result<E, MalformedEntry>> = batch.iter().map(parse).collect();
     let applying: Vec<(&E, &str)> = batch
         .iter()
@@ -747,10 +740,9 @@ pub async fn apply_batch<E, R: FromRedisValue>(
     let mut replies = if applying.is_empty() {
         Vec::new().into_iter()
     } else {
-        let replies = scope.durability.run(conn, call(&applying)).await.map_err(to_redis_error)?;
+        let replies = scope.durability.run(conn, call(&applying)).await?;
         if replies.len() != applying.len() {
-            let problem = format!("{} replies for {} entries", replies.len(), applying.len());
-            return Err(redis::RedisError::from((redis::ErrorKind::Parse, "batch script", problem)));
+            return Err(WorkerError::Replies { replies: replies.len(), entries: applying.len() });
         }
         replies.into_iter()
     };

@@ -9,11 +9,13 @@
 //! - [`trimmer`]: keeps the work streams bounded without dropping unprocessed entries.
 //! - [`metrics`]: the order processing time, served at `WORKERS_METRICS_ADDR`.
 //! - [`settings`]: the settings only the workers read.
+//! - [`error`]: what stops a loop or fails a batch.
 //!
 //! Every loop is stateless apart from Redis: any number of workers processes
 //! (each with its own `CONSUMER_NAME`) share the work of every group.
 
 pub mod consumer;
+pub mod error;
 pub mod metrics;
 pub mod payment;
 pub mod refunds;
@@ -25,6 +27,8 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use store::{Config, Partition, PartitionKeys};
+
+use crate::error::{WorkerError, WorkerResult};
 use tokio_util::sync::CancellationToken;
 
 /// One of the consumer loops; a process runs all of them unless told otherwise.
@@ -53,7 +57,7 @@ impl FromStr for Role {
 
 /// Runs the given loops on every partition until `shutdown` is cancelled and
 /// all of them have finished their work in flight.
-pub async fn run(config: Config, roles: &[Role], shutdown: CancellationToken) -> redis::RedisResult<()> {
+pub async fn run(config: Config, roles: &[Role], shutdown: CancellationToken) -> WorkerResult<()> {
     let partitions: Vec<Partition> = config.layout.partitions().all().collect();
     run_partitions(config, roles, &partitions, shutdown).await
 }
@@ -67,7 +71,7 @@ pub async fn run_partitions(
     roles: &[Role],
     partitions: &[Partition],
     shutdown: CancellationToken,
-) -> redis::RedisResult<()> {
+) -> WorkerResult<()> {
     let maxlen = config.stream_maxlen;
     let writer = store::connection::connect(&config.redis)?;
     let payment = Arc::new(payment::Payment { delay: config.payment_delay });
@@ -97,11 +101,7 @@ pub async fn run_partitions(
             }
             Err(panic) => {
                 shutdown.cancel();
-                result = Err(redis::RedisError::from((
-                    redis::ErrorKind::Client,
-                    "a consumer loop panicked",
-                    panic.to_string(),
-                )));
+                result = Err(WorkerError::Panicked(panic.to_string()));
             }
         }
     }

@@ -9,12 +9,12 @@
 use std::time::Duration;
 
 use redis::streams::StreamId;
-use redis::RedisResult;
 use store::scripts::{self, Applying, Change};
 use store::streams::{EntryId, OrderPlaced};
 use store::{keys, now_ms, Redis, Stream};
 
 use crate::consumer::{apply_batch, Handler, Outcome, Scope};
+use crate::error::WorkerResult;
 
 pub struct Payment {
     pub delay: Duration,
@@ -29,7 +29,7 @@ impl Handler for Payment {
         1024
     }
 
-    async fn handle(&self, conn: &mut Redis, scope: &Scope, batch: &[StreamId]) -> RedisResult<Vec<Outcome>> {
+    async fn handle(&self, conn: &mut Redis, scope: &Scope, batch: &[StreamId]) -> WorkerResult<Vec<Outcome>> {
         let placed_at = batch.iter().filter_map(|entry| EntryId::parse(&entry.id)).map(|id| id.ms).max().unwrap_or(0);
         let due = placed_at + self.delay.as_millis() as u64;
         let now = now_ms();

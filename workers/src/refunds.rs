@@ -4,12 +4,12 @@
 //! with its status event, the whole batch in one script (see `refund_order.lua`).
 
 use redis::streams::StreamId;
-use redis::RedisResult;
 use store::scripts::{self, Applying, Change};
 use store::streams::RefundInitiated;
 use store::{keys, now_ms, Redis, Stream};
 
 use crate::consumer::{apply_batch, Handler, Outcome, Scope};
+use crate::error::WorkerResult;
 
 pub struct Refunds {
     pub status_maxlen: u64,
@@ -19,7 +19,7 @@ impl Handler for Refunds {
     const STREAM: Stream = Stream::RefundInitiated;
     const GROUP: &'static str = keys::group::REFUND;
 
-    async fn handle(&self, conn: &mut Redis, scope: &Scope, batch: &[StreamId]) -> RedisResult<Vec<Outcome>> {
+    async fn handle(&self, conn: &mut Redis, scope: &Scope, batch: &[StreamId]) -> WorkerResult<Vec<Outcome>> {
         let now = now_ms();
         apply_batch(
             conn,

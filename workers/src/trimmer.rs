@@ -12,6 +12,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use redis::{RedisResult, Value};
+
+use crate::error::WorkerResult;
 use store::streams::EntryId;
 use store::{Config, PartitionKeys, Redis, Stream};
 use tokio_util::sync::CancellationToken;
@@ -28,7 +30,7 @@ pub async fn run(
     partitions: Vec<PartitionKeys>,
     config: Config,
     shutdown: CancellationToken,
-) -> RedisResult<()> {
+) -> WorkerResult<()> {
     let mut conn = conn;
     loop {
         tokio::select! {

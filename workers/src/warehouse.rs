@@ -6,12 +6,12 @@
 //! below zero, however many workers processes run.
 
 use redis::streams::StreamId;
-use redis::RedisResult;
 use store::scripts::{self, Fulfilment, Taking};
 use store::streams::OrderCompleted;
 use store::{keys, now_ms, Redis, Stream};
 
 use crate::consumer::{apply_batch, Handler, Outcome, Scope};
+use crate::error::WorkerResult;
 
 pub struct Warehouse {
     pub status_maxlen: u64,
@@ -21,7 +21,7 @@ impl Handler for Warehouse {
     const STREAM: Stream = Stream::OrderCompleted;
     const GROUP: &'static str = keys::group::WAREHOUSE;
 
-    async fn handle(&self, conn: &mut Redis, scope: &Scope, batch: &[StreamId]) -> RedisResult<Vec<Outcome>> {
+    async fn handle(&self, conn: &mut Redis, scope: &Scope, batch: &[StreamId]) -> WorkerResult<Vec<Outcome>> {
         let now = now_ms();
         apply_batch(
             conn,
