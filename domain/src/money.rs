@@ -126,6 +126,14 @@ impl FromStr for Cents {
     }
 }
 
+impl TryFrom<&NumberInput> for Cents {
+    type Error = MoneyError;
+    /// An amount: a decimal number with at most 2 decimals (`12`, `"12.50"`).
+    fn try_from(number: &NumberInput) -> Result<Cents, MoneyError> {
+        Cents::parse(number.decimal().ok_or(MoneyError::NotANumber)?)
+    }
+}
+
 impl Serialize for Cents {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_f64(self.as_f64())
@@ -178,6 +186,24 @@ mod tests {
         assert_eq!(Cents(5).to_string(), "0.05");
         assert_eq!(Cents(1250).to_string(), "12.50");
         assert_eq!(Cents(123456).to_string(), "1234.56");
+    }
+
+    #[test]
+    fn amounts_from_json_bodies_follow_the_rules_of_amounts() {
+        let text = NumberInput::text;
+        for (text, cents) in [("19.99", 1999), ("0", 0), ("0.5", 50), ("12", 1200), ("1.500", 150)] {
+            assert_eq!(Cents::try_from(&NumberInput::text(text)), Ok(Cents(cents)), "{text}");
+        }
+        assert_eq!(Cents::try_from(&text("-1")), Err(MoneyError::Negative));
+        assert_eq!(Cents::try_from(&text("1.234")), Err(MoneyError::TooManyDecimals));
+        assert_eq!(Cents::try_from(&text("99999999999999999999999")), Err(MoneyError::Overflow));
+        assert_eq!(Cents::try_from(&text(" 5")), Err(MoneyError::NotANumber));
+        let json = |text: &str| serde_json::from_str::<NumberInput>(text).unwrap();
+        assert_eq!(Cents::try_from(&json("19.99")), Ok(Cents(1999)));
+        assert_eq!(Cents::try_from(&json("20")), Ok(Cents(2000)));
+        assert_eq!(Cents::try_from(&json("-5")), Err(MoneyError::Negative));
+        assert_eq!(Cents::try_from(&json("0.001")), Err(MoneyError::TooManyDecimals));
+        assert_eq!(Cents::try_from(&json("1e300")), Err(MoneyError::Overflow));
     }
 
     #[test]

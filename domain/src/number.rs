@@ -9,13 +9,13 @@
 //! refused later as negative, naming its field); `" 5"`, `"+5"`, `"5."`,
 //! `".5"`, `"05"`, `"1e3"`, `""` and `"abc"` are not. The rules of each
 //! field (range, decimals) are the same whichever way the number came.
+//!
+//! A leaf: it knows only text. Each field's type reads its own number
+//! (`Cents` in [`crate::money`], `Quantity` in [`crate::quantity`]).
 
 use std::fmt;
 
 use serde::{Deserialize, Deserializer};
-
-use crate::money::{Cents, MoneyError};
-use crate::order::{Quantity, QuantityError};
 
 /// A number field of a JSON body before its field's rules are applied:
 /// kept as decimal text, so that no float ever touches an amount.
@@ -82,22 +82,6 @@ impl From<u64> for NumberInput {
     }
 }
 
-impl TryFrom<&NumberInput> for Cents {
-    type Error = MoneyError;
-    /// An amount: a decimal number with at most 2 decimals (`12`, `"12.50"`).
-    fn try_from(number: &NumberInput) -> Result<Cents, MoneyError> {
-        Cents::parse(number.decimal().ok_or(MoneyError::NotANumber)?)
-    }
-}
-
-impl TryFrom<&NumberInput> for Quantity {
-    type Error = QuantityError;
-    /// Units of one order: a whole number from 1 to [`Quantity::MAX`] (`2`, `"2"`).
-    fn try_from(number: &NumberInput) -> Result<Quantity, QuantityError> {
-        number.units().and_then(|units| u32::try_from(units).ok()).ok_or(QuantityError).and_then(Quantity::new)
-    }
-}
-
 impl<'de> Deserialize<'de> for NumberInput {
     /// Takes any JSON number or string; the field's rules judge it later, so
     /// that a bad value is refused with its field's own message.
@@ -141,14 +125,13 @@ mod tests {
 
     #[test]
     fn strings_holding_exactly_a_number_are_numbers() {
-        for (text, cents) in [("\"19.99\"", 1999), ("\"0\"", 0), ("\"0.5\"", 50), ("\"12\"", 1200), ("\"1.500\"", 150)]
-        {
-            assert_eq!(Cents::try_from(&json(text)), Ok(Cents(cents)), "{text}");
+        for (text, decimal) in [("\"19.99\"", "19.99"), ("\"0\"", "0"), ("\"0.5\"", "0.5"), ("\"-1\"", "-1")] {
+            assert_eq!(json(text).decimal(), Some(decimal), "{text}");
         }
-        assert_eq!(Quantity::try_from(&json("\"2\"")).map(Quantity::get), Ok(2));
         assert_eq!(json("\"5\"").units(), Some(5));
         assert_eq!(json("\"-1\"").whole(), Some("-1"));
         assert_eq!(json("\"-1\"").units(), None, "negative");
+        assert_eq!(json("\"2.5\"").whole(), None, "not whole");
     }
 
     #[test]
@@ -160,37 +143,18 @@ mod tests {
             let input = NumberInput::text(text);
             assert_eq!(input.decimal(), None, "{text:?}");
             assert_eq!(input.whole(), None, "{text:?}");
-            assert_eq!(Cents::try_from(&input), Err(MoneyError::NotANumber), "{text:?}");
-            assert_eq!(Quantity::try_from(&input), Err(QuantityError), "{text:?}");
+            assert_eq!(input.units(), None, "{text:?}");
         }
     }
 
     #[test]
-    fn strings_follow_the_rules_of_numbers() {
-        assert_eq!(Cents::try_from(&NumberInput::text("-1")), Err(MoneyError::Negative));
-        assert_eq!(Cents::try_from(&NumberInput::text("1.234")), Err(MoneyError::TooManyDecimals));
-        assert_eq!(Cents::try_from(&NumberInput::text("99999999999999999999999")), Err(MoneyError::Overflow));
-        for quantity in ["2.5", "2.0", "0", "10001", "-1", "99999999999999999999999"] {
-            assert_eq!(Quantity::try_from(&NumberInput::text(quantity)), Err(QuantityError), "{quantity}");
-        }
-    }
-
-    #[test]
-    fn json_numbers_keep_their_rules() {
-        assert_eq!(Cents::try_from(&json("19.99")), Ok(Cents(1999)));
-        assert_eq!(Cents::try_from(&json("20")), Ok(Cents(2000)));
-        assert_eq!(Cents::try_from(&json("-5")), Err(MoneyError::Negative));
-        assert_eq!(Cents::try_from(&json("0.001")), Err(MoneyError::TooManyDecimals));
-        assert_eq!(Cents::try_from(&json("1e300")), Err(MoneyError::Overflow));
-        assert_eq!(Quantity::try_from(&json("3")).map(Quantity::get), Ok(3));
-        assert_eq!(
-            Quantity::try_from(&json("2.0")),
-            Err(QuantityError),
-            "a whole number is written without a fraction"
-        );
-        assert_eq!(Quantity::try_from(&json("1.5")), Err(QuantityError));
-        assert_eq!(Quantity::try_from(&json("99999999999999999999")), Err(QuantityError));
+    fn json_numbers_keep_their_text() {
+        assert_eq!(json("19.99").decimal(), Some("19.99"));
+        assert_eq!(json("2.0").decimal(), Some("2"), "the shortest text of the same value");
+        assert_eq!(json("2.0").whole(), None, "a whole number is written without a fraction");
+        assert_eq!(json("3").units(), Some(3));
         assert_eq!(json("-3").units(), None);
+        assert_eq!(json("99999999999999999999").units(), None, "past u64");
         for other in ["true", "null", "[]", "{}"] {
             assert!(serde_json::from_str::<NumberInput>(other).is_err(), "{other}");
         }

@@ -6,6 +6,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::money::Cents;
+use crate::quantity::Quantity;
 
 /// Where an order is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -148,52 +149,6 @@ impl FromStr for OrderStatus {
     }
 }
 
-/// How many units one order takes: 1 to [`Quantity::MAX`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(try_from = "u64", into = "u32")]
-pub struct Quantity(u32);
-
-/// A quantity outside 1..=10,000. The message names no field: the caller
-/// puts it under the field the quantity came in (else the page showed
-/// "quantity: quantity must be ...").
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("must be a whole number from 1 to 10000")]
-pub struct QuantityError;
-
-impl Quantity {
-    pub const MAX: Quantity = Quantity(10_000);
-
-    pub fn new(units: u32) -> Result<Quantity, QuantityError> {
-        if (1..=Self::MAX.0).contains(&units) {
-            Ok(Quantity(units))
-        } else {
-            Err(QuantityError)
-        }
-    }
-
-    /// Parses a form field: a whole number, surrounding white space allowed.
-    pub fn parse(text: &str) -> Result<Quantity, QuantityError> {
-        text.trim().parse::<u32>().map_err(|_| QuantityError).and_then(Quantity::new)
-    }
-
-    pub fn get(self) -> u32 {
-        self.0
-    }
-}
-
-impl TryFrom<u64> for Quantity {
-    type Error = QuantityError;
-    fn try_from(units: u64) -> Result<Self, Self::Error> {
-        u32::try_from(units).map_err(|_| QuantityError).and_then(Quantity::new)
-    }
-}
-
-impl From<Quantity> for u32 {
-    fn from(quantity: Quantity) -> u32 {
-        quantity.0
-    }
-}
-
 /// An order as stored and as the REST API shows it (the original's field names).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -322,20 +277,5 @@ mod tests {
             assert_eq!(serde_json::to_string(&status).unwrap(), format!("\"{status}\""));
         }
         assert!("shipped".parse::<OrderStatus>().is_err());
-    }
-
-    #[test]
-    fn quantity_is_one_to_ten_thousand() {
-        assert!(Quantity::new(0).is_err());
-        assert_eq!(Quantity::new(1).map(Quantity::get), Ok(1));
-        assert_eq!(Quantity::new(10_000).map(Quantity::get), Ok(10_000));
-        assert!(Quantity::new(10_001).is_err());
-        assert_eq!(Quantity::parse(" 7 ").map(Quantity::get), Ok(7));
-        assert!(Quantity::parse("2.5").is_err());
-        assert!(Quantity::parse("-1").is_err());
-        assert!(serde_json::from_str::<Quantity>("0").is_err());
-        assert!(serde_json::from_str::<Quantity>("1.5").is_err());
-        assert!(serde_json::from_str::<Quantity>("99999999999").is_err());
-        assert_eq!(serde_json::from_str::<Quantity>("3").unwrap().get(), 3);
     }
 }

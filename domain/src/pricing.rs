@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::money::Cents;
-use crate::order::Quantity;
+use crate::quantity::Quantity;
 
 /// The shop's fee, in percent of the subtotal.
 pub const FEE_PERCENT: u64 = 20;

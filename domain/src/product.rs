@@ -4,9 +4,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::money::{Cents, MoneyError, MAX_PRICE};
 use crate::number::NumberInput;
+use crate::quantity::MAX_STOCK;
 
-/// The most units of one product the warehouse keeps track of.
-pub const MAX_STOCK: u32 = 1_000_000;
 /// The longest product name, in characters, after trimming.
 pub const MAX_NAME_CHARS: usize = 200;
 

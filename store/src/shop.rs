@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use domain::page::MAX_LIMIT;
-use domain::product::MAX_STOCK;
+use domain::quantity::MAX_STOCK;
 use domain::search::Query;
 use domain::{quote, Cents, NewProduct, Order, OrderStatus, Page, PageRequest, Product, Quantity, Restock};
 use redis::AsyncCommands;
@@ -199,7 +199,7 @@ impl Shop {
     }
 
     /// Adds units to a product's stock, atomically and never past
-    /// [`domain::product::MAX_STOCK`]; returns the product as it is now.
+    /// [`domain::quantity::MAX_STOCK`]; returns the product as it is now.
     pub async fn restock(&self, id: &str, restock: Restock) -> StoreResult<Product> {
         let id = &canonical_id(id);
         let not_found = || StoreError::NotFound { kind: "product", id: id.to_string() };

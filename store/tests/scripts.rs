@@ -689,7 +689,7 @@ async fn product_changes_are_announced_on_their_partitions_order_status_stream(b
     let product = shop.create_product(NewProduct::parse("Kettle", "12", "4").unwrap()).await.unwrap();
     let k = keys_of(&shop, &product.id);
     shop.restock(&product.id, Restock::new(6).unwrap()).await.unwrap();
-    assert!(shop.restock(&product.id, Restock::new(u64::from(domain::product::MAX_STOCK)).unwrap()).await.is_err());
+    assert!(shop.restock(&product.id, Restock::new(u64::from(domain::quantity::MAX_STOCK)).unwrap()).await.is_err());
     shop.delete_product(&product.id).await.unwrap();
     assert!(shop.delete_product(&product.id).await.is_err());
     let changes = product_changes(&mut conn, &k).await;

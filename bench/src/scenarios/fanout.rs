@@ -129,7 +129,7 @@ pub async fn run(ctx: &Ctx, feed: &mut Feed) -> Result<Report> {
     let clients = sizes.fanout_clients;
     let mut report = Report::new("fanout");
     // One product for the probes, one for the measured orders.
-    let products = products(ctx, "fanout", 2, domain::product::MAX_STOCK).await?;
+    let products = products(ctx, "fanout", 2, domain::quantity::MAX_STOCK).await?;
     let measured: Arc<str> = products[1].id.as_str().into();
     let rss_before = ctx.server_pid.and_then(rss_kib);
     let commands_before = match &ctx.redis {

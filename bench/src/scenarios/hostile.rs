@@ -63,7 +63,7 @@ pub async fn run(ctx: &Ctx, feed: &mut Feed) -> Result<Report> {
     let catalogue = if sizes.smoke { 1_000 } else { 20_000 };
     bar.set_message(format!("a catalogue of {catalogue} products to search"));
     let seeded = seed_catalogue(ctx, catalogue).await?;
-    let products = products(ctx, "hostile orders", ORDER_PRODUCTS, domain::product::MAX_STOCK).await?;
+    let products = products(ctx, "hostile orders", ORDER_PRODUCTS, domain::quantity::MAX_STOCK).await?;
 
     bar.set_message("orders alone");
     let (quiet_sent, quiet) = orders(ctx, feed, &products, &bar).await?;

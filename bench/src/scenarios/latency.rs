@@ -21,7 +21,7 @@ const MAX_IN_FLIGHT: usize = 1024;
 pub async fn run(ctx: &Ctx, feed: &mut Feed) -> Result<Report> {
     let sizes = &ctx.sizes;
     let mut report = Report::new("latency");
-    let products = products(ctx, "latency", PRODUCTS, domain::product::MAX_STOCK).await?;
+    let products = products(ctx, "latency", PRODUCTS, domain::quantity::MAX_STOCK).await?;
     let count = products.len();
     let plan: Plan = Arc::new(move |i| (i % count, 1));
     feed.discard();

@@ -36,7 +36,7 @@ pub async fn run(ctx: &Ctx, feed: &mut Feed) -> Result<Report> {
     };
     let sizes = &ctx.sizes;
     let mut report = Report::new("redis");
-    let products = products(ctx, "redis", PRODUCTS, domain::product::MAX_STOCK).await?;
+    let products = products(ctx, "redis", PRODUCTS, domain::quantity::MAX_STOCK).await?;
     let count = products.len();
     let plan: Plan = Arc::new(move |i| (i % count, 1));
     feed.discard();

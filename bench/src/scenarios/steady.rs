@@ -49,7 +49,7 @@ async fn measure(ctx: &Ctx, report: &mut Report, rates: &[f64], time: Duration) 
         .await?
         .context("the app's partition count")?;
     let layout = store::Layout::new(&ctx.namespace, store::Partitions::new(partitions)?)?;
-    let products = products(ctx, "steady", PRODUCTS, domain::product::MAX_STOCK).await?;
+    let products = products(ctx, "steady", PRODUCTS, domain::quantity::MAX_STOCK).await?;
     let count = products.len();
     let plan: Plan = Arc::new(move |i| (i % count, 1));
     for &rate in rates {

@@ -18,7 +18,7 @@ use crate::load::{closed_loop, Plan, Until};
 use crate::stats::Samples;
 
 /// Units of stock per product: the most the warehouse keeps, so nothing runs out.
-const STOCK: u32 = domain::product::MAX_STOCK;
+const STOCK: u32 = domain::quantity::MAX_STOCK;
 /// One product per partition (of the default 16), so load spreads.
 const PRODUCTS: usize = 16;
 
