@@ -5,14 +5,14 @@
 //! product, its product's), and products through their own script, many to
 //! a round trip. Placing a million orders one by one would take minutes.
 
-use domain::{NewProduct, OrderStatus, Product};
+use domain::{Cents, NewProduct, Order, OrderStatus, Product, Quantity, Step};
 use futures::{StreamExt, TryStreamExt};
 
 use crate::connection::Redis;
 use crate::error::{StoreError, StoreResult};
 use crate::keys::Layout;
 use crate::partition::Partition;
-use crate::scripts;
+use crate::{records, scripts};
 
 /// Orders per pipeline.
 const CHUNK: usize = 1000;
@@ -61,6 +61,25 @@ pub async fn create_products(conn: &Redis, layout: &Layout, products: Vec<NewPro
     Ok(made)
 }
 
+/// An order as the bulk loader writes it: one unit at 1.00 (fee 0.20), made
+/// at `now`, with the timeline of the usual way to `status`, all at `now`.
+fn seeded_order(id: &str, product_id: &str, status: OrderStatus, now: u64) -> Order {
+    Order {
+        id: id.to_string(),
+        product_id: product_id.to_string(),
+        price: Cents(100),
+        fee: Cents(20),
+        total: Cents(120),
+        quantity: Quantity::new(1).expect("1 is a quantity"),
+        status,
+        refund_reason: (status == OrderStatus::Refunded)
+            .then(|| domain::events::refund_reason::INSUFFICIENT_STOCK.to_string()),
+        created_at: now,
+        updated_at: now,
+        timeline: records::usual_steps(status).iter().map(|step| Step { step: step.to_string(), at: now }).collect(),
+    }
+}
+
 /// Writes `count` orders of `products` (each order in its product's
 /// partition, the products taken in turn), the `n`th in `status_of(n)`,
 /// calling `written(n)` after each pipeline of `n`. Every pipeline writes one
@@ -85,7 +104,7 @@ pub async fn write_orders(
     if groups.is_empty() {
         return Err(StoreError::invalid("products", "no products to write orders of"));
     }
-    let now = crate::now_ms().to_string();
+    let now = crate::now_ms();
     let written = &written;
     futures::stream::iter(0..count.div_ceil(CHUNK))
         .map(|chunk| {
@@ -99,26 +118,11 @@ pub async fn write_orders(
                     (crate::ids::new_id(*partition), product, status_of(chunk * CHUNK + k))
                 })
                 .collect();
-            let (mut conn, now, partition) = (conn.clone(), now.clone(), *partition);
+            let (mut conn, partition) = (conn.clone(), *partition);
             async move {
                 let mut pipe = redis::pipe();
                 for (id, product, status) in &orders {
-                    let mut fields = vec![
-                        ("id", id.as_str()),
-                        ("product_id", product.as_str()),
-                        ("price", "100"),
-                        ("quantity", "1"),
-                        ("fee", "20"),
-                        ("total", "120"),
-                        ("status", status.as_str()),
-                        ("created_at", now.as_str()),
-                        ("updated_at", now.as_str()),
-                    ];
-                    let at_status = format!("at:{status}");
-                    fields.push((at_status.as_str(), now.as_str()));
-                    if *status == OrderStatus::Refunded {
-                        fields.push(("refund_reason", domain::events::refund_reason::INSUFFICIENT_STOCK));
-                    }
+                    let fields = records::order_fields(&seeded_order(id, product, *status, now));
                     pipe.hset_multiple(keys.order(id), &fields)
                         .ignore()
                         .zadd(keys.orders(), id, 0)

@@ -50,7 +50,7 @@ async fn build(conn: &Redis, keys: &PartitionKeys) -> redis::RedisResult<(usize,
     while let Some(ids) = next_page(&mut conn, &keys.products(), after.as_deref()).await? {
         let mut names = redis::pipe();
         for id in &ids {
-            names.hget(keys.product(id), "name");
+            names.hget(keys.product(id), crate::records::product::NAME);
         }
         let names: Vec<Option<String>> = names.query_async(&mut conn).await?;
         let mut index = redis::pipe();

@@ -12,6 +12,7 @@
 //! - [`config`]: the one `Config`, read from environment variables.
 //! - [`partition`]: the partitions data is split into, and which one an id is in.
 //! - [`keys`]: every key, stream and consumer-group name (the key layout).
+//! - [`records`]: the order and product hashes: field names, to and from the domain's records.
 //! - [`ids`]: product and order ids (ULIDs that carry their partition and
 //!   increase within a process).
 //! - [`deployment`]: the start-up check that Redis holds this deployment's layout.
@@ -47,6 +48,7 @@ pub mod migrate;
 pub mod observe;
 pub mod partition;
 pub mod placing;
+pub mod records;
 pub mod scripts;
 pub mod shop;
 pub mod shutdown;

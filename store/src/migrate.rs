@@ -30,6 +30,7 @@ use domain::OrderStatus;
 
 use crate::keys::{Layout, PartitionKeys, Stream};
 use crate::partition::Partition;
+use crate::records::{self, order};
 use crate::scripts;
 
 /// Key names of the layout before partitions.
@@ -156,7 +157,7 @@ async fn copy_orders(
                 continue;
             }
             // With its product; a product deleted meanwhile left no partition, so the id decides.
-            let product_id = fields.get("product_id").cloned().unwrap_or_default();
+            let product_id = fields.get(records::order::PRODUCT_ID).cloned().unwrap_or_default();
             let partition =
                 products.get(&product_id).copied().or_else(|| layout.partitions().of_id(&product_id)).unwrap_or(named);
             let keys = layout.keys(partition);
@@ -189,7 +190,12 @@ async fn index_orders(conn: &mut Redis, layout: &Layout) -> StoreResult<()> {
         for chunk in ids.chunks(CHUNK) {
             let mut pipe = redis::pipe();
             for id in chunk {
-                pipe.cmd("HMGET").arg(keys.order(id)).arg(&["status", "product_id", "created_at", "updated_at"]);
+                pipe.cmd("HMGET").arg(keys.order(id)).arg(&[
+                    order::STATUS,
+                    order::PRODUCT_ID,
+                    order::CREATED_AT,
+                    order::UPDATED_AT,
+                ]);
             }
             let fields: Vec<[Option<String>; 4]> = pipe.query_async(conn).await?;
             let mut pipe = redis::pipe();
@@ -200,10 +206,10 @@ async fn index_orders(conn: &mut Redis, layout: &Layout) -> StoreResult<()> {
                 pipe.zadd(keys.orders_by_product(status), format!("{product_id}:{id}"), 0).ignore();
                 pipe.zadd(keys.product_orders(&product_id), id, 0).ignore();
                 if let Some(created) = created {
-                    pipe.hset_nx(keys.order(id), format!("at:{}", OrderStatus::INITIAL), created).ignore();
+                    pipe.hset_nx(keys.order(id), order::step(OrderStatus::INITIAL.as_str()), created).ignore();
                 }
                 if let (Some(updated), true) = (updated, status != OrderStatus::INITIAL) {
-                    pipe.hset_nx(keys.order(id), format!("at:{status}"), updated).ignore();
+                    pipe.hset_nx(keys.order(id), order::step(status.as_str()), updated).ignore();
                 }
             }
             let () = pipe.query_async(conn).await?;

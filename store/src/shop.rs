@@ -25,6 +25,7 @@ use crate::keys::{Layout, PartitionKeys};
 use crate::merge::{self, Source};
 use crate::partition::Partition;
 use crate::placing::Placements;
+use crate::records::{self, parse_order, parse_product, Fields};
 use crate::telemetry;
 use crate::{connection, now_ms, scripts};
 
@@ -93,8 +94,6 @@ pub struct CreatedProduct {
     /// Whether an earlier request with the same idempotency key created it.
     pub replayed: bool,
 }
-
-type Fields = HashMap<String, String>;
 
 impl Shop {
     /// A shop on the Redis of `config`; connects lazily, so Redis may still be down.
@@ -246,7 +245,7 @@ impl Shop {
         let not_found = || StoreError::NotFound { kind: "product", id: id.to_string() };
         let keys = self.layout.keys_of_id(id).filter(|_| is_id(id)).ok_or_else(not_found)?;
         // A name never changes, so the prefixes read here are those it was indexed under.
-        let name: Option<String> = self.conn.clone().hget(keys.product(id), "name").await?;
+        let name: Option<String> = self.conn.clone().hget(keys.product(id), records::product::NAME).await?;
         let name = name.ok_or_else(not_found)?;
         let call = scripts::delete_product(keys, id, &name, self.announce());
         if !self.durability.run_if_written(&mut self.conn.clone(), call, |deleted| *deleted).await? {
@@ -683,18 +682,6 @@ pub async fn ping_partition(conn: &Redis, keys: &PartitionKeys) -> redis::RedisR
     redis::cmd("EXISTS").arg(keys.orders()).query_async::<u32>(&mut conn.clone()).await.map(drop)
 }
 
-/// The `at:<step>` fields of an order, oldest first.
-fn timeline(fields: &Fields) -> Vec<domain::Step> {
-    let mut steps: Vec<domain::Step> = fields
-        .iter()
-        .filter_map(|(name, at)| {
-            Some(domain::Step { step: name.strip_prefix("at:")?.to_string(), at: at.parse().ok()? })
-        })
-        .collect();
-    steps.sort_by_key(|step| (step.at, domain::order::step_rank(&step.step)));
-    steps
-}
-
 /// Idempotency keys: 1 to 200 visible ASCII characters (a UUID, a ULID, ...).
 fn validate_idempotency_key(key: &str) -> StoreResult<()> {
     if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_CHARS || !key.bytes().all(|b| b.is_ascii_graphic()) {
@@ -704,47 +691,4 @@ fn validate_idempotency_key(key: &str) -> StoreResult<()> {
         ));
     }
     Ok(())
-}
-
-fn get<'a>(key: &str, fields: &'a Fields, name: &str) -> StoreResult<&'a str> {
-    fields
-        .get(name)
-        .map(String::as_str)
-        .ok_or_else(|| StoreError::Corrupt { key: key.to_string(), detail: format!("no field {name}") })
-}
-
-fn number<T: std::str::FromStr>(key: &str, fields: &Fields, name: &str) -> StoreResult<T> {
-    let text = get(key, fields, name)?;
-    text.parse().map_err(|_| StoreError::Corrupt { key: key.to_string(), detail: format!("{name} = {text:?}") })
-}
-
-fn parse_product(key: &str, fields: &Fields) -> StoreResult<Product> {
-    Ok(Product {
-        id: get(key, fields, "id")?.to_string(),
-        name: get(key, fields, "name")?.to_string(),
-        price: Cents(number(key, fields, "price")?),
-        quantity: number(key, fields, "quantity")?,
-    })
-}
-
-fn parse_order(key: &str, fields: &Fields) -> StoreResult<Order> {
-    let corrupt = |detail: String| StoreError::Corrupt { key: key.to_string(), detail };
-    Ok(Order {
-        id: get(key, fields, "id")?.to_string(),
-        product_id: get(key, fields, "product_id")?.to_string(),
-        price: Cents(number(key, fields, "price")?),
-        fee: Cents(number(key, fields, "fee")?),
-        total: Cents(number(key, fields, "total")?),
-        quantity: Quantity::new(number(key, fields, "quantity")?).map_err(|e| corrupt(e.to_string()))?,
-        status: get(key, fields, "status")?
-            .parse()
-            .map_err(|e: domain::order::UnknownStatus| corrupt(e.to_string()))?,
-        refund_reason: fields
-            .get("refund_reason")
-            .filter(|_| fields.get("status").map(String::as_str) == Some("refunded"))
-            .cloned(),
-        created_at: number(key, fields, "created_at")?,
-        updated_at: number(key, fields, "updated_at")?,
-        timeline: timeline(fields),
-    })
 }

@@ -27,6 +27,7 @@ on_every_backend!(
     products_are_searched_a_page_at_a_time_and_rows_fetched_by_id,
     the_search_indexes_are_built_for_data_older_than_them,
     product_changes_are_announced_on_their_partitions_order_status_stream,
+    the_scripts_and_the_bulk_loader_write_records_of_one_shape,
 );
 
 async fn shop_on(redis: &TestRedis) -> (Shop, Redis) {
@@ -713,4 +714,70 @@ async fn product_changes_are_announced_on_their_partitions_order_status_stream(b
         announced += product_changes(&mut conn, keys).await.len();
     }
     assert_eq!(announced, 3, "a bulk load announces nothing");
+}
+
+/// The field names of the hash at `key`, sorted.
+async fn field_names(conn: &mut Redis, key: &str) -> Vec<String> {
+    let fields: std::collections::HashMap<String, String> = conn.hgetall(key).await.unwrap();
+    let mut names: Vec<String> = fields.into_keys().collect();
+    names.sort();
+    names
+}
+
+/// The Lua scripts cannot import `store::records`' names: what they write
+/// must be records of its shape, and the bulk loader (the bench's seed)
+/// must write the same fields as the scripts, timeline included.
+async fn the_scripts_and_the_bulk_loader_write_records_of_one_shape(backend: Backend) {
+    use store::records;
+    let redis = TestRedis::start(backend);
+    let (shop, mut conn) = shop_on(&redis).await;
+    let product = shop.create_product(NewProduct::parse("Crate", "4", "1").unwrap()).await.unwrap();
+    let k = keys_of(&shop, &product.id);
+    let mut expected: Vec<&str> = records::product::ALL.to_vec();
+    expected.sort();
+    assert_eq!(field_names(&mut conn, &k.product(&product.id)).await, expected);
+
+    // Through the scripts: one order left pending, one fulfilled, one refunded for want of stock.
+    let mut live = Vec::new();
+    for _ in 0..3 {
+        live.push(shop.place_order(&product.id, qty(1)).await.unwrap().id);
+    }
+    for id in &live[1..] {
+        assert_eq!(run(&mut conn, scripts::complete_order(&k, id, now_ms(), None)).await, Change::Applied);
+        let _: Fulfilment = run(&mut conn, scripts::fulfil_order(&k, id, &product.id, now_ms(), 1000, None)).await;
+    }
+    assert_eq!(run(&mut conn, scripts::refund_order(&k, &live[2], now_ms(), 1000, None)).await, Change::Applied);
+    let statuses = [OrderStatus::Pending, OrderStatus::Fulfilled, OrderStatus::Refunded];
+    for (id, status) in live.iter().zip(statuses) {
+        assert_eq!(shop.order(id).await.unwrap().status, status);
+    }
+
+    // In bulk, the same three statuses.
+    let chunks = store::bulk::write_orders(
+        &conn,
+        shop.layout(),
+        std::slice::from_ref(&product.id),
+        3,
+        |n| [OrderStatus::Pending, OrderStatus::Fulfilled, OrderStatus::Refunded][n],
+        |_| {},
+    )
+    .await
+    .unwrap();
+    let bulk: Vec<String> = chunks.into_iter().flat_map(|chunk| chunk.orders).map(|(id, _, _)| id).collect();
+
+    let steps: Vec<String> = domain::order::STEPS.iter().map(|step| records::order::step(step)).collect();
+    for ((live, bulk), status) in live.iter().zip(&bulk).zip(statuses) {
+        let names = field_names(&mut conn, &k.order(live)).await;
+        for name in &names {
+            let known = records::order::REQUIRED.contains(&name.as_str())
+                || records::order::OPTIONAL.contains(&name.as_str())
+                || steps.contains(name);
+            assert!(known, "{status}: the scripts wrote {name}, which records does not know");
+        }
+        for name in records::order::REQUIRED {
+            assert!(names.iter().any(|n| n == name), "{status}: no {name}");
+        }
+        assert_eq!(field_names(&mut conn, &k.order(bulk)).await, names, "{status}: bulk and scripts differ");
+        assert_eq!(shop.order(bulk).await.unwrap().timeline.len(), records::usual_steps(status).len());
+    }
 }
