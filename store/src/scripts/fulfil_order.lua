@@ -26,12 +26,14 @@ local from, to, now, maxlen, group = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local last_index = 3 + tonumber(ARGV[6])
 local short, gone = ARGV[7], ARGV[8]
 local orders = tonumber(ARGV[9])
+-- The positional layout (scripts/fulfil_order.rs ARGS): 9 arguments, then 4 per order.
+local HEAD, EACH = 9, 4
 -- Each product's stock as this batch leaves it (false: no such product), and
 -- how much the batch took from it.
 local stock, taken = {}, {}
 local batch, replies = new_batch(to), {}
 for i = 1, orders do
-  local at = 9 + 4 * (i - 1)
+  local at = HEAD + EACH * (i - 1)
   local id, product_id, entry = ARGV[at + 1], ARGV[at + 2], ARGV[at + 4]
   local key, product = KEYS[last_index + i], KEYS[last_index + orders + tonumber(ARGV[at + 3])]
   local order = redis.call('HMGET', key, 'status', 'product_id', 'quantity', 'refund_reason', 'traceparent')

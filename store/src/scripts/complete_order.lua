@@ -19,8 +19,11 @@
 local from, to, now, group = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local last_index = 2 + tonumber(ARGV[5])
 local batch, replies = new_batch(to), {}
-for i = 1, (#ARGV - 5) / 2 do
-  local id, entry = ARGV[4 + 2 * i], ARGV[5 + 2 * i]
+-- The positional layout (scripts/complete_order.rs ARGS): 5 arguments, then 2 per order.
+local HEAD, EACH = 5, 2
+for i = 1, (#ARGV - HEAD) / EACH do
+  local at = HEAD + EACH * (i - 1)
+  local id, entry = ARGV[at + 1], ARGV[at + 2]
   local key = KEYS[last_index + i]
   local order = redis.call('HMGET', key, 'status', 'product_id', 'quantity', 'traceparent')
   if not order[1] then

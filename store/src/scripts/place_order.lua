@@ -19,7 +19,9 @@
 -- online: a client told so knows its order was not saved.
 local window, status = ARGV[1], ARGV[2]
 local min_replicas, max_lag = tonumber(ARGV[3]), tonumber(ARGV[4])
-local orders = (#ARGV - 4) / 9
+-- The positional layout (scripts/place_order.rs ARGS): 4 arguments, then 9 per order.
+local HEAD, EACH = 4, 9
+local orders = (#ARGV - HEAD) / EACH
 if min_replicas > 0 then
   local online = 0
   for state, lag in string.gmatch(redis.call('INFO', 'replication'), 'slave%d+:[^\r\n]-state=(%a+)[^\r\n]-lag=(%d+)') do
@@ -36,7 +38,7 @@ local prices, of_product = {}, {}
 local replies, placed, placed_by_product = {}, {}, {}
 local key = 5
 for i = 1, orders do
-  local at = 4 + 9 * (i - 1)
+  local at = HEAD + EACH * (i - 1)
   local id, product_id, price, now = ARGV[at + 1], ARGV[at + 2], ARGV[at + 3], ARGV[at + 7]
   local product, order, product_orders = KEYS[key], KEYS[key + 1], KEYS[key + 2]
   local idempotency = nil

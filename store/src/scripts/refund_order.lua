@@ -17,8 +17,11 @@
 local from, to, now, maxlen, group = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local last_index = 2 + tonumber(ARGV[6])
 local batch, replies = new_batch(to), {}
-for i = 1, (#ARGV - 6) / 2 do
-  local id, entry = ARGV[5 + 2 * i], ARGV[6 + 2 * i]
+-- The positional layout (scripts/refund_order.rs ARGS): 6 arguments, then 2 per order.
+local HEAD, EACH = 6, 2
+for i = 1, (#ARGV - HEAD) / EACH do
+  local at = HEAD + EACH * (i - 1)
+  local id, entry = ARGV[at + 1], ARGV[at + 2]
   local key = KEYS[last_index + i]
   local order = redis.call('HMGET', key, 'status', 'product_id', 'refund_reason', 'traceparent')
   if not order[1] then

@@ -18,6 +18,8 @@
 -- Uses batch_prelude.lua (put in front of this code).
 -- Returns {'not_pending'}, or {'dead', dropped} / {'refunded', dropped}, where
 -- dropped counts old dead letters the cap removed.
+-- The positional layout (scripts/dead_letter.rs ARGS): 11 arguments, then 2 per field of the entry.
+local HEAD, EACH = 11, 2
 local from, to = ARGV[1], ARGV[2]
 local last_index = 4 + tonumber(ARGV[10])
 local function index(status) return status_index(5, last_index, status) end
@@ -26,7 +28,7 @@ local pending = redis.call('XPENDING', KEYS[1], ARGV[3], ARGV[4], ARGV[4], 1)
 if #pending == 0 then return {'not_pending'} end
 redis.call('XACK', KEYS[1], ARGV[3], ARGV[4])
 local fields = {'source_id', ARGV[4], 'error', ARGV[5], 'consumer', ARGV[6], 'deliveries', pending[1][4]}
-for i = 12, #ARGV, 2 do
+for i = HEAD + 1, #ARGV, EACH do
   fields[#fields + 1] = 'field:' .. ARGV[i]
   fields[#fields + 1] = ARGV[i + 1]
 end

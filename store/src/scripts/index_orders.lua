@@ -6,9 +6,11 @@
 -- ARGV: number of those indexes, then one order id per order
 -- Uses batch_prelude.lua (put in front of this code).
 -- Returns how many of the orders exist.
+-- The positional layout (scripts/index_orders.rs ARGS): 1 argument, then 1 per order.
+local HEAD, EACH = 1, 1
 local indexes = tonumber(ARGV[1])
 local found = 0
-for i = 2, #ARGV do
+for i = HEAD + 1, #ARGV, EACH do
   local order = redis.call('HMGET', KEYS[indexes + i - 1], 'status', 'product_id')
   local index = order[1] and by_product_index(1, indexes, order[1])
   if index then
