@@ -52,6 +52,10 @@ impl Stream {
     pub const ALL: [Stream; 4] =
         [Stream::OrderPlaced, Stream::OrderCompleted, Stream::RefundInitiated, Stream::OrderStatus];
 
+    /// The work streams: each has a consumer group that works through it
+    /// (and a trimmer that keeps it bounded without dropping unprocessed entries).
+    pub const WORK: [Stream; 3] = [Stream::OrderPlaced, Stream::OrderCompleted, Stream::RefundInitiated];
+
     /// The streams the live feed relays: each entry of these is one status
     /// change (`order-placed` is `pending`, `order-completed` is `completed`,
     /// `order-status` the rest). In the order of the steps they record: an

@@ -45,7 +45,7 @@ pub async fn wait_until_idle(conn: &mut Redis, layout: &Layout) {
     loop {
         let mut busy = Vec::new();
         for keys in layout.all() {
-            for stream in [Stream::OrderPlaced, Stream::OrderCompleted, Stream::RefundInitiated] {
+            for stream in Stream::WORK {
                 let groups = crate::streams::groups(conn, &keys.stream(stream)).await.unwrap_or_default();
                 if groups.iter().any(|group| !group.is_idle()) {
                     busy.push(keys.stream(stream));

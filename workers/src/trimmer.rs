@@ -21,9 +21,6 @@ use tokio_util::sync::CancellationToken;
 /// How often the streams are looked at.
 pub const TRIM_INTERVAL: Duration = Duration::from_secs(5);
 
-/// The work streams: each has one group that must have finished with an entry before it goes.
-pub const WORK_STREAMS: [Stream; 3] = [Stream::OrderPlaced, Stream::OrderCompleted, Stream::RefundInitiated];
-
 /// Trims the work streams of `partitions` every [`TRIM_INTERVAL`] until `shutdown`.
 pub async fn run(
     conn: Redis,
@@ -51,7 +48,7 @@ pub async fn run(
 /// One pass over one partition's work streams; returns how many entries were removed.
 pub async fn trim_all(conn: &mut Redis, keys: &PartitionKeys, maxlen: u64) -> RedisResult<u64> {
     let mut removed = 0;
-    for stream in WORK_STREAMS {
+    for stream in Stream::WORK {
         let name = &keys.stream(stream);
         let groups: &[&str] = &[stream.group().unwrap_or_default()];
         let len: u64 = redis::cmd("XLEN").arg(name).query_async(conn).await?;
@@ -81,7 +78,7 @@ pub async fn remove_gone_consumers(
 ) -> RedisResult<Vec<String>> {
     let expiry = config.consumer_expiry.as_millis() as u64;
     let mut removed = Vec::new();
-    for stream in WORK_STREAMS {
+    for stream in Stream::WORK {
         let (name, group) = (keys.stream(stream), stream.group().unwrap_or_default());
         let consumers: Vec<HashMap<String, Value>> =
             match redis::cmd("XINFO").arg("CONSUMERS").arg(&name).arg(group).query_async(conn).await {

@@ -19,7 +19,6 @@ use redis::streams::{StreamPendingCountReply, StreamRangeReply};
 use redis::AsyncCommands;
 use store::{Layout, Redis, Shop, Stream};
 use testkit::{on_every_backend, Backend, TestRedis};
-use workers::trimmer::WORK_STREAMS;
 
 mod common;
 use common::{config_for, spawn_workers, spawn_workers_with, status_events};
@@ -157,7 +156,7 @@ impl Shop20 {
         let feed_before = self.feed_len().await;
         let mut copied = 0;
         for keys in self.layout.all() {
-            for stream in WORK_STREAMS {
+            for stream in Stream::WORK {
                 let name = keys.stream(stream);
                 let entries: StreamRangeReply = self.conn.xrange_all(&name).await.unwrap();
                 for entry in entries.ids {
@@ -189,7 +188,7 @@ impl Shop20 {
 /// acknowledged everything; `false` while Redis does not answer.
 async fn groups_idle(conn: &mut Redis, layout: &Layout) -> bool {
     for keys in layout.all() {
-        for stream in WORK_STREAMS {
+        for stream in Stream::WORK {
             match store::streams::groups(conn, &keys.stream(stream)).await {
                 Ok(groups) if groups.iter().all(|group| group.is_idle()) => {}
                 _ => return false,
@@ -215,7 +214,7 @@ async fn unread_entries(conn: &mut Redis, layout: &Layout, stream: Stream) -> u6
 async fn held_by(conn: &mut Redis, layout: &Layout, consumer: &str) -> Vec<(String, String)> {
     let mut held = Vec::new();
     for keys in layout.all() {
-        for stream in WORK_STREAMS {
+        for stream in Stream::WORK {
             let name = keys.stream(stream);
             let pending: redis::RedisResult<StreamPendingCountReply> = redis::cmd("XPENDING")
                 .arg(&name)
@@ -365,7 +364,7 @@ async fn sigterm_finishes_the_work_in_flight_and_exits_cleanly(backend: Backend)
 
     // Nothing it had taken is left pending: the batches in flight were finished...
     for keys in layout.all() {
-        for stream in WORK_STREAMS {
+        for stream in Stream::WORK {
             let name = keys.stream(stream);
             let pending: StreamPendingSummary =
                 redis::cmd("XPENDING").arg(&name).arg(stream.group().unwrap()).query_async(&mut conn).await.unwrap();
@@ -407,7 +406,7 @@ async fn workers_that_split_the_partitions_between_them_finish_every_order(backe
     let mut conn = shop.conn.clone();
     for keys in shop.layout.all() {
         let owner = if keys.partition().index() < half { "workers-low" } else { "workers-high" };
-        for stream in WORK_STREAMS {
+        for stream in Stream::WORK {
             let name = keys.stream(stream);
             let consumers: Vec<HashMap<String, redis::Value>> = redis::cmd("XINFO")
                 .arg("CONSUMERS")
@@ -574,7 +573,7 @@ async fn redis_commands_per_order() {
 /// Whether the workers have created the group of every work stream of every partition.
 async fn groups_exist(conn: &mut Redis, layout: &Layout) -> bool {
     for keys in layout.all() {
-        for stream in WORK_STREAMS {
+        for stream in Stream::WORK {
             if !store::streams::groups(conn, &keys.stream(stream)).await.is_ok_and(|g| !g.is_empty()) {
                 return false;
             }
