@@ -274,6 +274,8 @@ mod tests {
             #[command(flatten)]
             shared: store::config::Settings,
             #[command(flatten)]
+            shop: store::config::ShopSettings,
+            #[command(flatten)]
             own: ServerSettings,
         }
         #[derive(Parser)]
@@ -281,17 +283,28 @@ mod tests {
             #[command(flatten)]
             shared: store::config::Settings,
             #[command(flatten)]
+            consumers: store::config::ConsumerSettings,
+            #[command(flatten)]
             own: workers::settings::WorkersSettings,
         }
         let readme = include_str!("../../README.md");
-        let mut read = store::config::check_documented(&Server::command(), readme);
-        read.extend(store::config::check_documented(&Workers::command(), readme));
-        // Read by the logger and the OpenTelemetry SDK rather than these settings.
-        read.extend(
-            ["RUST_LOG", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_SERVICE_NAME", "OTEL_TRACES_SAMPLER"].map(String::from),
-        );
+        let server = store::config::check_documented(&Server::command(), readme);
+        let workers = store::config::check_documented(&Workers::command(), readme);
+        // Read by the logger and the OpenTelemetry SDK of both, rather than these settings.
+        let sdk = ["RUST_LOG", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_SERVICE_NAME", "OTEL_TRACES_SAMPLER"];
         for (name, _) in store::config::documented_settings(readme) {
-            assert!(read.contains(&name), "README documents {name}, which no program reads");
+            let (by_server, by_workers) = (
+                server.contains(&name) || sdk.contains(&name.as_str()),
+                workers.contains(&name) || sdk.contains(&name.as_str()),
+            );
+            let read_by = match (by_server, by_workers) {
+                (true, true) => "both",
+                (true, false) => "server",
+                (false, true) => "workers",
+                (false, false) => panic!("README documents {name}, which no program reads"),
+            };
+            let row = readme.lines().find(|line| line.starts_with(&format!("| `{name}` |"))).unwrap();
+            assert!(row.ends_with(&format!("| {read_by} |")), "README: {name} is read by {read_by}");
         }
     }
 

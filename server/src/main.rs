@@ -20,6 +20,8 @@ struct Cli {
     #[command(flatten)]
     settings: store::config::Settings,
     #[command(flatten)]
+    shop: store::config::ShopSettings,
+    #[command(flatten)]
     server: server::config::ServerSettings,
 }
 
@@ -35,7 +37,7 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> ExitCode {
-    let config = match cli.settings.check() {
+    let config = match cli.settings.check().and_then(|mut config| cli.shop.apply(&mut config).map(|()| config)) {
         Ok(config) => config,
         Err(message) => {
             eprintln!("server: {message}");

@@ -1,10 +1,12 @@
 //! Configuration: every setting is a command-line option and an environment
 //! variable, with a default that works on a developer's machine.
 //!
-//! [`Settings`] is what `clap` parses (both binaries flatten it, so `--help`
-//! lists every setting with its variable and default, and an invalid value
-//! stops the process with a message naming the variable and exit code 2);
-//! [`Config`] is the checked result the rest of the code uses.
+//! [`Settings`] is what `clap` parses for both binaries, [`ConsumerSettings`]
+//! for the workers alone and [`ShopSettings`] for the server alone (so
+//! `--help` lists each binary's own settings with its variable and default,
+//! and an invalid value stops the process with a message naming the variable
+//! and exit code 2); [`Config`] is the checked result the rest of the code
+//! uses. Every default is stated once, in [`defaults`].
 
 use std::time::Duration;
 
@@ -17,14 +19,35 @@ use crate::limits::Rate;
 use crate::partition::{Partitions, DEFAULT_PARTITIONS, MAX_PARTITIONS};
 use crate::telemetry::LogFormat;
 
-/// The settings of both binaries, as given on the command line or in the environment.
+/// Every default, stated once: the options' defaults and [`Config::defaults`] read these.
+pub mod defaults {
+    pub const REDIS_URL: &str = "redis://127.0.0.1:6379";
+    pub const MIN_REPLICAS: u32 = 0;
+    pub const REPLICA_TIMEOUT_MS: u64 = 1000;
+    pub const STARTUP_WAIT_MS: u64 = 30_000;
+    pub const STREAM_MAXLEN: u64 = 100_000;
+    pub const READ_BLOCK_MS: u64 = 1000;
+    pub const READ_LINGER_MS: u64 = 0;
+    pub const READ_COUNT: u64 = 128;
+    pub const DEAD_LETTER_MAXLEN: u64 = 1_000_000;
+    pub const PAYMENT_DELAY_MS: u64 = 1000;
+    pub const MAX_DELIVERIES: u64 = 5;
+    pub const CLAIM_IDLE_MS: u64 = 30_000;
+    pub const CONSUMER_EXPIRY_MS: u64 = 3_600_000;
+    pub const IDEMPOTENCY_TTL_SECS: u64 = 86_400;
+    pub const ADMIN_SESSION_IDLE_SECS: u64 = 1800;
+    pub const ADMIN_GUESS_BURST: u32 = 10;
+    pub const ADMIN_GUESS_INTERVAL_SECS: u64 = 30;
+}
+
+/// The settings both binaries read, as given on the command line or in the environment.
 #[derive(Debug, Clone, Args)]
 pub struct Settings {
     /// How logs are written: `text` (readable lines) or `json` (one object a line, for a log collector).
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, help_heading = "Logging")]
     pub log_format: LogFormat,
     /// Where all state lives: one Redis (`rediss://` for TLS, `redis://:password@host:port`).
-    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379", help_heading = "Redis")]
+    #[arg(long, env = "REDIS_URL", default_value = defaults::REDIS_URL, help_heading = "Redis")]
     pub redis_url: String,
     /// Comma-separated URLs of some or all nodes of a Redis Cluster; when set, REDIS_URL is not used.
     #[arg(long, env = "REDIS_CLUSTER_NODES", value_parser = parse_cluster, help_heading = "Redis")]
@@ -39,43 +62,44 @@ pub struct Settings {
     pub partition_count: u16,
     /// Replicas a write must reach (WAIT) before POST /orders answers 201 and before a consumer
     /// moves on; otherwise 503.
-    #[arg(long, env = "REDIS_MIN_REPLICAS", default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=64), help_heading = "Redis")]
+    #[arg(long, env = "REDIS_MIN_REPLICAS", default_value_t = defaults::MIN_REPLICAS, value_parser = clap::value_parser!(u32).range(0..=64), help_heading = "Redis")]
     pub redis_min_replicas: u32,
     /// How long to wait for those replicas, in milliseconds.
-    #[arg(long, env = "REDIS_REPLICA_TIMEOUT_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=60_000), help_heading = "Redis")]
+    #[arg(long, env = "REDIS_REPLICA_TIMEOUT_MS", default_value_t = defaults::REPLICA_TIMEOUT_MS, value_parser = clap::value_parser!(u64).range(1..=60_000), help_heading = "Redis")]
     pub redis_replica_timeout_ms: u64,
     /// How long a process waits at start for Redis before it gives up with a message, in milliseconds.
-    #[arg(long, env = "STARTUP_WAIT_MS", default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(0..=3_600_000), help_heading = "Redis")]
+    #[arg(long, env = "STARTUP_WAIT_MS", default_value_t = defaults::STARTUP_WAIT_MS, value_parser = clap::value_parser!(u64).range(0..=3_600_000), help_heading = "Redis")]
     pub startup_wait_ms: u64,
     /// Approximate length the streams are trimmed to (work streams only past what every group
     /// has processed).
-    #[arg(long, env = "STREAM_MAXLEN", default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(100..), help_heading = "Streams")]
+    #[arg(long, env = "STREAM_MAXLEN", default_value_t = defaults::STREAM_MAXLEN, value_parser = clap::value_parser!(u64).range(100..), help_heading = "Streams")]
     pub stream_maxlen: u64,
-    /// Approximate length each dead-letter stream is kept to; dead letters that fall off are
-    /// counted in the metric stockflow_dead_letters_dropped.
-    #[arg(long, env = "DEAD_LETTER_MAXLEN", default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(100..), help_heading = "Streams")]
-    pub dead_letter_maxlen: u64,
     /// How long one blocking stream read waits, in milliseconds; bounds shutdown time.
-    #[arg(long, env = "READ_BLOCK_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(10..=60_000), help_heading = "Streams")]
+    #[arg(long, env = "READ_BLOCK_MS", default_value_t = defaults::READ_BLOCK_MS, value_parser = clap::value_parser!(u64).range(10..=60_000), help_heading = "Streams")]
     pub read_block_ms: u64,
     /// Under load (a read brought more than one entry but less than a full batch), how long a
     /// consumer, or the server's live-feed reader, waits before its next read, in milliseconds,
     /// so batches grow: fewer, larger script calls and reads, for a longer wait of every order.
     /// 0 (the default) reads again at once. A read that brings one entry never waits.
-    #[arg(long, env = "READ_LINGER_MS", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=1000), help_heading = "Streams")]
+    #[arg(long, env = "READ_LINGER_MS", default_value_t = defaults::READ_LINGER_MS, value_parser = clap::value_parser!(u64).range(0..=1000), help_heading = "Streams")]
     pub read_linger_ms: u64,
+}
+
+/// The settings of the consumer loops: only the workers binary takes them.
+#[derive(Debug, Clone, Args)]
+pub struct ConsumerSettings {
     /// Stream entries read and applied per batch (one script call).
-    #[arg(long, env = "READ_COUNT", default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..=10_000), help_heading = "Streams")]
+    #[arg(long, env = "READ_COUNT", default_value_t = defaults::READ_COUNT, value_parser = clap::value_parser!(u64).range(1..=10_000), help_heading = "Streams")]
     pub read_count: u64,
     /// Simulated payment time, in milliseconds; delays run concurrently.
-    #[arg(long, env = "PAYMENT_DELAY_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(0..=3_600_000), help_heading = "Workers")]
+    #[arg(long, env = "PAYMENT_DELAY_MS", default_value_t = defaults::PAYMENT_DELAY_MS, value_parser = clap::value_parser!(u64).range(0..=3_600_000), help_heading = "Workers")]
     pub payment_delay_ms: u64,
     /// Deliveries of one stream entry before it is dead-lettered.
-    #[arg(long, env = "MAX_DELIVERIES", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=1000), help_heading = "Workers")]
+    #[arg(long, env = "MAX_DELIVERIES", default_value_t = defaults::MAX_DELIVERIES, value_parser = clap::value_parser!(u64).range(1..=1000), help_heading = "Workers")]
     pub max_deliveries: u64,
     /// Idle time, in milliseconds, after which another consumer claims an unacknowledged entry
     /// (its consumer is presumed dead; live consumers keep theirs fresh).
-    #[arg(long, env = "CLAIM_IDLE_MS", default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(100..=86_400_000), help_heading = "Workers")]
+    #[arg(long, env = "CLAIM_IDLE_MS", default_value_t = defaults::CLAIM_IDLE_MS, value_parser = clap::value_parser!(u64).range(100..=86_400_000), help_heading = "Workers")]
     pub claim_idle_ms: u64,
     /// This workers process's name in the consumer groups; must be unique per process
     /// [default: <hostname>-<pid>].
@@ -83,10 +107,20 @@ pub struct Settings {
     pub consumer_name: Option<String>,
     /// Idle time, in milliseconds, after which a consumer that holds no pending entry is removed
     /// from its group (names of processes that are gone).
-    #[arg(long, env = "CONSUMER_EXPIRY_MS", default_value_t = 3_600_000, value_parser = clap::value_parser!(u64).range(1000..), help_heading = "Workers")]
+    #[arg(long, env = "CONSUMER_EXPIRY_MS", default_value_t = defaults::CONSUMER_EXPIRY_MS, value_parser = clap::value_parser!(u64).range(1000..), help_heading = "Workers")]
     pub consumer_expiry_ms: u64,
+    /// Approximate length each dead-letter stream is kept to; dead letters that fall off are
+    /// counted in the metric stockflow_dead_letters_dropped.
+    #[arg(long, env = "DEAD_LETTER_MAXLEN", default_value_t = defaults::DEAD_LETTER_MAXLEN, value_parser = clap::value_parser!(u64).range(100..), help_heading = "Streams")]
+    pub dead_letter_maxlen: u64,
+}
+
+/// The settings of the shop's service (idempotency, the admin gate, CORS):
+/// only the server binary takes them.
+#[derive(Debug, Clone, Args)]
+pub struct ShopSettings {
     /// How long an Idempotency-Key of POST /orders or POST /product is remembered, in seconds.
-    #[arg(long, env = "IDEMPOTENCY_TTL_SECS", default_value_t = 86_400, value_parser = clap::value_parser!(u64).range(1..), help_heading = "Server")]
+    #[arg(long, env = "IDEMPOTENCY_TTL_SECS", default_value_t = defaults::IDEMPOTENCY_TTL_SECS, value_parser = clap::value_parser!(u64).range(1..), help_heading = "Server")]
     pub idempotency_ttl_secs: u64,
     /// Token needed to create, delete and restock products (bearer header, or the UI's sign-in);
     /// at least 16 characters [default: unset, the warehouse is open].
@@ -94,13 +128,13 @@ pub struct Settings {
     pub admin_token: Option<String>,
     /// Seconds an admin session may go unused before it ends (it ends 12 hours after sign-in
     /// at the latest, and when ADMIN_TOKEN changes).
-    #[arg(long, env = "ADMIN_SESSION_IDLE_SECS", default_value_t = 1800, value_parser = clap::value_parser!(u64).range(60..=43_200), help_heading = "Server")]
+    #[arg(long, env = "ADMIN_SESSION_IDLE_SECS", default_value_t = defaults::ADMIN_SESSION_IDLE_SECS, value_parser = clap::value_parser!(u64).range(60..=43_200), help_heading = "Server")]
     pub admin_session_idle_secs: u64,
     /// Wrong admin tokens one client address may send in a row before it is throttled (429).
-    #[arg(long, env = "ADMIN_GUESS_BURST", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=10_000), help_heading = "Server")]
+    #[arg(long, env = "ADMIN_GUESS_BURST", default_value_t = defaults::ADMIN_GUESS_BURST, value_parser = clap::value_parser!(u32).range(1..=10_000), help_heading = "Server")]
     pub admin_guess_burst: u32,
     /// Once throttled, seconds a client waits for each further try of an admin token.
-    #[arg(long, env = "ADMIN_GUESS_INTERVAL_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=86_400), help_heading = "Server")]
+    #[arg(long, env = "ADMIN_GUESS_INTERVAL_SECS", default_value_t = defaults::ADMIN_GUESS_INTERVAL_SECS, value_parser = clap::value_parser!(u64).range(1..=86_400), help_heading = "Server")]
     pub admin_guess_interval_secs: u64,
     /// Comma-separated origins, like https://shop.example, whose pages may call the API
     /// [default: unset, no cross-origin access].
@@ -166,9 +200,27 @@ pub struct Config {
 
 impl Settings {
     /// Checks what `clap` cannot check alone; the message names the variable.
+    /// The settings of one binary alone keep their defaults until that
+    /// binary's own settings apply ([`ConsumerSettings::apply`], [`ShopSettings::apply`]).
     pub fn check(self) -> Result<Config, String> {
         let partitions = Partitions::new(self.partition_count).map_err(|e| e.to_string())?;
         let layout = Layout::new(&self.redis_namespace, partitions).map_err(|e| e.to_string())?;
+        Ok(Config {
+            layout,
+            min_replicas: self.redis_min_replicas,
+            replica_timeout: Duration::from_millis(self.redis_replica_timeout_ms),
+            startup_wait: Duration::from_millis(self.startup_wait_ms),
+            stream_maxlen: self.stream_maxlen,
+            read_block: Duration::from_millis(self.read_block_ms),
+            read_linger: Duration::from_millis(self.read_linger_ms),
+            ..Config::defaults(self.redis_cluster_nodes.unwrap_or(RedisTarget::Single(self.redis_url)))
+        })
+    }
+}
+
+impl ConsumerSettings {
+    /// Checks these settings and sets them in `config`; the message names the variable.
+    pub fn apply(self, config: &mut Config) -> Result<(), String> {
         let claim_idle = Duration::from_millis(self.claim_idle_ms);
         let consumer_expiry = Duration::from_millis(self.consumer_expiry_ms);
         if consumer_expiry <= claim_idle {
@@ -178,6 +230,22 @@ impl Settings {
                 self.consumer_expiry_ms, self.claim_idle_ms
             ));
         }
+        config.read_count = self.read_count as usize;
+        config.payment_delay = Duration::from_millis(self.payment_delay_ms);
+        config.max_deliveries = self.max_deliveries;
+        config.claim_idle = claim_idle;
+        config.consumer_expiry = consumer_expiry;
+        config.dead_letter_maxlen = self.dead_letter_maxlen;
+        if let Some(name) = self.consumer_name.filter(|n| !n.trim().is_empty()) {
+            config.consumer_name = name;
+        }
+        Ok(())
+    }
+}
+
+impl ShopSettings {
+    /// Checks these settings and sets them in `config`; the message names the variable.
+    pub fn apply(self, config: &mut Config) -> Result<(), String> {
         let admin_token = self.admin_token.map(Secret::new);
         if let Some(token) = &admin_token {
             if token.chars() < MIN_TOKEN_CHARS {
@@ -187,31 +255,13 @@ impl Settings {
                 ));
             }
         }
-        Ok(Config {
-            redis: self.redis_cluster_nodes.unwrap_or(RedisTarget::Single(self.redis_url)),
-            layout,
-            min_replicas: self.redis_min_replicas,
-            replica_timeout: Duration::from_millis(self.redis_replica_timeout_ms),
-            startup_wait: Duration::from_millis(self.startup_wait_ms),
-            payment_delay: Duration::from_millis(self.payment_delay_ms),
-            max_deliveries: self.max_deliveries,
-            claim_idle,
-            stream_maxlen: self.stream_maxlen,
-            dead_letter_maxlen: self.dead_letter_maxlen,
-            consumer_name: self.consumer_name.filter(|n| !n.trim().is_empty()).unwrap_or_else(default_consumer_name),
-            consumer_expiry,
-            read_block: Duration::from_millis(self.read_block_ms),
-            read_count: self.read_count as usize,
-            read_linger: Duration::from_millis(self.read_linger_ms),
-            idempotency_window: Duration::from_secs(self.idempotency_ttl_secs),
-            admin_token,
-            admin_session_idle: Duration::from_secs(self.admin_session_idle_secs),
-            cors_origins: self.cors_origins.map(|o| o.0).unwrap_or_default(),
-            admin_guesses: Rate {
-                burst: self.admin_guess_burst,
-                interval: Duration::from_secs(self.admin_guess_interval_secs),
-            },
-        })
+        config.idempotency_window = Duration::from_secs(self.idempotency_ttl_secs);
+        config.admin_token = admin_token;
+        config.admin_session_idle = Duration::from_secs(self.admin_session_idle_secs);
+        config.admin_guesses =
+            Rate { burst: self.admin_guess_burst, interval: Duration::from_secs(self.admin_guess_interval_secs) };
+        config.cors_origins = self.cors_origins.map(|o| o.0).unwrap_or_default();
+        Ok(())
     }
 }
 
@@ -235,29 +285,41 @@ impl Config {
         }
     }
 
-    /// Test defaults with a given Redis or cluster: no payment delay, short blocking reads.
+    /// Test defaults with a given Redis or cluster: no payment delay, short
+    /// blocking reads, a shorter wait for Redis at start.
     pub fn for_target(redis: RedisTarget) -> Config {
+        Config {
+            payment_delay: Duration::ZERO,
+            read_block: Duration::from_millis(200),
+            startup_wait: Duration::from_secs(10),
+            ..Config::defaults(redis)
+        }
+    }
+
+    /// Every setting at its default ([`defaults`]), with a given Redis or cluster.
+    pub fn defaults(redis: RedisTarget) -> Config {
+        use defaults::*;
         Config {
             redis,
             layout: Layout::new(DEFAULT_NAMESPACE, Partitions::default()).expect("the default namespace is valid"),
-            min_replicas: 0,
-            replica_timeout: Duration::from_secs(1),
-            startup_wait: Duration::from_secs(10),
-            payment_delay: Duration::ZERO,
-            max_deliveries: 5,
-            claim_idle: Duration::from_secs(30),
-            stream_maxlen: 100_000,
-            dead_letter_maxlen: 1_000_000,
+            min_replicas: MIN_REPLICAS,
+            replica_timeout: Duration::from_millis(REPLICA_TIMEOUT_MS),
+            startup_wait: Duration::from_millis(STARTUP_WAIT_MS),
+            payment_delay: Duration::from_millis(PAYMENT_DELAY_MS),
+            max_deliveries: MAX_DELIVERIES,
+            claim_idle: Duration::from_millis(CLAIM_IDLE_MS),
+            stream_maxlen: STREAM_MAXLEN,
+            dead_letter_maxlen: DEAD_LETTER_MAXLEN,
             consumer_name: default_consumer_name(),
-            consumer_expiry: Duration::from_secs(3600),
-            read_block: Duration::from_millis(200),
-            read_count: 128,
-            read_linger: Duration::ZERO,
-            idempotency_window: Duration::from_secs(86_400),
+            consumer_expiry: Duration::from_millis(CONSUMER_EXPIRY_MS),
+            read_block: Duration::from_millis(READ_BLOCK_MS),
+            read_count: READ_COUNT as usize,
+            read_linger: Duration::from_millis(READ_LINGER_MS),
+            idempotency_window: Duration::from_secs(IDEMPOTENCY_TTL_SECS),
             admin_token: None,
-            admin_session_idle: Duration::from_secs(1800),
+            admin_session_idle: Duration::from_secs(ADMIN_SESSION_IDLE_SECS),
             cors_origins: Vec::new(),
-            admin_guesses: Rate { burst: 10, interval: Duration::from_secs(30) },
+            admin_guesses: Rate { burst: ADMIN_GUESS_BURST, interval: Duration::from_secs(ADMIN_GUESS_INTERVAL_SECS) },
         }
     }
 }
@@ -385,12 +447,19 @@ mod tests {
     struct Command {
         #[command(flatten)]
         settings: Settings,
+        #[command(flatten)]
+        consumers: ConsumerSettings,
+        #[command(flatten)]
+        shop: ShopSettings,
     }
 
     fn parse(args: &[&str]) -> Result<Config, String> {
         let command =
             Command::try_parse_from(std::iter::once("test").chain(args.iter().copied())).map_err(|e| e.to_string())?;
-        command.settings.check()
+        let mut config = command.settings.check()?;
+        command.consumers.apply(&mut config)?;
+        command.shop.apply(&mut config)?;
+        Ok(config)
     }
 
     #[test]
@@ -422,6 +491,36 @@ mod tests {
         assert_eq!(config.layout.namespace(), "stockflow");
         assert_eq!((config.payment_delay, config.claim_idle), (Duration::from_secs(1), Duration::from_secs(30)));
         assert_eq!((config.max_deliveries, config.read_count, config.dead_letter_maxlen), (5, 128, 1_000_000));
+    }
+
+    #[test]
+    fn the_options_defaults_are_the_configs_defaults() {
+        let parsed = format!("{:?}", parse(&["--consumer-name", "x"]).unwrap());
+        let mut defaults = Config::defaults(RedisTarget::Single(defaults::REDIS_URL.into()));
+        defaults.consumer_name = "x".into();
+        assert_eq!(parsed, format!("{defaults:?}"));
+    }
+
+    #[test]
+    fn each_binary_takes_only_its_own_settings() {
+        #[derive(Parser)]
+        struct Workers {
+            #[command(flatten)]
+            settings: Settings,
+            #[command(flatten)]
+            consumers: ConsumerSettings,
+        }
+        #[derive(Parser)]
+        struct Server {
+            #[command(flatten)]
+            settings: Settings,
+            #[command(flatten)]
+            shop: ShopSettings,
+        }
+        assert!(Workers::try_parse_from(["workers", "--payment-delay-ms", "5"]).is_ok());
+        assert!(Workers::try_parse_from(["workers", "--cors-origins", "https://a.example"]).is_err());
+        assert!(Server::try_parse_from(["server", "--cors-origins", "https://a.example"]).is_ok());
+        assert!(Server::try_parse_from(["server", "--payment-delay-ms", "5"]).is_err());
     }
 
     #[test]

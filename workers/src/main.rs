@@ -35,6 +35,8 @@ struct Cli {
     #[command(flatten)]
     own: workers::settings::WorkersSettings,
     #[command(flatten)]
+    consumers: store::config::ConsumerSettings,
+    #[command(flatten)]
     settings: store::config::Settings,
 }
 
@@ -56,7 +58,7 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> ExitCode {
-    let config = match cli.settings.check() {
+    let config = match cli.settings.check().and_then(|mut config| cli.consumers.apply(&mut config).map(|()| config)) {
         Ok(config) => config,
         Err(message) => {
             eprintln!("workers: {message}");

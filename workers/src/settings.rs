@@ -1,5 +1,6 @@
 //! The workers' own settings, beside the ones every binary shares
-//! (`store::config::Settings`): each an option and an environment variable.
+//! (`store::config::Settings`) and the consumer loops' (`store::config::ConsumerSettings`):
+//! each an option and an environment variable.
 
 use std::net::SocketAddr;
 
