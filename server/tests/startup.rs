@@ -54,9 +54,12 @@ fn bad_partition_settings_and_an_unreachable_cluster_stop_the_server_with_a_mess
         assert_eq!(code, Some(2), "PARTITIONS={bad}: {message}");
         assert!(message.contains("<PARTITIONS>"), "PARTITIONS={bad}: {message}");
     }
-    for (variable, bad) in
-        [("MAX_DELIVERIES", "0"), ("READ_COUNT", "abc"), ("CLAIM_IDLE_MS", "5"), ("REDIS_MIN_REPLICAS", "-1")]
-    {
+    for (variable, bad) in [
+        ("ADMIN_GUESS_BURST", "0"),
+        ("READ_BLOCK_MS", "abc"),
+        ("ADMIN_SESSION_IDLE_SECS", "5"),
+        ("REDIS_MIN_REPLICAS", "-1"),
+    ] {
         let (code, message) = with(&[(variable, bad)]);
         assert_eq!(code, Some(2), "{variable}={bad}: {message}");
         assert!(message.contains(&format!("<{variable}>")) && message.contains(bad), "{variable}={bad}: {message}");
@@ -93,9 +96,9 @@ fn help_lists_every_setting_with_its_variable_and_default() {
         "[env: REDIS_CLUSTER_NODES=]",
         "[env: PARTITIONS=]",
         "[env: REDIS_MIN_REPLICAS=]",
-        "[env: MAX_DELIVERIES=]",
-        "[env: CLAIM_IDLE_MS=]",
-        "[env: DEAD_LETTER_MAXLEN=]",
+        "[env: IDEMPOTENCY_TTL_SECS=]",
+        "[env: READ_BLOCK_MS=]",
+        "[env: STREAM_MAXLEN=]",
         "[env: ADMIN_TOKEN]",
         "[env: LEPTOS_SITE_ADDR=]",
         "[env: LOG_FORMAT=]",
@@ -103,6 +106,10 @@ fn help_lists_every_setting_with_its_variable_and_default() {
         "[default: 127.0.0.1:3000]",
     ] {
         assert!(help.contains(expected), "--help lacks {expected:?}:\n{help}");
+    }
+    // The workers' settings are theirs alone.
+    for theirs in ["PAYMENT_DELAY_MS", "MAX_DELIVERIES", "CONSUMER_NAME", "WORKERS_METRICS_ADDR"] {
+        assert!(!help.contains(theirs), "--help offers the workers' {theirs}:\n{help}");
     }
 }
 

@@ -291,3 +291,20 @@ async fn migrate_moves_the_old_layout_once_even_when_killed_and_processing_resum
     shutdown.cancel();
     workers.await.unwrap().unwrap();
 }
+
+/// The workers take their own settings and the shared ones, not the server's.
+#[test]
+fn the_workers_take_their_settings_and_not_the_servers() {
+    let out = std::process::Command::new(WORKERS_BIN).arg("--help").env_clear().output().unwrap();
+    let help = String::from_utf8(out.stdout).unwrap();
+    for theirs in ["[env: PAYMENT_DELAY_MS=]", "[env: CONSUMER_NAME=]", "[env: REDIS_URL=]", "[default: 1000]"] {
+        assert!(help.contains(theirs), "--help lacks {theirs}:\n{help}");
+    }
+    for servers in ["CORS_ORIGINS", "ADMIN_TOKEN", "LEPTOS_SITE_ADDR", "IDEMPOTENCY_TTL_SECS"] {
+        assert!(!help.contains(servers), "--help offers the server's {servers}:\n{help}");
+    }
+    let refused =
+        std::process::Command::new(WORKERS_BIN).args(["--cors-origins", "https://a.example"]).output().unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--cors-origins"));
+}
