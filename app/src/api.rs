@@ -131,26 +131,22 @@ mod ssr {
     /// 4xx or 503 status; infrastructure detail stays in the log.
     pub fn to_message(error: StoreError) -> ShopError {
         use http::StatusCode;
+        error.log("server function failed");
         let (status, message) = match error {
             StoreError::NotFound { kind, .. } => (StatusCode::NOT_FOUND, format!("That {kind} no longer exists.")),
             StoreError::Invalid { field, message } => {
                 (StatusCode::UNPROCESSABLE_ENTITY, format!("{}: {message}", field.replace('_', " ")))
             }
             // The same two cases REST tells apart, in words for a person.
-            StoreError::NotReplicated { wanted, reached } => {
-                tracing::warn!(wanted, reached, "a write did not reach enough replicas in time");
+            StoreError::NotReplicated { .. } => {
                 let message = "Saved, but not yet confirmed by enough Redis replicas, so it may not survive a failover: check the lists before you do it again.";
                 (StatusCode::SERVICE_UNAVAILABLE, message.to_string())
             }
-            StoreError::TooFewReplicas { wanted, online } => {
-                tracing::warn!(wanted, online, "refused a write: too few replicas online");
+            StoreError::TooFewReplicas { .. } => {
                 let message = "Not saved: too few Redis replicas are online (a failover may be under way). Try again in a few seconds.";
                 (StatusCode::SERVICE_UNAVAILABLE, message.to_string())
             }
-            other => {
-                tracing::error!(error = %other, "server function failed");
-                return unavailable();
-            }
+            _ => return unavailable(),
         };
         refuse(status, &message)
     }

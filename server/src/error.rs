@@ -66,21 +66,13 @@ pub fn server_fn_too_many(wait: Duration, message: String) -> Response {
 
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> ApiError {
+        error.log("request failed in the store");
         match error {
             StoreError::NotFound { kind, id } => ApiError::NotFound(format!("{kind} {id} not found")),
             StoreError::Invalid { field, message } => ApiError::Unprocessable(format!("{field}: {message}")),
-            StoreError::NotReplicated { wanted, reached } => {
-                tracing::warn!(wanted, reached, "a write did not reach enough replicas in time");
-                ApiError::NotReplicated
-            }
-            StoreError::TooFewReplicas { wanted, online } => {
-                tracing::warn!(wanted, online, "refused a write: too few replicas online");
-                ApiError::TooFewReplicas
-            }
-            other => {
-                tracing::error!(error = %other, "request failed in the store");
-                ApiError::Unavailable
-            }
+            StoreError::NotReplicated { .. } => ApiError::NotReplicated,
+            StoreError::TooFewReplicas { .. } => ApiError::TooFewReplicas,
+            _ => ApiError::Unavailable,
         }
     }
 }

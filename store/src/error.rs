@@ -35,6 +35,23 @@ pub enum StoreError {
 pub type StoreResult<T, E = StoreError> = Result<T, E>;
 
 impl StoreError {
+    /// Logs what an operator should know of this error, at the boundary that
+    /// answers it (REST, a server function): a replica shortfall as a
+    /// warning, a failure of the infrastructure as an error under `context`,
+    /// a client's mistake (not found, invalid) not at all.
+    pub fn log(&self, context: &str) {
+        match self {
+            StoreError::NotFound { .. } | StoreError::Invalid { .. } => {}
+            StoreError::NotReplicated { wanted, reached } => {
+                tracing::warn!(wanted, reached, "a write did not reach enough replicas in time");
+            }
+            StoreError::TooFewReplicas { wanted, online } => {
+                tracing::warn!(wanted, online, "refused a write: too few replicas online");
+            }
+            other => tracing::error!(error = %other, "{context}"),
+        }
+    }
+
     pub fn invalid(field: &'static str, message: impl Into<String>) -> StoreError {
         StoreError::Invalid { field, message: message.into() }
     }
