@@ -30,7 +30,7 @@ use domain::OrderStatus;
 
 use crate::keys::{Layout, PartitionKeys, Stream};
 use crate::partition::Partition;
-use crate::records::{self, order};
+use crate::records::order;
 use crate::scripts;
 
 /// Key names of the layout before partitions.
@@ -157,7 +157,7 @@ async fn copy_orders(
                 continue;
             }
             // With its product; a product deleted meanwhile left no partition, so the id decides.
-            let product_id = fields.get(records::order::PRODUCT_ID).cloned().unwrap_or_default();
+            let product_id = fields.get(order::PRODUCT_ID).cloned().unwrap_or_default();
             let partition =
                 products.get(&product_id).copied().or_else(|| layout.partitions().of_id(&product_id)).unwrap_or(named);
             let keys = layout.keys(partition);
