@@ -37,7 +37,7 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> ExitCode {
-    let config = match cli.settings.check().and_then(|mut config| cli.shop.apply(&mut config).map(|()| config)) {
+    let config = match cli.settings.check().and_then(|config| cli.shop.apply(config)) {
         Ok(config) => config,
         Err(message) => {
             eprintln!("server: {message}");

@@ -220,7 +220,7 @@ impl Settings {
 
 impl ConsumerSettings {
     /// Checks these settings and sets them in `config`; the message names the variable.
-    pub fn apply(self, config: &mut Config) -> Result<(), String> {
+    pub fn apply(self, mut config: Config) -> Result<Config, String> {
         let claim_idle = Duration::from_millis(self.claim_idle_ms);
         let consumer_expiry = Duration::from_millis(self.consumer_expiry_ms);
         if consumer_expiry <= claim_idle {
@@ -239,13 +239,13 @@ impl ConsumerSettings {
         if let Some(name) = self.consumer_name.filter(|n| !n.trim().is_empty()) {
             config.consumer_name = name;
         }
-        Ok(())
+        Ok(config)
     }
 }
 
 impl ShopSettings {
     /// Checks these settings and sets them in `config`; the message names the variable.
-    pub fn apply(self, config: &mut Config) -> Result<(), String> {
+    pub fn apply(self, mut config: Config) -> Result<Config, String> {
         let admin_token = self.admin_token.map(Secret::new);
         if let Some(token) = &admin_token {
             if token.chars() < MIN_TOKEN_CHARS {
@@ -261,7 +261,7 @@ impl ShopSettings {
         config.admin_guesses =
             Rate { burst: self.admin_guess_burst, interval: Duration::from_secs(self.admin_guess_interval_secs) };
         config.cors_origins = self.cors_origins.map(|o| o.0).unwrap_or_default();
-        Ok(())
+        Ok(config)
     }
 }
 
@@ -456,10 +456,7 @@ mod tests {
     fn parse(args: &[&str]) -> Result<Config, String> {
         let command =
             Command::try_parse_from(std::iter::once("test").chain(args.iter().copied())).map_err(|e| e.to_string())?;
-        let mut config = command.settings.check()?;
-        command.consumers.apply(&mut config)?;
-        command.shop.apply(&mut config)?;
-        Ok(config)
+        command.shop.apply(command.consumers.apply(command.settings.check()?)?)
     }
 
     #[test]

@@ -58,7 +58,7 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> ExitCode {
-    let config = match cli.settings.check().and_then(|mut config| cli.consumers.apply(&mut config).map(|()| config)) {
+    let config = match cli.settings.check().and_then(|config| cli.consumers.apply(config)) {
         Ok(config) => config,
         Err(message) => {
             eprintln!("workers: {message}");
