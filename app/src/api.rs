@@ -6,7 +6,7 @@
 //! the infrastructure are logged, never shown. Each has a stable path,
 //! `/api/<function name>`.
 
-use domain::{Order, OrderStatus, Page, Product};
+use domain::{Id, Order, OrderStatus, Page, Product};
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -75,21 +75,21 @@ pub enum Matched {
     /// No search: every order.
     All,
     /// The search was an order id: that order only.
-    Order(String),
-    /// The search was the start of an order id: the orders whose id starts so.
+    Order(Id),
+    /// The search was the start of an order id (upper case): the orders whose id starts so.
     IdStart(String),
     /// The orders of the products whose name contains the search.
-    Products(Vec<String>),
+    Products(Vec<Id>),
 }
 
 impl Matched {
     /// Whether an order of `product_id` with id `order_id` is one of these.
-    pub fn admits(&self, order_id: &str, product_id: &str) -> bool {
+    pub fn admits(&self, order_id: &Id, product_id: &Id) -> bool {
         match self {
             Matched::All => true,
             Matched::Order(id) => id == order_id,
             Matched::IdStart(start) => order_id.starts_with(start.as_str()),
-            Matched::Products(ids) => ids.iter().any(|id| id == product_id),
+            Matched::Products(ids) => ids.contains(product_id),
         }
     }
 }
@@ -120,6 +120,7 @@ mod ssr {
     use leptos::prelude::*;
 
     use super::ShopError;
+    use domain::Id;
     use store::{Shop, StoreError};
 
     /// The shop provided by the server as context.
@@ -289,11 +290,11 @@ mod ssr {
     /// The orders with their products' names (a name is missing only when
     /// the product was deleted).
     pub async fn with_names(shop: &Shop, orders: Vec<domain::Order>) -> Result<Vec<super::OrderDetail>, ShopError> {
-        let mut ids: Vec<String> = orders.iter().map(|o| o.product_id.clone()).collect();
+        let mut ids: Vec<Id> = orders.iter().map(|o| o.product_id.clone()).collect();
         ids.sort_unstable();
         ids.dedup();
         let products = shop.products_with_ids(&ids).await.map_err(to_message)?;
-        let name_of = |id: &str| products.iter().find(|p| p.id == id).map(|p| p.name.clone());
+        let name_of = |id: &Id| products.iter().find(|p| p.id == *id).map(|p| p.name.clone());
         Ok(orders
             .into_iter()
             .map(|order| super::OrderDetail { product_name: name_of(&order.product_id), order })
@@ -312,13 +313,16 @@ pub async fn add_product(name: String, price: String, quantity: String) -> Resul
 /// Removes a product.
 #[server(endpoint = "delete_product")]
 pub async fn delete_product(id: String) -> Result<(), ShopError> {
-    ssr::shop_for_admin().await?.delete_product(&id).await.map_err(ssr::to_message)
+    let shop = ssr::shop_for_admin().await?;
+    let id = store::parse_id("product", &id).map_err(ssr::to_message)?;
+    shop.delete_product(&id).await.map_err(ssr::to_message)
 }
 
 /// Adds units to a product's stock.
 #[server(endpoint = "restock_product")]
 pub async fn restock_product(id: String, quantity: String) -> Result<Product, ShopError> {
     let shop = ssr::shop_for_admin().await?;
+    let id = store::parse_id("product", &id).map_err(ssr::to_message)?;
     let restock = domain::Restock::parse(&quantity).map_err(|e| ssr::to_message(e.into()))?;
     shop.restock(&id, restock).await.map_err(ssr::to_message)
 }
@@ -385,8 +389,9 @@ pub async fn place_order(
     }
     let quantity = domain::Quantity::parse(&quantity)
         .map_err(|e| ssr::to_message(store::StoreError::invalid("quantity", e.to_string())))?;
+    let product_id = store::parse_id("product", &product_id).map_err(ssr::to_message)?;
     let key = idempotency_key.as_deref().map(str::trim).filter(|k| !k.is_empty());
-    let placed = ssr::shop()?.place_order_once(product_id.trim(), quantity, key).await.map_err(ssr::to_message)?;
+    let placed = ssr::shop()?.place_order_once(&product_id, quantity, key).await.map_err(ssr::to_message)?;
     Ok(placed.order)
 }
 
@@ -395,7 +400,11 @@ pub async fn place_order(
 #[server(endpoint = "get_order")]
 pub async fn get_order(id: String) -> Result<OrderDetail, ShopError> {
     let shop = ssr::shop()?;
-    let order = match shop.order(id.trim()).await {
+    let order = match store::parse_id("order", &id) {
+        Ok(id) => shop.order(&id).await,
+        Err(not_found) => Err(not_found),
+    };
+    let order = match order {
         Ok(order) => order,
         Err(store::StoreError::NotFound { .. }) => {
             return Err(ssr::refuse(http::StatusCode::NOT_FOUND, "No such order."));
@@ -490,8 +499,7 @@ pub async fn orders_page(
     let (page, matched) = if search.is_empty() {
         let filter = store::OrderFilter { status, ..Default::default() };
         (shop.orders_page_where(&request, &filter).await.map_err(ssr::to_message)?, Matched::All)
-    } else if domain::id::is_id(search) {
-        let id = search.to_ascii_uppercase();
+    } else if let Ok(id) = Id::parse(search) {
         let found = match shop.order(&id).await {
             Ok(order) => Some(order).filter(|o| status.is_none_or(|s| o.status == s) && request.after.is_none()),
             Err(store::StoreError::NotFound { .. }) => None,
@@ -534,7 +542,7 @@ pub async fn orders_page(
 /// The orders with these ids, with their products' names (at most
 /// [`MAX_ORDERS_BY_ID`]): those the feed reported that belong in the list.
 #[server(endpoint = "orders_with_ids")]
-pub async fn orders_with_ids(ids: Vec<String>) -> Result<Vec<OrderDetail>, ShopError> {
+pub async fn orders_with_ids(ids: Vec<Id>) -> Result<Vec<OrderDetail>, ShopError> {
     if ids.len() > MAX_ORDERS_BY_ID {
         let message = format!("ids: at most {MAX_ORDERS_BY_ID}");
         return Err(ssr::refuse(http::StatusCode::UNPROCESSABLE_ENTITY, &message));

@@ -16,7 +16,7 @@
 use std::collections::{HashMap, HashSet};
 
 use domain::events::refund_reason::RefundCause;
-use domain::{OrderEvent, OrderStatus, ProductChange, ProductEvent, StatusChange, Step};
+use domain::{Id, OrderEvent, OrderStatus, ProductChange, ProductEvent, StatusChange, Step};
 use leptos::prelude::*;
 
 use crate::api::ShopError;
@@ -57,18 +57,18 @@ pub struct Heard {
 #[derive(Clone, Copy)]
 pub struct LiveFeed {
     /// Latest known status of each order that changed since the page loaded.
-    pub statuses: RwSignal<HashMap<String, OrderStatus>>,
+    pub statuses: RwSignal<HashMap<Id, OrderStatus>>,
     /// Why each order refunded since the page loaded was refunded.
-    pub refund_reasons: RwSignal<HashMap<String, String>>,
+    pub refund_reasons: RwSignal<HashMap<Id, String>>,
     /// Latest known stock of each product that moved since the lists were
     /// loaded; a signal per product, so a change re-renders only the places
     /// that show that product (a thousand options in the order form).
-    stock: StoredValue<HashMap<String, ArcRwSignal<Option<u32>>>>,
+    stock: StoredValue<HashMap<Id, ArcRwSignal<Option<u32>>>>,
     /// Bumped when the lists should be fetched again: the feed (re)connected,
     /// or the shop is back after an outage.
     pub refresh: RwSignal<u64>,
     /// Every step the feed reported for each order since the page loaded, oldest first.
-    pub steps: RwSignal<HashMap<String, Vec<Step>>>,
+    pub steps: RwSignal<HashMap<Id, Vec<Step>>>,
     /// Bumped when a product was created or deleted, in this page or any
     /// other: the lists of products are fetched again (at most a few times a
     /// second, however many changes come).
@@ -76,7 +76,7 @@ pub struct LiveFeed {
     /// A catalogue change heard and not yet passed on to `catalogue`.
     catalogue_due: StoredValue<bool>,
     /// Products deleted since the page loaded: hidden from every list at once.
-    pub deleted: RwSignal<HashSet<String>>,
+    pub deleted: RwSignal<HashSet<Id>>,
     /// Bumped when the number of dead letters may have changed.
     pub dead_letters_changed: RwSignal<u64>,
     /// Whether the event stream is connected, and was before.
@@ -120,20 +120,18 @@ impl LiveFeed {
     }
 
     /// A product's stock: the latest the feed (or a restock) reported, else the listed one.
-    pub fn stock_of(&self, product_id: &str, listed: u32) -> u32 {
+    pub fn stock_of(&self, product_id: &Id, listed: u32) -> u32 {
         self.stock_cell(product_id).get().unwrap_or(listed)
     }
 
     /// Records a product's stock as it is now.
-    pub fn set_stock(&self, product_id: &str, stock: u32) {
+    pub fn set_stock(&self, product_id: &Id, stock: u32) {
         self.stock_cell(product_id).set(Some(stock));
     }
 
-    fn stock_cell(&self, product_id: &str) -> ArcRwSignal<Option<u32>> {
+    fn stock_cell(&self, product_id: &Id) -> ArcRwSignal<Option<u32>> {
         self.stock
-            .try_update_value(|cells| {
-                cells.entry(product_id.to_string()).or_insert_with(|| ArcRwSignal::new(None)).clone()
-            })
+            .try_update_value(|cells| cells.entry(product_id.clone()).or_insert_with(|| ArcRwSignal::new(None)).clone())
             .unwrap_or_else(|| ArcRwSignal::new(None))
     }
 
@@ -436,8 +434,8 @@ mod tests {
 
     fn change(status: OrderStatus, reason: Option<&str>) -> StatusChange {
         StatusChange {
-            order_id: "o".into(),
-            product_id: "p".into(),
+            order_id: "01JD3V6Q8ZK0M9X4W2T7Y5B1CA".parse().unwrap(),
+            product_id: "01JD3V6Q8ZK0M9X4W2T7Y5B1CE".parse().unwrap(),
             status,
             stock: None,
             reason: reason.map(str::to_string),

@@ -78,7 +78,7 @@ fn OrderView(detail: OrderDetail) -> AnyView {
 
     let title = view! {
         <h2 id="order-title">
-            "Order " <code title=id.clone()>{short_id(&id)}</code> " "
+            "Order " <code title=id.to_string()>{short_id(&id)}</code> " "
             <span class=move || format!("status {}", status.get()) data-testid="order-status">
                 {move || status.get().to_string()}
             </span>
@@ -87,7 +87,7 @@ fn OrderView(detail: OrderDetail) -> AnyView {
     .into_any();
     let facts = view! {
         <dl class="facts">
-            <dt>"Order id"</dt><dd><code>{id.clone()}</code></dd>
+            <dt>"Order id"</dt><dd><code>{id.to_string()}</code></dd>
             <dt>"Product"</dt><dd>{product}</dd>
             <dt>"Quantity"</dt><dd class="num" data-testid="order-quantity">{order.quantity.get()}</dd>
             <dt>"Unit price"</dt><dd class="num" data-testid="order-price">{order.price.to_string()}</dd>

@@ -16,7 +16,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use domain::{OrderStatus, StatusChange};
+use domain::{Id, OrderStatus, StatusChange};
 use leptos::prelude::*;
 use leptos_router::components::Form;
 use leptos_router::hooks::use_query_map;
@@ -62,7 +62,7 @@ type Loaded = (Listing, Result<OrderPage, ShopError>);
 /// An order to fetch: to show it, and/or to learn the status it left.
 #[derive(Debug, Clone)]
 struct Wanted {
-    id: String,
+    id: Id,
     /// The listing to show it in.
     show: Option<Listing>,
     /// The change whose previous status only the order can tell.
@@ -80,7 +80,7 @@ struct Orders {
     /// Orders the feed brought to a listing, and newer ones it did not add.
     arrivals: RwSignal<Arrivals>,
     /// The orders on screen, with their status as listed.
-    shown: StoredValue<HashMap<String, OrderStatus>>,
+    shown: StoredValue<HashMap<Id, OrderStatus>>,
     counts: Resource<Result<OrderCounts, ShopError>>,
     log: RwSignal<CountLog>,
     queue: StoredValue<Vec<Wanted>>,
@@ -93,7 +93,7 @@ struct Orders {
 struct Arrivals {
     of: Option<Listing>,
     /// The orders the feed brought (or is bringing), at most [`MAX_LIVE_ROWS`].
-    added: HashSet<String>,
+    added: HashSet<Id>,
     /// Newer orders left out.
     waiting: usize,
 }
@@ -137,7 +137,7 @@ impl Orders {
     /// Whether to fetch an order that joins `listing`: not when it is on its
     /// way already, nor past [`MAX_LIVE_ROWS`] (it then counts as waiting).
     /// Counted when asked for, so that orders on their way count too.
-    fn make_room(self, listing: &Listing, order_id: &str) -> bool {
+    fn make_room(self, listing: &Listing, order_id: &Id) -> bool {
         let mut fetch = false;
         self.arrivals.update(|a| {
             let arrivals = a.of(listing);
@@ -145,7 +145,7 @@ impl Orders {
                 return;
             }
             if arrivals.added.len() < MAX_LIVE_ROWS {
-                arrivals.added.insert(order_id.to_string());
+                arrivals.added.insert(order_id.clone());
                 fetch = true;
             } else {
                 arrivals.waiting += 1;
@@ -177,7 +177,7 @@ impl Orders {
             let within = self
                 .more
                 .with_untracked(|m| m.next_cursor(listing, page.next_cursor.as_ref()))
-                .is_none_or(|oldest| change.order_id > oldest);
+                .is_none_or(|oldest| change.order_id.as_str() > oldest.as_str());
             (listing.0.joins(change) && page.matched.admits(&change.order_id, &change.product_id) && within)
                 .then(|| listing.clone())
         })
@@ -491,8 +491,8 @@ fn OrderRow(row: OrderDetail) -> impl IntoView {
             .flatten()
     };
     view! {
-        <tr data-order-id=order.id.clone()>
-            <td><a href=href title=order.id.clone() aria-label=link_label><code>{short}</code></a></td>
+        <tr data-order-id=order.id.to_string()>
+            <td><a href=href title=order.id.to_string() aria-label=link_label><code>{short}</code></a></td>
             <td>{name}</td>
             <td class="num">{order.quantity.get()}</td>
             <td class="num">{order.price.to_string()}</td>

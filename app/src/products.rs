@@ -274,7 +274,7 @@ fn ProductRow(
     let live_id = id.clone();
     let stock = Signal::derive(move || feed.stock_of(&live_id, listed));
     let (restock_label, restock_button) = (format!("Units of {name} to add"), format!("Restock {name}"));
-    let (row_id, restock_id) = (id.clone(), id.clone());
+    let (row_id, restock_id) = (id.to_string(), id.to_string());
     view! {
         <tr data-product-id=row_id>
             <td class="name">{name.clone()}</td>
@@ -287,7 +287,7 @@ fn ProductRow(
                         value="10" aria-label=restock_label/>
                     <button type="submit" aria-label=restock_button>"Restock"</button>
                 </ActionForm>
-                <ConfirmDelete id name action=delete_product/>
+                <ConfirmDelete id=id.to_string() name action=delete_product/>
             </td>
         </tr>
     }

@@ -90,14 +90,14 @@ struct Created<'a> {
 /// A product as the API shows it (the fields the bench needs).
 #[derive(Debug, Clone, Deserialize)]
 pub struct Product {
-    pub id: String,
+    pub id: domain::Id,
     pub quantity: u32,
 }
 
 /// An order as the API shows it (the fields the bench needs).
 #[derive(Debug, Clone, Deserialize)]
 pub struct Order {
-    pub id: String,
+    pub id: domain::Id,
     pub status: domain::OrderStatus,
     pub quantity: u32,
     #[serde(default)]

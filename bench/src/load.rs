@@ -104,7 +104,7 @@ pub async fn closed_loop(
     accepted: mpsc::UnboundedSender<Accepted>,
     bar: &ProgressBar,
 ) -> Result<Sent> {
-    let ids: Arc<Vec<String>> = Arc::new(products.iter().map(|p| p.id.clone()).collect());
+    let ids: Arc<Vec<String>> = Arc::new(products.iter().map(|p| p.id.to_string()).collect());
     let conns = futures::future::try_join_all((0..lanes).map(|_| Conn::open(target))).await?;
     let counters = Arc::new(Counters::default());
     let problems = Arc::new(Mutex::new(Vec::new()));
@@ -177,7 +177,7 @@ pub async fn open_loop(
     bar: &ProgressBar,
 ) -> Result<Sent> {
     let Schedule { rate, duration, max_in_flight } = schedule;
-    let ids: Arc<Vec<String>> = Arc::new(products.iter().map(|p| p.id.clone()).collect());
+    let ids: Arc<Vec<String>> = Arc::new(products.iter().map(|p| p.id.to_string()).collect());
     let total = (rate * duration.as_secs_f64()).round() as usize;
     let period = Duration::from_secs_f64(1.0 / rate);
     let pool = Pool::new(target);

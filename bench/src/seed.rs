@@ -53,7 +53,7 @@ pub async fn seed(args: SeedArgs) -> Result<()> {
             NewProduct::parse(&name, "1.00", "1000000")
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let products: Vec<String> =
+    let products: Vec<domain::Id> =
         store::bulk::create_products(redis.store(), &layout, new).await?.into_iter().map(|p| p.id).collect();
     bar.set_length(args.orders as u64);
     bar.set_message(format!("writing {} orders", args.orders));

@@ -2,14 +2,15 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::id::Id;
 use crate::order::OrderStatus;
 
 /// One change of an order's status, as published on the `order-status`
 /// stream and relayed to browsers over server-sent events.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatusChange {
-    pub order_id: String,
-    pub product_id: String,
+    pub order_id: Id,
+    pub product_id: Id,
     /// The status the order has now.
     pub status: OrderStatus,
     /// The product's stock after the change, when the change moved stock.
@@ -60,7 +61,7 @@ impl ProductEvent {
 /// products as it follows orders, with the same resume guarantees.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProductChange {
-    pub product_id: String,
+    pub product_id: Id,
     pub event: ProductEvent,
     /// The stock after it (created, restocked).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -135,9 +136,10 @@ mod tests {
 
     #[test]
     fn a_product_change_in_json_names_its_event() {
-        let change = ProductChange { product_id: "P".into(), event: ProductEvent::Restocked, stock: Some(7), at: 5 };
+        let product_id = Id::parse("01JD3V6Q8ZK0M9X4W2T7Y5B1CE").unwrap();
+        let change = ProductChange { product_id, event: ProductEvent::Restocked, stock: Some(7), at: 5 };
         let json = serde_json::to_string(&change).unwrap();
-        assert_eq!(json, r#"{"product_id":"P","event":"restocked","stock":7,"at":5}"#);
+        assert_eq!(json, r#"{"product_id":"01JD3V6Q8ZK0M9X4W2T7Y5B1CE","event":"restocked","stock":7,"at":5}"#);
         assert_eq!(serde_json::from_str::<ProductChange>(&json).unwrap(), change);
     }
 }

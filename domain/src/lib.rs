@@ -15,7 +15,8 @@
 //! - [`events`]: the status changes relayed live to browsers.
 //! - [`page`]: pagination of lists (`limit`, `cursor`).
 //! - [`search`]: product search by name: indexed prefixes and queries.
-//! - [`id`]: the shape of product and order ids.
+//! - [`id`]: product and order ids ([`Id`]): parsed once where text comes in,
+//!   upper case from then on, carrying the bits that name their partition.
 //!
 //! The modules form a tree: `number` and `id` know nothing else of the
 //! domain; `money` and `quantity` read numbers; `order`, `product` and
@@ -33,6 +34,7 @@ pub mod quantity;
 pub mod search;
 
 pub use events::{ProductChange, ProductEvent, StatusChange};
+pub use id::Id;
 pub use money::{Cents, MoneyError};
 pub use number::NumberInput;
 pub use order::{Order, OrderEvent, OrderStatus, Step, TransitionError};

@@ -5,6 +5,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::id::Id;
 use crate::money::Cents;
 use crate::quantity::Quantity;
 
@@ -154,8 +155,8 @@ impl FromStr for OrderStatus {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Order {
     /// A ULID: unique and sortable by creation time.
-    pub id: String,
-    pub product_id: String,
+    pub id: Id,
+    pub product_id: Id,
     /// Unit price at the time of the order.
     #[cfg_attr(feature = "openapi", schema(value_type = f64, example = 19.99))]
     pub price: Cents,

@@ -6,6 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::id::Id;
+
 /// Items per page when the client does not say: every list of a small shop fits in one.
 pub const DEFAULT_LIMIT: usize = 100;
 /// The most items one page holds.
@@ -16,7 +18,7 @@ pub const MAX_LIMIT: usize = 1000;
 pub struct PageRequest {
     pub limit: usize,
     /// Start after this id (exclusive); `None` starts at the beginning.
-    pub after: Option<String>,
+    pub after: Option<Id>,
 }
 
 /// Why a page request was refused, naming the parameter at fault.
@@ -47,13 +49,10 @@ impl PageRequest {
         };
         let after = match cursor {
             None => None,
-            Some(text) if crate::id::is_id(text) => Some(text.to_ascii_uppercase()),
-            Some(_) => {
-                return Err(PageError {
-                    field: "cursor",
-                    message: "must be the next_cursor of a previous page".to_string(),
-                })
-            }
+            Some(text) => Some(Id::parse(text).map_err(|_| PageError {
+                field: "cursor",
+                message: "must be the next_cursor of a previous page".to_string(),
+            })?),
         };
         Ok(PageRequest { limit, after })
     }
@@ -63,7 +62,8 @@ impl PageRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Page<T> {
     pub items: Vec<T>,
-    /// Where the next page starts; `None` on the last page.
+    /// Where the next page starts; `None` on the last page. Opaque to
+    /// clients: the last id of an order or product list, a dead letter's own id.
     pub next_cursor: Option<String>,
 }
 
@@ -87,7 +87,10 @@ mod tests {
     #[test]
     fn defaults_suit_a_small_shop_and_limits_are_bounded() {
         assert_eq!(PageRequest::parse(None, None), Ok(PageRequest { limit: DEFAULT_LIMIT, after: None }));
-        assert_eq!(PageRequest::parse(Some("1"), Some(ID)).unwrap(), PageRequest { limit: 1, after: Some(ID.into()) });
+        assert_eq!(
+            PageRequest::parse(Some("1"), Some(ID)).unwrap(),
+            PageRequest { limit: 1, after: Some(Id::parse(ID).unwrap()) }
+        );
         assert_eq!(PageRequest::parse(Some("1000"), None).unwrap().limit, MAX_LIMIT);
         for bad in ["0", "1001", "-1", "ten", "", "1.5"] {
             assert_eq!(PageRequest::parse(Some(bad), None).unwrap_err().field, "limit", "{bad}");

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::id::Id;
 use crate::money::{Cents, MoneyError, MAX_PRICE};
 use crate::number::NumberInput;
 use crate::quantity::MAX_STOCK;
@@ -14,8 +15,7 @@ pub const MAX_NAME_CHARS: usize = 200;
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Product {
     /// A ULID: unique and sortable by creation time.
-    #[cfg_attr(feature = "openapi", schema(example = "01JD3V6Q8ZK0M9X4W2T7Y5B1CE"))]
-    pub id: String,
+    pub id: Id,
     #[cfg_attr(feature = "openapi", schema(example = "Oak chair"))]
     pub name: String,
     /// Unit price, a decimal number with at most 2 decimals.

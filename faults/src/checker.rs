@@ -172,7 +172,7 @@ pub async fn check(
             None => {
                 verdict.given_up += 1;
                 let product = &history.products[record.product].id;
-                let keys = shop.layout().keys_of_id(product).expect("a product of this layout");
+                let keys = shop.layout().keys_of_id(&domain::Id::parse(product).unwrap());
                 let saved: Option<String> = conn.get(keys.order_idempotency(&record.key)).await?;
                 let all_not_saved =
                     !record.attempts.is_empty() && record.attempts.iter().all(|a| a.outcome == "503 not saved");
@@ -187,7 +187,7 @@ pub async fn check(
     for order in &orders {
         let steps: HashSet<&str> = order.timeline.iter().map(|s| s.step.as_str()).collect();
         if steps.contains("fulfilled") && steps.contains("refunded") {
-            verdict.final_twice.push(order.id.clone());
+            verdict.final_twice.push(order.id.to_string());
         }
     }
 
@@ -352,7 +352,7 @@ pub async fn check(
         verdict.first_success_after_fault_ms = history
             .orders
             .iter()
-            .filter(|r| partitions.of_id(&history.products[r.product].id) == Some(partition))
+            .filter(|r| partitions.of_id(&history.products[r.product].id) == partition)
             .flat_map(|r| r.attempts.iter())
             .filter(|a| a.outcome == "201" && a.sent_ms >= window.start_ms)
             .map(|a| a.answered_ms.saturating_sub(window.start_ms))

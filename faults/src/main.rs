@@ -21,7 +21,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Parser;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
@@ -100,7 +100,7 @@ async fn run_one(
     let products = workload::create_products(&servers, &load).await?;
     let config = store::Config::for_cluster(&deployment.seeds());
     let shop = store::Shop::new(&config)?;
-    let keys = shop.layout().keys_of_id(&products[0].id).context("a product of this layout")?;
+    let keys = shop.layout().keys_of_id(&products[0].id);
     let slot = testkit::key_slot(&keys.orders());
     let partition = keys.partition();
 

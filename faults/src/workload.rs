@@ -80,7 +80,7 @@ pub struct RestockRecord {
 #[derive(Debug, Clone, Serialize)]
 pub struct Seen {
     pub received_ms: u64,
-    pub order_id: String,
+    pub order_id: domain::Id,
     pub status: String,
     pub stock: Option<u32>,
     pub at: u64,
@@ -109,7 +109,7 @@ pub struct BrowserRecord {
 /// A product of the run.
 #[derive(Debug, Clone, Serialize)]
 pub struct Product {
-    pub id: String,
+    pub id: domain::Id,
     pub initial: u32,
 }
 
@@ -145,7 +145,7 @@ pub async fn create_products(servers: &[String], load: &Load) -> Result<Vec<Prod
         let response = http.post(format!("{}/product", servers[0])).bearer_auth(ADMIN_TOKEN).json(&body).send().await?;
         anyhow::ensure!(response.status().as_u16() == 201, "creating a product: {}", response.status());
         let created: serde_json::Value = response.json().await?;
-        let id = created["id"].as_str().context("product id")?.to_string();
+        let id = domain::Id::parse(created["id"].as_str().context("product id")?)?;
         products.push(Product { id, initial: load.stock });
     }
     Ok(products)
@@ -156,7 +156,7 @@ async fn place(
     http: reqwest::Client,
     servers: Arc<Vec<String>>,
     mut record: OrderRecord,
-    product_id: String,
+    product_id: domain::Id,
 ) -> OrderRecord {
     let started = Instant::now();
     let body = serde_json::json!({"product_id": product_id, "quantity": record.quantity});

@@ -12,7 +12,7 @@ use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::IntoResponse;
 use axum::Extension;
 use axum::Json;
-use domain::{NewProduct, NumberInput, Order, Page, PageRequest, Product, Quantity, Restock};
+use domain::{Id, NewProduct, NumberInput, Order, Page, PageRequest, Product, Quantity, Restock};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use store::limits::ClientAddr;
@@ -125,8 +125,7 @@ pub(crate) struct ProductWithPk {
     #[serde(flatten)]
     product: Product,
     /// The same as `id`, under the original's name.
-    #[schema(example = "01JD3V6Q8ZK0M9X4W2T7Y5B1CE")]
-    pk: String,
+    pk: Id,
 }
 
 impl From<Product> for ProductWithPk {
@@ -142,8 +141,7 @@ pub(crate) struct OrderWithPk {
     #[serde(flatten)]
     order: Order,
     /// The same as `id`, under the original's name.
-    #[schema(example = "01JD3V7A2M5N8P0Q3R6S9T1V4W")]
-    pk: String,
+    pk: Id,
 }
 
 impl From<Order> for OrderWithPk {
@@ -212,6 +210,7 @@ pub(crate) async fn restock_product(
     Path(id): Path<String>,
     JsonBody(body): JsonBody<RestockBody>,
 ) -> Result<Json<Product>, ApiError> {
+    let id = store::parse_id("product", &id)?;
     let restock = Restock::new(body.quantity).map_err(store::StoreError::from)?;
     Ok(Json(state.shop.restock(&id, restock).await?))
 }
@@ -226,7 +225,7 @@ pub(crate) async fn get_product(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<ProductWithPk>, ApiError> {
-    Ok(Json(state.shop.product(&id).await?.into()))
+    Ok(Json(state.shop.product(&store::parse_id("product", &id)?).await?.into()))
 }
 
 /// Products, oldest first, a page at a time.
@@ -266,7 +265,7 @@ pub(crate) async fn delete_product(
     _admin: Admin,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    state.shop.delete_product(&id).await?;
+    state.shop.delete_product(&store::parse_id("product", &id)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -329,7 +328,8 @@ pub(crate) async fn place_order(
     // The order's trace joins the caller's, when it sends a W3C `traceparent`.
     let traceparent = headers.get("traceparent").and_then(|value| value.to_str().ok());
     let span = store::telemetry::step_span("POST /orders", traceparent);
-    let placing = state.shop.place_order_once(&body.product_id, quantity, idempotency_key(&headers)?);
+    let product_id = store::parse_id("product", &body.product_id)?;
+    let placing = state.shop.place_order_once(&product_id, quantity, idempotency_key(&headers)?);
     let placed = placing.instrument(span).await?;
     Ok((StatusCode::CREATED, replayed_header(placed.replayed), Json(OrderWithPk::from(placed.order))))
 }
@@ -396,5 +396,5 @@ pub const NEXT_CURSOR: HeaderName = HeaderName::from_static("next-cursor");
     (status = 503, description = "Redis unreachable", body = ErrorBody),
 ))]
 pub(crate) async fn get_order(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Order>, ApiError> {
-    Ok(Json(state.shop.order(&id).await?))
+    Ok(Json(state.shop.order(&store::parse_id("order", &id)?).await?))
 }

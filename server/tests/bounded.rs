@@ -54,7 +54,7 @@ async fn the_worst_requests_cost_a_bounded_number_of_redis_commands() {
         NewProduct::parse(&name, "1", "1000").unwrap()
     });
     let products = store::bulk::create_products(&conn, shop.layout(), names.collect()).await.unwrap();
-    let ids: Vec<String> = products.iter().map(|p| p.id.clone()).collect();
+    let ids: Vec<domain::Id> = products.iter().map(|p| p.id.clone()).collect();
     let status_of = |n: usize| OrderStatus::ALL[n % 4];
     store::bulk::write_orders(&conn, shop.layout(), &ids, ORDERS, status_of, |_| {}).await.unwrap();
     println!("seeded {PRODUCTS} products and {ORDERS} orders in {:.1} s", started.elapsed().as_secs_f64());

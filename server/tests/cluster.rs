@@ -39,11 +39,11 @@ async fn stock_up(app: &Running, count: usize, stock: u32) -> (Vec<String>, Hash
 
 /// Every request got its own order, and no order exists that no request got.
 fn assert_one_order_per_request(answers: &HashMap<String, String>, orders: &[domain::Order]) {
-    let mut answered: Vec<&String> = answers.values().collect();
+    let mut answered: Vec<&str> = answers.values().map(String::as_str).collect();
     answered.sort();
     answered.dedup();
     assert_eq!(answered.len(), answers.len(), "each request got its own order");
-    let mut existing: Vec<&String> = orders.iter().map(|o| &o.id).collect();
+    let mut existing: Vec<&str> = orders.iter().map(|o| o.id.as_str()).collect();
     existing.sort();
     assert_eq!(existing, answered, "every order belongs to a request that got it, and no other exists");
 }
@@ -83,7 +83,7 @@ async fn a_master_killed_under_load_loses_no_acknowledged_order() {
     wait_for_answers(&answered, 300, Duration::from_secs(30)).await;
 
     // Kill the master holding the first product's partition; its replica takes over.
-    let slot = key_slot(&shop.layout().keys_of_id(&products[0]).unwrap().product(&products[0]));
+    let slot = key_slot(&shop.layout().keys_of_id(&domain::Id::parse(&products[0]).unwrap()).product(&products[0]));
     let (http, base) = (app.http.clone(), app.base.clone());
     let cluster = app.redis.cluster();
     let killed = tokio::task::block_in_place(|| cluster.kill_master_of_slot(slot));
@@ -128,7 +128,7 @@ async fn after_a_partition_was_unreachable_its_orders_flow_again_within_seconds(
     };
     wait_for_answers(&answered, 150, Duration::from_secs(30)).await;
 
-    let slot = key_slot(&shop.layout().keys_of_id(&products[0]).unwrap().product(&products[0]));
+    let slot = key_slot(&shop.layout().keys_of_id(&domain::Id::parse(&products[0]).unwrap()).product(&products[0]));
     let cluster = app.redis.cluster();
     let master = cluster.master_of_slot(slot);
     let paused: Vec<u16> = std::iter::once(master).chain(cluster.replicas_of(master)).collect();
@@ -159,7 +159,7 @@ async fn a_partition_moved_to_another_master_under_load_shows_clients_no_error()
     let shop = Shop::new(&config_for(&app.redis)).unwrap();
     let (products, initial) = stock_up(&app, 16, 1000).await;
     let moved = &products[0];
-    let keys = shop.layout().keys_of_id(moved).unwrap().clone();
+    let keys = shop.layout().keys_of_id(&domain::Id::parse(moved).unwrap()).clone();
     let slot = key_slot(&keys.product(moved));
 
     // Clients that do not retry: any error would reach them.
@@ -318,7 +318,7 @@ async fn orders_reach_the_new_master_while_the_old_one_is_still_paused() {
     // The server knows the partition's master.
     assert_eq!(order(Duration::from_secs(10)).await.unwrap().status(), reqwest::StatusCode::CREATED);
 
-    let slot = key_slot(&shop.layout().keys_of_id(&product.id).unwrap().product(&product.id));
+    let slot = key_slot(&shop.layout().keys_of_id(&domain::Id::parse(&product.id).unwrap()).product(&product.id));
     let cluster = app.redis.cluster();
     let master = cluster.master_of_slot(slot);
     cluster.pause_node(master);
@@ -362,7 +362,8 @@ async fn with_min_replicas_the_live_feed_shows_only_what_a_replica_holds() {
     let mut feed = Feed::new(app.http.get(app.url("/api/events")).send().await.unwrap()).subscribed().await;
     let place = app.http.post(app.url("/orders")).json(&json!({"product_id": product.id, "quantity": 1}));
     let cluster = app.redis.cluster();
-    let master = cluster.master_of_slot(key_slot(&shop.layout().keys_of_id(&product.id).unwrap().orders()));
+    let master =
+        cluster.master_of_slot(key_slot(&shop.layout().keys_of_id(&domain::Id::parse(&product.id).unwrap()).orders()));
     let replica = cluster.replicas_of(master)[0];
     // The replica has synced the product, and the feed follows it: some
     // reader reads from it, and every reader's blocking read in flight on
@@ -411,7 +412,8 @@ async fn with_min_replicas_a_restock_no_replica_confirmed_is_not_acknowledged() 
 
     let shop = Shop::new(&config_for(&app.redis)).unwrap();
     let cluster = app.redis.cluster();
-    let master = cluster.master_of_slot(key_slot(&shop.layout().keys_of_id(&id).unwrap().product(&id)));
+    let master =
+        cluster.master_of_slot(key_slot(&shop.layout().keys_of_id(&domain::Id::parse(&id).unwrap()).product(&id)));
     let replica = cluster.replicas_of(master)[0];
     cluster.pause_node(replica);
     let unconfirmed = restock.send().await.unwrap();
@@ -420,7 +422,7 @@ async fn with_min_replicas_a_restock_no_replica_confirmed_is_not_acknowledged() 
     assert_eq!(status, reqwest::StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert!(body.contains("read a product's stock before repeating a restock"), "{body}");
     // Written on the master all the same: the stock says whether it was.
-    assert_eq!(shop.product(&id).await.unwrap().quantity, 20);
+    assert_eq!(shop.product(&id.parse().unwrap()).await.unwrap().quantity, 20);
     assert_eq!(restock_again.send().await.unwrap().status(), reqwest::StatusCode::OK);
 }
 
@@ -483,7 +485,7 @@ async fn the_first_page_of_100_000_orders_reads_no_more_than_pages_on_a_cluster(
                     keys.order(&id),
                     &[
                         ("id", id.as_str()),
-                        ("product_id", &product_id),
+                        ("product_id", product_id.as_str()),
                         ("price", "5"),
                         ("quantity", "1"),
                         ("fee", "1"),
@@ -494,7 +496,7 @@ async fn the_first_page_of_100_000_orders_reads_no_more_than_pages_on_a_cluster(
                     ],
                 )
                 .ignore()
-                .zadd(keys.orders(), &id, 0)
+                .zadd(keys.orders(), id.as_str(), 0)
                 .ignore();
             }
             let () = pipe.query_async(&mut conn).await.unwrap();

@@ -81,11 +81,11 @@ async fn a_server_killed_while_accepting_orders_loses_none_and_invents_none(back
 
     let shop = Shop::new(&config).unwrap();
     let orders = wait_until_final(&shop, None, Duration::from_secs(30)).await;
-    let mut answered: Vec<&String> = answers.values().collect();
+    let mut answered: Vec<&str> = answers.values().map(String::as_str).collect();
     answered.sort();
     answered.dedup();
     assert_eq!(answered.len(), 1200, "each request got its own order");
-    let mut existing: Vec<&String> = orders.iter().map(|o| &o.id).collect();
+    let mut existing: Vec<&str> = orders.iter().map(|o| o.id.as_str()).collect();
     existing.sort();
     assert_eq!(existing, answered, "every order belongs to a request that got it, and no other exists");
     println!(

@@ -5,7 +5,7 @@
 //! product, its product's), and products through their own script, many to
 //! a round trip. Placing a million orders one by one would take minutes.
 
-use domain::{Cents, NewProduct, Order, OrderStatus, Product, Quantity, Step};
+use domain::{Cents, Id, NewProduct, Order, OrderStatus, Product, Quantity, Step};
 use futures::{StreamExt, TryStreamExt};
 
 use crate::connection::Redis;
@@ -22,7 +22,7 @@ const LOADERS: usize = 4;
 /// The orders one pipeline wrote, all in one partition: `(id, product id, status)`.
 pub struct Chunk {
     partition: Partition,
-    pub orders: Vec<(String, String, OrderStatus)>,
+    pub orders: Vec<(Id, Id, OrderStatus)>,
 }
 
 /// Creates `products` (each through the product script, so indexed for
@@ -40,7 +40,7 @@ pub async fn create_products(conn: &Redis, layout: &Layout, products: Vec<NewPro
         .collect();
     let mut by_partition: Vec<(Partition, Vec<&Product>)> = Vec::new();
     for product in &made {
-        let partition = partitions.of_id(&product.id).expect("an id of this layout");
+        let partition = partitions.of_id(&product.id);
         match by_partition.iter_mut().find(|(p, _)| *p == partition) {
             Some((_, of)) => of.push(product),
             None => by_partition.push((partition, vec![product])),
@@ -63,10 +63,10 @@ pub async fn create_products(conn: &Redis, layout: &Layout, products: Vec<NewPro
 
 /// An order as the bulk loader writes it: one unit at 1.00 (fee 0.20), made
 /// at `now`, with the timeline of the usual way to `status`, all at `now`.
-fn seeded_order(id: &str, product_id: &str, status: OrderStatus, now: u64) -> Order {
+fn seeded_order(id: &Id, product_id: &Id, status: OrderStatus, now: u64) -> Order {
     Order {
-        id: id.to_string(),
-        product_id: product_id.to_string(),
+        id: id.clone(),
+        product_id: product_id.clone(),
         price: Cents(100),
         fee: Cents(20),
         total: Cents(120),
@@ -87,15 +87,15 @@ fn seeded_order(id: &str, product_id: &str, status: OrderStatus, now: u64) -> Or
 pub async fn write_orders(
     conn: &Redis,
     layout: &Layout,
-    products: &[String],
+    products: &[Id],
     count: usize,
     status_of: fn(usize) -> OrderStatus,
     written: impl Fn(usize),
 ) -> StoreResult<Vec<Chunk>> {
     let partitions = layout.partitions();
-    let mut groups: Vec<(Partition, Vec<String>)> = Vec::new();
+    let mut groups: Vec<(Partition, Vec<Id>)> = Vec::new();
     for id in products {
-        let partition = partitions.of_id(id).ok_or_else(|| StoreError::NotFound { kind: "product", id: id.clone() })?;
+        let partition = partitions.of_id(id);
         match groups.iter_mut().find(|(p, _)| *p == partition) {
             Some((_, ids)) => ids.push(id.clone()),
             None => groups.push((partition, vec![id.clone()])),
@@ -112,7 +112,7 @@ pub async fn write_orders(
             let turn = chunk / groups.len() * CHUNK;
             let keys = layout.keys(*partition).clone();
             let size = CHUNK.min(count - chunk * CHUNK);
-            let orders: Vec<(String, String, OrderStatus)> = (0..size)
+            let orders: Vec<(Id, Id, OrderStatus)> = (0..size)
                 .map(|k| {
                     let product = ids[(turn + k) % ids.len()].clone();
                     (crate::ids::new_id(*partition), product, status_of(chunk * CHUNK + k))
@@ -125,14 +125,14 @@ pub async fn write_orders(
                     let fields = records::order_fields(&seeded_order(id, product, *status, now));
                     pipe.hset_multiple(keys.order(id), &fields)
                         .ignore()
-                        .zadd(keys.orders(), id, 0)
+                        .zadd(keys.orders(), id.as_str(), 0)
                         .ignore()
                         // Keep the status indexes (and so the counts by status) true.
-                        .zadd(keys.orders_in(*status), id, 0)
+                        .zadd(keys.orders_in(*status), id.as_str(), 0)
                         .ignore()
                         .zadd(keys.orders_by_product(*status), format!("{product}:{id}"), 0)
                         .ignore()
-                        .zadd(keys.product_orders(product), id, 0)
+                        .zadd(keys.product_orders(product), id.as_str(), 0)
                         .ignore();
                 }
                 let () = pipe.query_async(&mut conn).await?;
@@ -156,14 +156,14 @@ pub async fn remove_orders(conn: &Redis, layout: &Layout, written: Vec<Chunk>) -
                 for (id, product, status) in &chunk.orders {
                     pipe.del(keys.order(id))
                         .ignore()
-                        .zrem(keys.orders_in(*status), id)
+                        .zrem(keys.orders_in(*status), id.as_str())
                         .ignore()
                         .zrem(keys.orders_by_product(*status), format!("{product}:{id}"))
                         .ignore()
-                        .zrem(keys.product_orders(product), id)
+                        .zrem(keys.product_orders(product), id.as_str())
                         .ignore();
                 }
-                let ids: Vec<&String> = chunk.orders.iter().map(|(id, _, _)| id).collect();
+                let ids: Vec<&str> = chunk.orders.iter().map(|(id, _, _)| id.as_str()).collect();
                 pipe.zrem(keys.orders(), &ids).ignore();
                 let () = pipe.query_async(&mut conn).await?;
                 StoreResult::Ok(())

@@ -13,14 +13,17 @@
 
 use std::sync::Mutex;
 
+use domain::Id;
 use ulid::Ulid;
 
+use crate::error::{StoreError, StoreResult};
 use crate::partition::Partition;
 
-/// An id as it is stored: ULIDs are case-insensitive (their spec), ours are
-/// kept in upper case, so `01arz3...` names the same order as `01ARZ3...`.
-pub fn canonical_id(id: &str) -> String {
-    id.to_ascii_uppercase()
+/// The id a request names, where it comes in (a URL, a form, a body): text
+/// that is not an id names nothing, so it is [`StoreError::NotFound`] like an
+/// unknown id of the `kind`.
+pub fn parse_id(kind: &'static str, text: &str) -> StoreResult<Id> {
+    Id::parse(text.trim()).map_err(|error| StoreError::NotFound { kind, id: error.text })
 }
 
 /// The process-wide generator, so every id it hands out is larger than the last.
@@ -58,13 +61,11 @@ fn random_u64() -> u64 {
 }
 
 /// A new id in `partition`, larger than every id this process made before.
-pub fn new_id(partition: Partition) -> String {
+pub fn new_id(partition: Partition) -> Id {
     let mut generator = GENERATOR.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    generator.next(crate::now_ms(), partition).to_string()
+    let ulid = generator.next(crate::now_ms(), partition);
+    Id::parse(&ulid.to_string()).expect("a ULID is an id")
 }
-
-/// Whether `id` looks like one of our ids; anything else cannot exist.
-pub use domain::id::is_id;
 
 #[cfg(test)]
 mod tests {
@@ -74,9 +75,8 @@ mod tests {
     #[test]
     fn ids_made_in_a_burst_sort_in_the_order_they_were_made_whatever_their_partition() {
         let partitions = Partitions::new(16).unwrap();
-        let ids: Vec<String> = (0..10_000).map(|i| new_id(partitions.nth(i * 7))).collect();
+        let ids: Vec<Id> = (0..10_000).map(|i| new_id(partitions.nth(i * 7))).collect();
         assert!(ids.windows(2).all(|pair| pair[0] < pair[1]), "strictly increasing");
-        assert!(ids.iter().all(|id| is_id(id)));
     }
 
     #[test]
@@ -84,9 +84,16 @@ mod tests {
         for count in [1, 3, 16, 1024] {
             let partitions = Partitions::new(count).unwrap();
             for partition in partitions.all() {
-                assert_eq!(partitions.of_id(&new_id(partition)), Some(partition));
+                assert_eq!(partitions.of_id(&new_id(partition)), partition);
             }
         }
+    }
+
+    #[test]
+    fn a_request_naming_no_id_names_nothing() {
+        assert_eq!(parse_id("order", " 01jd3v6q8zk0m9x4w2t7y5b1ca ").unwrap(), "01JD3V6Q8ZK0M9X4W2T7Y5B1CA");
+        let error = parse_id("order", "../etc").unwrap_err();
+        assert!(matches!(&error, StoreError::NotFound { kind: "order", id } if id == "../etc"), "{error}");
     }
 
     #[test]
@@ -101,13 +108,5 @@ mod tests {
         generator.counter = u64::MAX;
         let d = generator.next(1_000, partition);
         assert!(c < d && d.timestamp_ms() == 1_001);
-    }
-
-    #[test]
-    fn only_ulids_are_ids() {
-        assert!(is_id("01JD3V6Q8ZK0M9X4W2T7Y5B1CA"));
-        assert!(!is_id("nope"));
-        assert!(!is_id(""));
-        assert!(!is_id("../../etc"));
     }
 }

@@ -28,7 +28,7 @@
 
 use std::sync::Arc;
 
-use domain::OrderStatus;
+use domain::{Id, OrderStatus};
 
 use crate::partition::{Partition, Partitions};
 
@@ -144,9 +144,9 @@ impl Layout {
         self.keys.iter()
     }
 
-    /// The keys of the partition `id` lives in, or `None` when it is not an id.
-    pub fn keys_of_id(&self, id: &str) -> Option<&PartitionKeys> {
-        self.partitions.of_id(id).map(|p| self.keys(p))
+    /// The keys of the partition `id` lives in.
+    pub fn keys_of_id(&self, id: &Id) -> &PartitionKeys {
+        self.keys(self.partitions.of_id(id))
     }
 
     /// String holding the partition count, recorded on first start.

@@ -61,6 +61,7 @@ pub use admin::AdminGate;
 pub use config::Config;
 pub use connection::{Redis, RedisTarget};
 pub use error::{StoreError, StoreResult};
+pub use ids::parse_id;
 pub use keys::{Layout, PartitionKeys, Stream};
 pub use partition::{Partition, Partitions};
 pub use shop::{CreatedProduct, OrderFilter, Placed, Shop};

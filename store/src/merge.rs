@@ -10,7 +10,7 @@
 //! made it into the page (so it may hold more of it) is asked for the rest.
 //! So a page costs at most two reads per source, whatever the data.
 
-use domain::PageRequest;
+use domain::{Id, PageRequest};
 
 use crate::connection::Redis;
 use crate::partition::Partition;
@@ -28,7 +28,7 @@ pub struct Source {
 }
 
 /// An id, with the partition whose index listed it.
-pub type Listed = (String, Partition);
+pub type Listed = (Id, Partition);
 
 impl Source {
     /// Every member of the index at `key`.
@@ -90,7 +90,7 @@ impl Source {
         let members: Vec<String> = cmd.query_async(&mut conn.clone()).await?;
         Ok(members
             .into_iter()
-            .filter_map(|member| member.strip_prefix(self.prefix.as_str()).map(str::to_string))
+            .filter_map(|member| Id::parse(member.strip_prefix(self.prefix.as_str())?).ok())
             .map(|id| (id, self.partition))
             .collect())
     }
@@ -126,7 +126,7 @@ fn share(wanted: usize, sources: usize) -> usize {
 
 /// The sources (by position in `parts`, with the last id each gave) whose
 /// whole share made it into the page so far: each may hold more of it.
-fn unfinished(parts: &[Vec<Listed>], share: usize, wanted: usize, newest_first: bool) -> Vec<(usize, String)> {
+fn unfinished(parts: &[Vec<Listed>], share: usize, wanted: usize, newest_first: bool) -> Vec<(usize, Id)> {
     let so_far = merge(parts.iter().cloned(), wanted, newest_first);
     // The last id of the page so far: a source whose share ends before it is done.
     let boundary = (so_far.len() == wanted).then(|| so_far[wanted - 1].0.clone());
@@ -165,13 +165,18 @@ mod tests {
 
     use super::*;
 
-    fn listed(ids: &[&str]) -> Vec<Listed> {
+    /// An id whose last character is `last`, so they sort as their last characters do.
+    fn id(last: &str) -> Id {
+        Id::parse(&format!("01JD3V6Q8ZK0M9X4W2T7Y5B1C{last}")).unwrap()
+    }
+
+    fn listed(lasts: &[&str]) -> Vec<Listed> {
         let partition = Partitions::default().nth(0);
-        ids.iter().map(|id| (id.to_string(), partition)).collect()
+        lasts.iter().map(|last| (id(last), partition)).collect()
     }
 
     fn ids(listed: &[Listed]) -> Vec<&str> {
-        listed.iter().map(|(id, _)| id.as_str()).collect()
+        listed.iter().map(|(id, _)| &id[25..]).collect()
     }
 
     #[test]
@@ -208,7 +213,7 @@ mod tests {
         // The first gave its whole share and all of it is in the page: it may
         // hold more (between Y and W). The second's share ends past the page.
         // The third gave less than its share: it is done.
-        assert_eq!(unfinished(&parts, 2, 4, true), [(0, "Y".to_string())]);
+        assert_eq!(unfinished(&parts, 2, 4, true), [(0, id("Y"))]);
         // Before the page is full, every source that gave its whole share may hold more.
         assert_eq!(unfinished(&parts, 2, 9, true).len(), 2);
     }

@@ -26,7 +26,7 @@ use redis::AsyncCommands;
 
 use crate::connection::Redis;
 use crate::error::StoreResult;
-use domain::OrderStatus;
+use domain::{Id, OrderStatus};
 
 use crate::keys::{Layout, PartitionKeys, Stream};
 use crate::partition::Partition;
@@ -107,16 +107,13 @@ async fn hashes(conn: &Redis, keys: &[String]) -> StoreResult<Vec<HashMap<String
 }
 
 /// Copies every product into the partition its id names; returns id → partition.
-async fn copy_products(
-    conn: &mut Redis,
-    layout: &Layout,
-    report: &mut Report,
-) -> StoreResult<HashMap<String, Partition>> {
+async fn copy_products(conn: &mut Redis, layout: &Layout, report: &mut Report) -> StoreResult<HashMap<Id, Partition>> {
     let mut placed = HashMap::new();
     for chunk in all_ids(conn, legacy::PRODUCTS).await?.chunks(CHUNK) {
         let old: Vec<String> = chunk.iter().map(|id| legacy::product(id)).collect();
         for (id, fields) in chunk.iter().zip(hashes(conn, &old).await?) {
-            let Some(keys) = layout.keys_of_id(id) else { continue };
+            let Ok(id) = Id::parse(id) else { continue };
+            let keys = layout.keys_of_id(&id);
             placed.insert(id.clone(), keys.partition());
             if fields.is_empty() {
                 continue; // copied by an earlier run, whose clean-up was cut short
@@ -124,9 +121,9 @@ async fn copy_products(
             let fields: Vec<(String, String)> = fields.into_iter().collect();
             let () = redis::pipe()
                 .atomic()
-                .hset_multiple(keys.product(id), &fields)
+                .hset_multiple(keys.product(&id), &fields)
                 .ignore()
-                .zadd(keys.products(), id, 0)
+                .zadd(keys.products(), id.as_str(), 0)
                 .ignore()
                 .query_async(conn)
                 .await?;
@@ -140,41 +137,43 @@ async fn copy_products(
 async fn copy_orders(
     conn: &mut Redis,
     layout: &Layout,
-    products: &HashMap<String, Partition>,
+    products: &HashMap<Id, Partition>,
     report: &mut Report,
-) -> StoreResult<HashMap<String, Partition>> {
+) -> StoreResult<HashMap<Id, Partition>> {
     let mut placed = HashMap::new();
     let relocated_key = layout.legacy_orders();
     let earlier: HashMap<String, u16> = conn.hgetall(&relocated_key).await?;
     for chunk in all_ids(conn, legacy::ORDERS).await?.chunks(CHUNK) {
         let old: Vec<String> = chunk.iter().map(|id| legacy::order(id)).collect();
         for (id, fields) in chunk.iter().zip(hashes(conn, &old).await?) {
-            let Some(named) = layout.partitions().of_id(id) else { continue };
+            let Ok(id) = Id::parse(id) else { continue };
+            let named = layout.partitions().of_id(&id);
             if fields.is_empty() {
                 // Copied by an earlier run: it is where that run put it.
-                let partition = earlier.get(id).map(|&p| layout.partitions().nth(p.into())).unwrap_or(named);
-                placed.insert(id.clone(), partition);
+                let partition = earlier.get(id.as_str()).map(|&p| layout.partitions().nth(p.into())).unwrap_or(named);
+                placed.insert(id, partition);
                 continue;
             }
             // With its product; a product deleted meanwhile left no partition, so the id decides.
-            let product_id = fields.get(order::PRODUCT_ID).cloned().unwrap_or_default();
-            let partition =
-                products.get(&product_id).copied().or_else(|| layout.partitions().of_id(&product_id)).unwrap_or(named);
+            let product_id = fields.get(order::PRODUCT_ID).and_then(|text| Id::parse(text).ok());
+            let partition = product_id
+                .map(|product_id| products.get(&product_id).copied().unwrap_or(layout.partitions().of_id(&product_id)))
+                .unwrap_or(named);
             let keys = layout.keys(partition);
             let pairs: Vec<(String, String)> = fields.into_iter().collect();
             let () = redis::pipe()
                 .atomic()
-                .hset_multiple(keys.order(id), &pairs)
+                .hset_multiple(keys.order(&id), &pairs)
                 .ignore()
-                .zadd(keys.orders(), id, 0)
+                .zadd(keys.orders(), id.as_str(), 0)
                 .ignore()
                 .query_async(conn)
                 .await?;
             if partition != named {
-                let () = conn.hset(&relocated_key, id, partition.index()).await?;
+                let () = conn.hset(&relocated_key, id.as_str(), partition.index()).await?;
                 report.relocated_orders += 1;
             }
-            placed.insert(id.clone(), partition);
+            placed.insert(id, partition);
             report.orders += 1;
         }
     }
@@ -248,12 +247,13 @@ async fn copy_string(conn: &mut Redis, from: &str, to: &str) -> StoreResult<bool
 async fn copy_idempotency_keys(
     conn: &mut Redis,
     layout: &Layout,
-    orders: &HashMap<String, Partition>,
+    orders: &HashMap<Id, Partition>,
     report: &mut Report,
 ) -> StoreResult<()> {
     for old in scan(conn, "idempotency:order:*").await? {
         let client_key = &old["idempotency:order:".len()..];
         let order_id: Option<String> = conn.get(&old).await?;
+        let order_id = order_id.and_then(|text| Id::parse(&text).ok());
         let Some(partition) = order_id.and_then(|id| orders.get(&id).copied()) else { continue };
         if copy_string(conn, &old, &layout.keys(partition).order_idempotency(client_key)).await? {
             report.idempotency_keys += 1;
@@ -312,14 +312,11 @@ fn text_fields(entry: &redis::streams::StreamId) -> Vec<(String, String)> {
 
 /// The partition of the order an entry names; an entry naming no known order
 /// goes to the first partition (where its consumer dead-letters it).
-fn partition_of_entry(
-    entry: &redis::streams::StreamId,
-    layout: &Layout,
-    orders: &HashMap<String, Partition>,
-) -> Partition {
+fn partition_of_entry(entry: &redis::streams::StreamId, layout: &Layout, orders: &HashMap<Id, Partition>) -> Partition {
     let order_id = entry.get::<String>("order_id").or_else(|| entry.get::<String>("field:order_id"));
     order_id
-        .and_then(|id| orders.get(&id).copied().or_else(|| layout.partitions().of_id(&id)))
+        .and_then(|text| Id::parse(&text).ok())
+        .map(|id| orders.get(&id).copied().unwrap_or(layout.partitions().of_id(&id)))
         .unwrap_or_else(|| layout.partitions().nth(0))
 }
 
@@ -336,7 +333,7 @@ async fn copy_entry(
 async fn copy_stream_entries(
     conn: &mut Redis,
     layout: &Layout,
-    orders: &HashMap<String, Partition>,
+    orders: &HashMap<Id, Partition>,
     report: &mut Report,
 ) -> StoreResult<()> {
     for (stream, group) in legacy::STREAMS {
@@ -368,7 +365,7 @@ async fn copy_stream_entries(
 async fn remove_legacy_keys(
     conn: &mut Redis,
     layout: &Layout,
-    ids: impl Iterator<Item = &String>,
+    ids: impl Iterator<Item = &Id>,
     report: &mut Report,
 ) -> StoreResult<()> {
     let mut doomed = Vec::new();

@@ -14,7 +14,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use ulid::Ulid;
+use domain::Id;
 
 /// The most partitions a deployment may have. Ids carry their partition in 16
 /// bits; far fewer are useful (a cluster rarely has more than a few dozen masters).
@@ -83,10 +83,9 @@ impl Partitions {
         Partition((n % u64::from(self.count)) as u16)
     }
 
-    /// The partition an id lives in, or `None` for something that is not an id.
-    pub fn of_id(self, id: &str) -> Option<Partition> {
-        let value = Ulid::from_string(id).ok()?.0;
-        Some(self.nth((value & 0xFFFF) as u64))
+    /// The partition an id lives in (see [`crate::ids`]).
+    pub fn of_id(self, id: &Id) -> Partition {
+        self.nth(u64::from(id.partition_bits()))
     }
 
     /// The partition of an arbitrary text (an idempotency key), spread evenly.
@@ -144,6 +143,7 @@ impl FromStr for Partitions {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ulid::Ulid;
 
     #[test]
     fn a_partition_count_is_a_number_in_range() {
@@ -164,11 +164,11 @@ mod tests {
     #[test]
     fn an_id_names_its_partition_in_its_low_bits() {
         let partitions = Partitions::new(16).unwrap();
-        let id = Ulid::from_parts(1_700_000_000_000, (0xABCD_u128 << 16) | 5).to_string();
-        assert_eq!(partitions.of_id(&id), Some(Partition(5)));
-        let id = Ulid::from_parts(1_700_000_000_000, 0x1_0013).to_string();
-        assert_eq!(partitions.of_id(&id), Some(Partition(0x13 % 16)));
-        assert_eq!(partitions.of_id("not an id"), None);
+        let id = |ulid: Ulid| Id::parse(&ulid.to_string()).unwrap();
+        assert_eq!(partitions.of_id(&id(Ulid::from_parts(1_700_000_000_000, (0xABCD_u128 << 16) | 5))), Partition(5));
+        assert_eq!(partitions.of_id(&id(Ulid::from_parts(1_700_000_000_000, 0x1_0013))), Partition(0x13 % 16));
+        let every_bit = Ulid::from_parts(1_700_000_000_000, (1 << 80) - 1);
+        assert_eq!(id(every_bit).partition_bits(), 0xFFFF, "the same bits the ulid crate reads");
     }
 
     #[test]

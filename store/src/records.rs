@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 
 use domain::order::{step_rank, UnknownStatus, REFUND_INITIATED};
-use domain::{Cents, Order, OrderStatus, Product, Quantity, Step};
+use domain::{Cents, Id, Order, OrderStatus, Product, Quantity, Step};
 
 use crate::error::{StoreError, StoreResult};
 
@@ -65,8 +65,8 @@ pub mod product {
 /// An order as its hash's fields: every field it has, its timeline included.
 pub fn order_fields(order: &Order) -> Vec<(String, String)> {
     let mut fields: Vec<(String, String)> = [
-        (order::ID, order.id.clone()),
-        (order::PRODUCT_ID, order.product_id.clone()),
+        (order::ID, order.id.to_string()),
+        (order::PRODUCT_ID, order.product_id.to_string()),
         (order::PRICE, order.price.0.to_string()),
         (order::QUANTITY, order.quantity.get().to_string()),
         (order::FEE, order.fee.0.to_string()),
@@ -92,8 +92,8 @@ pub fn parse_order(key: &str, fields: &Fields) -> StoreResult<Order> {
     let status: OrderStatus =
         get(key, fields, order::STATUS)?.parse().map_err(|e: UnknownStatus| corrupt(e.to_string()))?;
     Ok(Order {
-        id: get(key, fields, order::ID)?.to_string(),
-        product_id: get(key, fields, order::PRODUCT_ID)?.to_string(),
+        id: id(key, fields, order::ID)?,
+        product_id: id(key, fields, order::PRODUCT_ID)?,
         price: Cents(number(key, fields, order::PRICE)?),
         fee: Cents(number(key, fields, order::FEE)?),
         total: Cents(number(key, fields, order::TOTAL)?),
@@ -110,7 +110,7 @@ pub fn parse_order(key: &str, fields: &Fields) -> StoreResult<Order> {
 /// The product in the hash at `key`.
 pub fn parse_product(key: &str, fields: &Fields) -> StoreResult<Product> {
     Ok(Product {
-        id: get(key, fields, product::ID)?.to_string(),
+        id: id(key, fields, product::ID)?,
         name: get(key, fields, product::NAME)?.to_string(),
         price: Cents(number(key, fields, product::PRICE)?),
         quantity: number(key, fields, product::QUANTITY)?,
@@ -147,6 +147,11 @@ fn get<'a>(key: &str, fields: &'a Fields, name: &str) -> StoreResult<&'a str> {
         .ok_or_else(|| StoreError::Corrupt { key: key.to_string(), detail: format!("no field {name}") })
 }
 
+fn id(key: &str, fields: &Fields, name: &str) -> StoreResult<Id> {
+    Id::parse(get(key, fields, name)?)
+        .map_err(|e| StoreError::Corrupt { key: key.to_string(), detail: format!("{name}: {e}") })
+}
+
 fn number<T: std::str::FromStr>(key: &str, fields: &Fields, name: &str) -> StoreResult<T> {
     let text = get(key, fields, name)?;
     text.parse().map_err(|_| StoreError::Corrupt { key: key.to_string(), detail: format!("{name} = {text:?}") })
@@ -158,8 +163,8 @@ mod tests {
 
     fn refunded() -> Order {
         Order {
-            id: "01JD3V6Q8ZK0M9X4W2T7Y5B1CA".into(),
-            product_id: "01JD3V6Q8ZK0M9X4W2T7Y5B1CE".into(),
+            id: "01JD3V6Q8ZK0M9X4W2T7Y5B1CA".parse().unwrap(),
+            product_id: "01JD3V6Q8ZK0M9X4W2T7Y5B1CE".parse().unwrap(),
             price: Cents(1999),
             fee: Cents(400),
             total: Cents(2399),
@@ -188,8 +193,12 @@ mod tests {
 
     #[test]
     fn a_product_reads_as_create_product_lua_writes_it() {
-        let product =
-            Product { id: "01JD3V6Q8ZK0M9X4W2T7Y5B1CE".into(), name: "Chair".into(), price: Cents(1999), quantity: 5 };
+        let product = Product {
+            id: "01JD3V6Q8ZK0M9X4W2T7Y5B1CE".parse().unwrap(),
+            name: "Chair".into(),
+            price: Cents(1999),
+            quantity: 5,
+        };
         let fields: Fields = product::ALL
             .iter()
             .zip(["01JD3V6Q8ZK0M9X4W2T7Y5B1CE", "Chair", "1999", "5"])
@@ -209,6 +218,10 @@ mod tests {
         );
         fields.remove(order::STATUS);
         assert!(matches!(parse_order("order:x", &fields), Err(StoreError::Corrupt { .. })));
+        let mut fields: Fields = order_fields(&refunded()).into_iter().collect();
+        fields.insert(order::PRODUCT_ID.into(), "../etc".into());
+        let error = parse_order("order:x", &fields).unwrap_err();
+        assert!(matches!(&error, StoreError::Corrupt { detail, .. } if detail.contains("product_id")), "{error}");
     }
 
     #[test]

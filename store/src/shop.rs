@@ -11,7 +11,7 @@ use std::sync::{Arc, RwLock};
 use domain::page::MAX_LIMIT;
 use domain::quantity::MAX_STOCK;
 use domain::search::Query;
-use domain::{quote, Cents, NewProduct, Order, OrderStatus, Page, PageRequest, Product, Quantity, Restock};
+use domain::{quote, Cents, Id, NewProduct, Order, OrderStatus, Page, PageRequest, Product, Quantity, Restock};
 use redis::AsyncCommands;
 use tracing::Instrument;
 
@@ -20,7 +20,7 @@ use crate::config::Config;
 use crate::connection::Redis;
 use crate::durability::Durability;
 use crate::error::{StoreError, StoreResult};
-use crate::ids::{canonical_id, is_id, new_id};
+use crate::ids::new_id;
 use crate::keys::{Layout, PartitionKeys};
 use crate::merge::{self, Source};
 use crate::partition::Partition;
@@ -42,7 +42,7 @@ pub struct Shop {
     next_partition: Arc<AtomicU64>,
     /// Prices of the products this process has seen, so that placing an
     /// order needs no read before its script (see [`Shop::price_of`]).
-    prices: Arc<RwLock<HashMap<String, Cents>>>,
+    prices: Arc<RwLock<HashMap<Id, Cents>>>,
     /// How long an idempotency key is remembered, in seconds.
     idempotency_window_secs: u64,
     admin: AdminGate,
@@ -71,7 +71,7 @@ pub struct OrderFilter {
     /// Only orders in this status.
     pub status: Option<OrderStatus>,
     /// Only orders of these products.
-    pub products: Option<Vec<String>>,
+    pub products: Option<Vec<Id>>,
     /// Only orders whose id starts with this (upper case; see [`domain::id::is_id_prefix`]).
     pub id_start: Option<String>,
 }
@@ -199,12 +199,9 @@ impl Shop {
 
     /// Adds units to a product's stock, atomically and never past
     /// [`domain::quantity::MAX_STOCK`]; returns the product as it is now.
-    pub async fn restock(&self, id: &str, restock: Restock) -> StoreResult<Product> {
-        let id = &canonical_id(id);
+    pub async fn restock(&self, id: &Id, restock: Restock) -> StoreResult<Product> {
         let not_found = || StoreError::NotFound { kind: "product", id: id.to_string() };
-        let Some(keys) = self.layout.keys_of_id(id) else {
-            return Err(not_found());
-        };
+        let keys = self.layout.keys_of_id(id);
         let call = scripts::restock(keys, id, restock.units(), MAX_STOCK, self.announce());
         let restocked = |restocking: &scripts::Restocking| matches!(restocking, scripts::Restocking::Restocked { .. });
         match self.durability.run_if_written(&mut self.conn.clone(), call, restocked).await? {
@@ -222,8 +219,7 @@ impl Shop {
     }
 
     /// One product, or [`StoreError::NotFound`].
-    pub async fn product(&self, id: &str) -> StoreResult<Product> {
-        let id = &canonical_id(id);
+    pub async fn product(&self, id: &Id) -> StoreResult<Product> {
         let (key, fields) = self.hash("product", id, PartitionKeys::product).await?;
         parse_product(&key, &fields)
     }
@@ -240,10 +236,9 @@ impl Shop {
 
     /// Removes a product, from the search index too. Orders for it still in
     /// flight are refunded by the warehouse.
-    pub async fn delete_product(&self, id: &str) -> StoreResult<()> {
-        let id = &canonical_id(id);
+    pub async fn delete_product(&self, id: &Id) -> StoreResult<()> {
         let not_found = || StoreError::NotFound { kind: "product", id: id.to_string() };
-        let keys = self.layout.keys_of_id(id).filter(|_| is_id(id)).ok_or_else(not_found)?;
+        let keys = self.layout.keys_of_id(id);
         // A name never changes, so the prefixes read here are those it was indexed under.
         let name: Option<String> = self.conn.clone().hget(keys.product(id), records::product::NAME).await?;
         let name = name.ok_or_else(not_found)?;
@@ -257,7 +252,7 @@ impl Shop {
 
     /// Prices and saves an order as `pending`, with its outbox entry, in one
     /// atomic step; the workers take it from there.
-    pub async fn place_order(&self, product_id: &str, quantity: Quantity) -> StoreResult<Order> {
+    pub async fn place_order(&self, product_id: &Id, quantity: Quantity) -> StoreResult<Order> {
         Ok(self.place_order_once(product_id, quantity, None).await?.order)
     }
 
@@ -266,19 +261,16 @@ impl Shop {
     /// attempt) gets the order the first attempt created.
     pub async fn place_order_once(
         &self,
-        product_id: &str,
+        product_id: &Id,
         quantity: Quantity,
         idempotency_key: Option<&str>,
     ) -> StoreResult<Placed> {
         if let Some(key) = idempotency_key {
             validate_idempotency_key(key)?;
         }
-        let product_id = &canonical_id(product_id);
         // The order lives in its product's partition, so that the warehouse
         // sees both in one atomic step.
-        let Some(keys) = self.layout.keys_of_id(product_id) else {
-            return Err(StoreError::NotFound { kind: "product", id: product_id.to_string() });
-        };
+        let keys = self.layout.keys_of_id(product_id);
         // The price may change between reading and saving (a product deleted
         // and re-created never reuses an id, but prices may become editable);
         // the script refuses a stale price and we price again.
@@ -299,7 +291,7 @@ impl Shop {
             let now = now_ms();
             let order = Order {
                 id: new_id(keys.partition()),
-                product_id: product_id.to_string(),
+                product_id: product_id.clone(),
                 price: quote.unit_price,
                 fee: quote.fee,
                 total: quote.total,
@@ -351,7 +343,7 @@ impl Shop {
     /// A product's price, from this process's memory when it has seen it:
     /// the script that saves an order checks it against the product, so a
     /// price remembered wrongly costs a retry, never a wrong order.
-    async fn price_of(&self, product_id: &str) -> StoreResult<Cents> {
+    async fn price_of(&self, product_id: &Id) -> StoreResult<Cents> {
         if let Some(price) = self.prices.read().unwrap_or_else(|p| p.into_inner()).get(product_id) {
             return Ok(*price);
         }
@@ -368,21 +360,25 @@ impl Shop {
         prices.insert(product.id.clone(), product.price);
     }
 
-    fn forget_price(&self, product_id: &str) {
+    fn forget_price(&self, product_id: &Id) {
         self.prices.write().unwrap_or_else(|p| p.into_inner()).remove(product_id);
     }
 
     async fn earlier_order(&self, keys: &PartitionKeys, idempotency_key: &str) -> StoreResult<Option<Order>> {
-        let earlier: Option<String> = self.conn.clone().get(keys.order_idempotency(idempotency_key)).await?;
+        let key = keys.order_idempotency(idempotency_key);
+        let earlier: Option<String> = self.conn.clone().get(&key).await?;
         match earlier {
-            Some(id) => Ok(Some(self.order(&id).await?)),
+            Some(id) => {
+                let id = Id::parse(&id).map_err(|e| StoreError::Corrupt { key, detail: e.to_string() })?;
+                Ok(Some(self.order(&id).await?))
+            }
             None => Ok(None),
         }
     }
 
     /// The earlier order for a key, provided the retry asks for the same thing.
-    fn replayed(&self, order: Order, product_id: &str, quantity: Quantity) -> StoreResult<Placed> {
-        if order.product_id != product_id || order.quantity != quantity {
+    fn replayed(&self, order: Order, product_id: &Id, quantity: Quantity) -> StoreResult<Placed> {
+        if order.product_id != *product_id || order.quantity != quantity {
             return Err(StoreError::invalid(
                 "Idempotency-Key",
                 "this key was already used for a different order; use a new key for a new order",
@@ -393,13 +389,12 @@ impl Shop {
     }
 
     /// One order, or [`StoreError::NotFound`].
-    pub async fn order(&self, id: &str) -> StoreResult<Order> {
-        let id = &canonical_id(id);
+    pub async fn order(&self, id: &Id) -> StoreResult<Order> {
         match self.hash("order", id, PartitionKeys::order).await {
             Ok((key, fields)) => parse_order(&key, &fields),
             // An order migrated from before partitions may live where its id does not point.
-            Err(StoreError::NotFound { .. }) if is_id(id) => {
-                let moved: Option<u16> = self.conn.clone().hget(self.layout.legacy_orders(), id).await?;
+            Err(StoreError::NotFound { .. }) => {
+                let moved: Option<u16> = self.conn.clone().hget(self.layout.legacy_orders(), id.as_str()).await?;
                 let not_found = StoreError::NotFound { kind: "order", id: id.to_string() };
                 let Some(partition) = moved else { return Err(not_found) };
                 let key = self.layout.keys(self.layout.partitions().nth(partition.into())).order(id);
@@ -410,19 +405,15 @@ impl Shop {
         }
     }
 
-    /// The hash of the `kind` with `id`, or [`StoreError::NotFound`]; an id
-    /// that is not one of ours is not looked up at all.
+    /// The hash of the `kind` with `id`, or [`StoreError::NotFound`].
     async fn hash(
         &self,
         kind: &'static str,
-        id: &str,
+        id: &Id,
         key_of: fn(&PartitionKeys, &str) -> String,
     ) -> StoreResult<(String, Fields)> {
         let not_found = || StoreError::NotFound { kind, id: id.to_string() };
-        let Some(keys) = self.layout.keys_of_id(id).filter(|_| is_id(id)) else {
-            return Err(not_found());
-        };
-        let key = key_of(keys, id);
+        let key = key_of(self.layout.keys_of_id(id), id);
         let fields = self.fields_at(&key).await?.ok_or_else(not_found)?;
         Ok((key, fields))
     }
@@ -445,10 +436,11 @@ impl Shop {
         while orders.len() < limit {
             request.limit = (limit - orders.len()).min(MAX_LIMIT);
             let page = self.orders_page(&request).await?;
+            let last = page.items.last().map(|order| order.id.clone());
             orders.extend(page.items);
-            match page.next_cursor {
-                Some(cursor) => request.after = Some(cursor),
-                None => break,
+            match (page.next_cursor, last) {
+                (Some(_), Some(last)) => request.after = Some(last),
+                _ => break,
             }
         }
         Ok(orders)
@@ -471,16 +463,15 @@ impl Shop {
             (None, Some(status)) => self.everywhere(|keys| keys.orders_in(status)),
             (Some(products), status) => products
                 .iter()
-                .filter(|id| is_id(id))
                 .take(domain::search::MAX_MATCHED_PRODUCTS)
-                .filter_map(|id| {
-                    let keys = self.layout.keys_of_id(id)?;
-                    Some(match status {
+                .map(|id| {
+                    let keys = self.layout.keys_of_id(id);
+                    match status {
                         None => Source::index(keys.partition(), keys.product_orders(id)),
                         Some(status) => {
                             Source::range(keys.partition(), keys.orders_by_product(status), format!("{id}:"))
                         }
-                    })
+                    }
                 })
                 .collect(),
         };
@@ -500,7 +491,7 @@ impl Shop {
             .iter()
             .map(|(key, fields)| parse_order(key, fields))
             .collect::<StoreResult<Vec<Order>>>()?;
-        let next_cursor = if more { page.last().map(|(id, _)| id.clone()) } else { None };
+        let next_cursor = if more { page.last().map(|(id, _)| id.to_string()) } else { None };
         Ok(Page { items: orders, next_cursor })
     }
 
@@ -526,7 +517,7 @@ impl Shop {
     /// The ids of the newest products (at most `limit`) whose name matches
     /// `text` (see [`domain::search`]), and whether more match: the order
     /// search's products.
-    pub async fn matching_products(&self, text: &str, limit: usize) -> StoreResult<(Vec<String>, bool)> {
+    pub async fn matching_products(&self, text: &str, limit: usize) -> StoreResult<(Vec<Id>, bool)> {
         let page = self.search_products(text, &PageRequest::first(limit), true).await?;
         Ok((page.items.into_iter().map(|p| p.id).collect(), page.next_cursor.is_some()))
     }
@@ -579,7 +570,7 @@ impl Shop {
             if checked >= SEARCH_SCAN_BUDGET {
                 // Enough read for one call: the page goes on from the last name checked.
                 found.truncate(request.limit);
-                return Ok(Page { items: found, next_cursor: last });
+                return Ok(Page { items: found, next_cursor: last.map(String::from) });
             }
             scan.after = last;
         }
@@ -588,24 +579,21 @@ impl Shop {
     }
 
     /// The products with these ids that exist, in the order asked.
-    pub async fn products_with_ids(&self, ids: &[String]) -> StoreResult<Vec<Product>> {
+    pub async fn products_with_ids(&self, ids: &[Id]) -> StoreResult<Vec<Product>> {
         let hashes = self.hashes(&self.own_ids(ids), PartitionKeys::product).await?;
         hashes.iter().map(|(key, fields)| parse_product(key, fields)).collect()
     }
 
     /// The orders with these ids that exist, in the order asked (one round
     /// trip per partition: the live list fetches the orders it learns of).
-    pub async fn orders_with_ids(&self, ids: &[String]) -> StoreResult<Vec<Order>> {
+    pub async fn orders_with_ids(&self, ids: &[Id]) -> StoreResult<Vec<Order>> {
         let hashes = self.hashes(&self.own_ids(ids), PartitionKeys::order).await?;
         hashes.iter().map(|(key, fields)| parse_order(key, fields)).collect()
     }
 
-    /// The ids that are ours, each with the partition it names.
-    fn own_ids(&self, ids: &[String]) -> Vec<(String, Partition)> {
-        ids.iter()
-            .filter(|id| is_id(id))
-            .filter_map(|id| self.layout.keys_of_id(id).map(|keys| (id.clone(), keys.partition())))
-            .collect()
+    /// The ids, each with the partition it names.
+    fn own_ids(&self, ids: &[Id]) -> Vec<merge::Listed> {
+        ids.iter().map(|id| (id.clone(), self.layout.partitions().of_id(id))).collect()
     }
 
     /// Of several indexed prefixes, the one that holds the fewest products

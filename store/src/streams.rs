@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use domain::{OrderStatus, ProductChange, ProductEvent, StatusChange};
+use domain::{Id, OrderStatus, ProductChange, ProductEvent, StatusChange};
 use redis::streams::{StreamId, StreamKey};
 use redis::{FromRedisValue, ParsingError, Value};
 
@@ -62,19 +62,16 @@ fn field(entry: &StreamId, name: &str) -> Result<String, MalformedEntry> {
         .ok_or_else(|| MalformedEntry { entry_id: entry.id.clone(), problem: format!("missing field {name:?}") })
 }
 
-fn id_field(entry: &StreamId, name: &str) -> Result<String, MalformedEntry> {
+fn id_field(entry: &StreamId, name: &str) -> Result<Id, MalformedEntry> {
     let value = field(entry, name)?;
     // Anything but an id cannot name an order or product of ours, and must not reach a key name.
-    if domain::id::is_id(&value) {
-        Ok(value)
-    } else {
-        Err(MalformedEntry { entry_id: entry.id.clone(), problem: format!("{name} {value:?} is not an id") })
-    }
+    Id::parse(&value)
+        .map_err(|_| MalformedEntry { entry_id: entry.id.clone(), problem: format!("{name} {value:?} is not an id") })
 }
 
 /// The order id of any entry, if it has a well-formed one: used to refund the
 /// order of an entry that is dead-lettered.
-pub fn order_id_of(entry: &StreamId) -> Option<String> {
+pub fn order_id_of(entry: &StreamId) -> Option<Id> {
     id_field(entry, "order_id").ok()
 }
 
@@ -87,7 +84,7 @@ pub fn traceparent_of(entry: &StreamId) -> Option<String> {
 /// `order-placed`: an order waiting for payment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrderPlaced {
-    pub order_id: String,
+    pub order_id: Id,
 }
 
 impl OrderPlaced {
@@ -99,8 +96,8 @@ impl OrderPlaced {
 /// `order-completed`: a paid order for the warehouse.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrderCompleted {
-    pub order_id: String,
-    pub product_id: String,
+    pub order_id: Id,
+    pub product_id: Id,
 }
 
 impl OrderCompleted {
@@ -112,7 +109,7 @@ impl OrderCompleted {
 /// `refund-initiated`: an order the warehouse could not fulfil.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefundInitiated {
-    pub order_id: String,
+    pub order_id: Id,
     pub reason: String,
 }
 
@@ -185,7 +182,7 @@ pub fn product_change(entry: &StreamId) -> Result<ProductChange, MalformedEntry>
     let event: String = field(entry, "product")?;
     let event = ProductEvent::parse(&event).ok_or_else(|| malformed(format!("no product event {event:?}")))?;
     Ok(ProductChange {
-        product_id: field(entry, "product_id")?,
+        product_id: id_field(entry, "product_id")?,
         event,
         stock: number(entry, "stock")?.map(|s| s.min(u64::from(u32::MAX)) as u32),
         at: number(entry, "at")?.unwrap_or(0),
@@ -222,8 +219,8 @@ pub fn status_change(stream: Stream, entry: &StreamId) -> Result<StatusChange, M
     };
     let number = |name: &str| number(entry, name);
     Ok(StatusChange {
-        order_id: field(entry, "order_id")?,
-        product_id: field(entry, "product_id")?,
+        order_id: id_field(entry, "order_id")?,
+        product_id: id_field(entry, "product_id")?,
         status,
         stock: number("stock")?.map(|s| s.min(u64::from(u32::MAX)) as u32),
         reason: entry.get::<String>("reason"),
@@ -412,20 +409,34 @@ mod product_changes {
         StreamId { id: "7-0".into(), map, ..Default::default() }
     }
 
+    const P: &str = "01JD3V6Q8ZK0M9X4W2T7Y5B1CE";
+    const O: &str = "01jd3v6q8zk0m9x4w2t7y5b1ca";
+
     #[test]
     fn an_order_status_entry_is_an_orders_change_or_a_products_never_both() {
-        let restocked = entry(&[("product", "restocked"), ("product_id", "P"), ("stock", "12"), ("at", "7")]);
+        let restocked = entry(&[("product", "restocked"), ("product_id", P), ("stock", "12"), ("at", "7")]);
         assert!(is_product_change(&restocked));
         assert_eq!(
             product_change(&restocked).unwrap(),
-            ProductChange { product_id: "P".into(), event: ProductEvent::Restocked, stock: Some(12), at: 7 }
+            ProductChange { product_id: P.parse().unwrap(), event: ProductEvent::Restocked, stock: Some(12), at: 7 }
         );
         assert!(status_change(Stream::OrderStatus, &restocked).is_err());
 
-        let fulfilled = entry(&[("order_id", "O"), ("product_id", "P"), ("status", "fulfilled"), ("at", "7")]);
+        let fulfilled = entry(&[("order_id", O), ("product_id", P), ("status", "fulfilled"), ("at", "7")]);
         assert!(!is_product_change(&fulfilled));
-        assert_eq!(status_change(Stream::OrderStatus, &fulfilled).unwrap().status, OrderStatus::Fulfilled);
-        assert!(product_change(&entry(&[("product", "renamed"), ("product_id", "P")])).is_err());
+        let change = status_change(Stream::OrderStatus, &fulfilled).unwrap();
+        assert_eq!(change.status, OrderStatus::Fulfilled);
+        assert_eq!(change.order_id, O.to_uppercase().as_str(), "ids in upper case from here on");
+        assert!(product_change(&entry(&[("product", "renamed"), ("product_id", P)])).is_err());
+    }
+
+    #[test]
+    fn an_entry_naming_something_other_than_an_id_is_malformed() {
+        let sneaky = entry(&[("order_id", "../x"), ("product_id", P), ("status", "fulfilled")]);
+        let error = status_change(Stream::OrderStatus, &sneaky).unwrap_err();
+        assert!(error.problem.contains("is not an id"), "{}", error.problem);
+        assert!(product_change(&entry(&[("product", "created"), ("product_id", "P")])).is_err());
+        assert_eq!(order_id_of(&sneaky), None);
     }
 }
 

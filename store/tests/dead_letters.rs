@@ -49,7 +49,7 @@ async fn dead_letters_are_listed_retried_once_and_discarded(backend: Backend) {
     for i in 0..7 {
         let product = shop.create_product(NewProduct::parse(&format!("P{i}"), "1", "5").unwrap()).await.unwrap();
         let order = shop.place_order(&product.id, Quantity::new(1).unwrap()).await.unwrap();
-        let keys = layout.keys_of_id(&product.id).unwrap().clone();
+        let keys = layout.keys_of_id(&product.id).clone();
         let stream = [Stream::OrderCompleted, Stream::RefundInitiated][i % 2];
         give_up(&mut conn, &keys, stream, &order.id, &format!("error {i}")).await;
         orders.push(order.id);
@@ -70,7 +70,7 @@ async fn dead_letters_are_listed_retried_once_and_discarded(backend: Backend) {
         assert!(seen.len() <= 7, "the cursor never ends");
     }
     let expected: Vec<(String, String, u64)> =
-        orders.iter().enumerate().rev().map(|(i, id)| (id.clone(), format!("error {i}"), 1)).collect();
+        orders.iter().enumerate().rev().map(|(i, id)| (id.to_string(), format!("error {i}"), 1)).collect();
     assert_eq!(seen, expected);
 
     // Retried: back on its stream with its fields, once.

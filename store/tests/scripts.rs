@@ -2,7 +2,7 @@
 //! each status change applies once, only from its expected previous status,
 //! with its events in the same step.
 
-use domain::{NewProduct, OrderStatus, ProductChange, ProductEvent, Quantity, Restock};
+use domain::{Id, NewProduct, OrderStatus, ProductChange, ProductEvent, Quantity, Restock};
 use redis::streams::StreamRangeReply;
 use redis::AsyncCommands;
 use store::scripts::{Applying, Change, DeadLettered, Fulfilment, Taking};
@@ -37,8 +37,8 @@ async fn shop_on(redis: &TestRedis) -> (Shop, Redis) {
 }
 
 /// The keys of the partition an id lives in.
-fn keys_of(shop: &Shop, id: &str) -> PartitionKeys {
-    shop.layout().keys_of_id(id).unwrap().clone()
+fn keys_of(shop: &Shop, id: &Id) -> PartitionKeys {
+    shop.layout().keys_of_id(id).clone()
 }
 
 async fn run<T: redis::FromRedisValue>(conn: &mut Redis, call: scripts::Call<T>) -> T {
@@ -182,9 +182,13 @@ async fn scripts_are_reloaded_when_redis_forgot_them(backend: Backend) {
 async fn lists_and_lookups_survive_odd_ids(backend: Backend) {
     let redis = TestRedis::start(backend);
     let (shop, _) = shop_on(&redis).await;
-    for id in ["", "../etc", "product:1", "01ARZ3NDEKTSV4RRFFQ69G5FAV", &"x".repeat(1000)] {
-        assert!(matches!(shop.product(id).await, Err(StoreError::NotFound { .. })), "{id}");
-        assert!(matches!(shop.order(id).await, Err(StoreError::NotFound { .. })), "{id}");
+    for odd in ["", "../etc", "product:1", &"x".repeat(1000)] {
+        assert!(Id::parse(odd).is_err(), "{odd} never reaches the shop");
+    }
+    for id in ["01ARZ3NDEKTSV4RRFFQ69G5FAV", "01arz3ndektsv4rrffq69g5fav"] {
+        let id = Id::parse(id).unwrap();
+        assert!(matches!(shop.product(&id).await, Err(StoreError::NotFound { .. })), "{id}");
+        assert!(matches!(shop.order(&id).await, Err(StoreError::NotFound { .. })), "{id}");
     }
     assert!(shop.products().await.unwrap().is_empty());
     assert!(shop.orders().await.unwrap().is_empty());
@@ -205,7 +209,7 @@ async fn lists_merge_every_partition_in_id_order(backend: Backend) {
     }
     let partitions: std::collections::HashSet<_> = created.iter().map(|id| keys_of(&shop, id).partition()).collect();
     assert_eq!(partitions.len(), 16, "products spread over every partition");
-    let listed: Vec<String> = shop.products().await.unwrap().into_iter().map(|p| p.id).collect();
+    let listed: Vec<Id> = shop.products().await.unwrap().into_iter().map(|p| p.id).collect();
     assert_eq!(listed, created, "oldest first across partitions");
 
     let mut orders = Vec::new();
@@ -247,9 +251,9 @@ async fn order_in(
     // Where the scripts would have put it.
     let member = format!("{}:{}", product.id, order.id);
     let _: (u32, u32, u32, u32) = redis::pipe()
-        .zrem(k.orders_in(OrderStatus::Pending), &order.id)
+        .zrem(k.orders_in(OrderStatus::Pending), order.id.as_str())
         .zrem(k.orders_by_product(OrderStatus::Pending), &member)
-        .zadd(k.orders_in(status), &order.id, 0)
+        .zadd(k.orders_in(status), order.id.as_str(), 0)
         .zadd(k.orders_by_product(status), &member, 0)
         .query_async(conn)
         .await
@@ -324,7 +328,7 @@ async fn the_scripts_follow_the_domains_order_rules(backend: Backend) {
 async fn assert_indexed_in(conn: &mut Redis, keys: &PartitionKeys, order: &domain::Order, status: OrderStatus) {
     let member = format!("{}:{}", order.product_id, order.id);
     for other in OrderStatus::ALL {
-        let plain: Option<f64> = conn.zscore(keys.orders_in(other), &order.id).await.unwrap();
+        let plain: Option<f64> = conn.zscore(keys.orders_in(other), order.id.as_str()).await.unwrap();
         let by_product: Option<f64> = conn.zscore(keys.orders_by_product(other), &member).await.unwrap();
         let expected = other == status;
         assert_eq!(
@@ -456,7 +460,7 @@ async fn lists_filter_by_status_and_product_and_count_by_status(backend: Backend
             run(&mut conn, scripts::complete_order(&keys_of(&shop, product_id), order_id, now_ms(), None)).await;
         }
     }
-    let newest_first = |wanted: &dyn Fn(usize, &str) -> bool| -> Vec<String> {
+    let newest_first = |wanted: &dyn Fn(usize, &Id) -> bool| -> Vec<Id> {
         placed.iter().enumerate().rev().filter(|(n, (p, _))| wanted(*n, p)).map(|(_, (_, o))| o.clone()).collect()
     };
     let all_pages = |filter: store::OrderFilter| {
@@ -467,7 +471,7 @@ async fn lists_filter_by_status_and_product_and_count_by_status(backend: Backend
                 let page = shop.orders_page_where(&request, &filter).await.unwrap();
                 seen.extend(page.items.iter().map(|o| o.id.clone()));
                 match page.next_cursor {
-                    Some(cursor) => request.after = Some(cursor),
+                    Some(cursor) => request.after = Some(cursor.parse().unwrap()),
                     None => return seen,
                 }
                 assert!(seen.len() <= 30, "the cursor never ends");
@@ -478,10 +482,10 @@ async fn lists_filter_by_status_and_product_and_count_by_status(backend: Backend
     assert_eq!(all_pages(completed).await, newest_first(&|n, _| n % 3 == 0));
     let chairs = vec![products[0].id.clone(), products[1].id.clone()];
     let of_chairs = store::OrderFilter { products: Some(chairs.clone()), ..Default::default() };
-    assert_eq!(all_pages(of_chairs).await, newest_first(&|_, p| chairs.contains(&p.to_string())));
+    assert_eq!(all_pages(of_chairs).await, newest_first(&|_, p| chairs.contains(p)));
     let pending_chairs =
         store::OrderFilter { status: Some(OrderStatus::Pending), products: Some(chairs.clone()), id_start: None };
-    assert_eq!(all_pages(pending_chairs).await, newest_first(&|n, p| n % 3 != 0 && chairs.contains(&p.to_string())));
+    assert_eq!(all_pages(pending_chairs).await, newest_first(&|n, p| n % 3 != 0 && chairs.contains(p)));
     // By the start of the id (8 characters: about a second's orders), alone and with a status.
     let start = placed[7].1[..8].to_string();
     let by_start = |n: usize| placed[n].1.starts_with(&start);
@@ -493,7 +497,7 @@ async fn lists_filter_by_status_and_product_and_count_by_status(backend: Backend
         ..Default::default()
     };
     assert_eq!(all_pages(completed_starting).await, newest_first(&|n, _| n % 3 == 0 && by_start(n)));
-    let whole_id = store::OrderFilter { id_start: Some(placed[7].1.clone()), ..Default::default() };
+    let whole_id = store::OrderFilter { id_start: Some(placed[7].1.to_string()), ..Default::default() };
     assert_eq!(all_pages(whole_id).await, vec![placed[7].1.clone()]);
     let none = store::OrderFilter { id_start: Some("00000000".into()), ..Default::default() };
     assert!(all_pages(none).await.is_empty());
@@ -644,7 +648,7 @@ async fn products_are_searched_a_page_at_a_time_and_rows_fetched_by_id(backend: 
                 assert!(page.items.len() <= 3);
                 seen.extend(page.items.into_iter().map(|p| p.name));
                 match page.next_cursor {
-                    Some(cursor) => request.after = Some(cursor),
+                    Some(cursor) => request.after = Some(cursor.parse().unwrap()),
                     None => return seen,
                 }
                 assert!(seen.len() <= 12, "the cursor never ends");
@@ -674,8 +678,9 @@ async fn products_are_searched_a_page_at_a_time_and_rows_fetched_by_id(backend: 
     assert_eq!(all_pages("chair", true).await, chairs_newest_first[1..].to_vec());
 
     let order = shop.place_order(&products[1].id, qty(1)).await.unwrap();
-    let asked = vec![products[4].id.clone(), "not-an-id".to_string(), products[0].id.clone(), order.id.clone()];
-    let found: Vec<String> = shop.products_with_ids(&asked).await.unwrap().into_iter().map(|p| p.id).collect();
+    let unknown = Id::parse("01ARZ3NDEKTSV4RRFFQ69G5FAV").unwrap();
+    let asked = vec![products[4].id.clone(), unknown, products[0].id.clone(), order.id.clone()];
+    let found: Vec<Id> = shop.products_with_ids(&asked).await.unwrap().into_iter().map(|p| p.id).collect();
     assert_eq!(found, vec![products[4].id.clone(), products[0].id.clone()]);
     let found = shop.orders_with_ids(&asked).await.unwrap();
     assert_eq!(found, vec![order]);
@@ -763,7 +768,7 @@ async fn the_scripts_and_the_bulk_loader_write_records_of_one_shape(backend: Bac
     )
     .await
     .unwrap();
-    let bulk: Vec<String> = chunks.into_iter().flat_map(|chunk| chunk.orders).map(|(id, _, _)| id).collect();
+    let bulk: Vec<Id> = chunks.into_iter().flat_map(|chunk| chunk.orders).map(|(id, _, _)| id).collect();
 
     let steps: Vec<String> = domain::order::STEPS.iter().map(|step| records::order::step(step)).collect();
     for ((live, bulk), status) in live.iter().zip(&bulk).zip(statuses) {

@@ -28,7 +28,7 @@ on_every_backend!(
 
 /// The keys of the partition `id` (a product's) lives in: its orders' too.
 fn keys_of(shop: &Shop, id: &str) -> PartitionKeys {
-    shop.layout().keys_of_id(id).unwrap().clone()
+    shop.layout().keys_of_id(&domain::Id::parse(id).unwrap()).clone()
 }
 
 async fn poison_entries_are_dead_lettered_while_the_rest_flows(backend: Backend) {
@@ -154,7 +154,7 @@ async fn entries_of_a_dead_consumer_are_reclaimed_and_over_delivered_ones_refund
     assert!(reason.starts_with("processing failed: delivered 4 times"), "{reason}");
     let dead: StreamRangeReply = conn.xrange_all(keys.dead_letters(Stream::OrderPlaced)).await.unwrap();
     assert_eq!(dead.ids.len(), 1);
-    assert_eq!(dead.ids[0].get::<String>("field:order_id"), Some(doomed.id.clone()));
+    assert_eq!(dead.ids[0].get::<String>("field:order_id"), Some(doomed.id.to_string()));
     assert_eq!(summed_len(&mut conn, shop.layout(), |keys| keys.dead_letters(Stream::OrderPlaced)).await, 1);
     assert_eq!(shop.product(&product.id).await.unwrap().quantity, 4, "only the reclaimed order took stock");
 

@@ -121,11 +121,11 @@ impl Shop20 {
             }
         }
         let now: HashMap<String, u32> =
-            self.shop.products().await.unwrap().into_iter().map(|p| (p.id, p.quantity)).collect();
+            self.shop.products().await.unwrap().into_iter().map(|p| (p.id.to_string(), p.quantity)).collect();
         for product in &self.products {
             let sold = sold.get(product.id.as_str()).copied().unwrap_or(0);
             assert!(sold <= product.quantity, "oversold {}", product.name);
-            assert_eq!(now[&product.id], product.quantity - sold, "stock arithmetic of {}", product.name);
+            assert_eq!(now[product.id.as_str()], product.quantity - sold, "stock arithmetic of {}", product.name);
         }
 
         let events = status_events(&mut self.conn, &self.layout).await;
@@ -142,7 +142,7 @@ impl Shop20 {
                 }
                 _ => vec![Pending, Completed, Refunded],
             };
-            assert_eq!(events[&order.id], expected, "status events of {}", order.id);
+            assert_eq!(events[order.id.as_str()], expected, "status events of {}", order.id);
         }
         let fulfilled = orders.iter().filter(|o| o.status == Fulfilled).count();
         (fulfilled, orders.len() - fulfilled)
@@ -432,12 +432,12 @@ async fn workers_that_split_the_partitions_between_them_finish_every_order(backe
 type StreamPendingSummary = (u64, Option<String>, Option<String>, redis::Value);
 
 /// The order ids of stream entries (stream key, entry id).
-async fn order_ids_of(conn: &mut Redis, entries: &[(String, String)]) -> Vec<String> {
+async fn order_ids_of(conn: &mut Redis, entries: &[(String, String)]) -> Vec<domain::Id> {
     let mut ids = Vec::new();
     for (name, id) in entries {
         let found: StreamRangeReply = conn.xrange(name, id, id).await.unwrap();
         let entry = found.ids.first().unwrap_or_else(|| panic!("{name} {id} is gone"));
-        ids.push(entry.get::<String>("order_id").unwrap());
+        ids.push(store::streams::order_id_of(entry).unwrap());
     }
     ids
 }
@@ -467,7 +467,7 @@ async fn redis_commands_per_order() {
     // Every order ends with one terminal status event (fulfilled or
     // refunded): wait for all of them, reading each partition's new events.
     let mut last_seen: Vec<String> = layout.all().map(|_| "0-0".to_string()).collect();
-    let mut finished: HashSet<String> = HashSet::new();
+    let mut finished: HashSet<domain::Id> = HashSet::new();
     let mut terminal_events = 0;
     let mut refunded = 0;
     let mut xranges = 0;

@@ -244,15 +244,15 @@ async fn migrate_moves_the_old_layout_once_even_when_killed_and_processing_resum
     let products = shop.products().await.unwrap();
     assert_eq!(products.len(), PRODUCTS);
     for product in &products {
-        assert_eq!(product.quantity, legacy.stock[&product.id]);
+        assert_eq!(product.quantity, legacy.stock[product.id.as_str()]);
     }
     let orders = shop.newest_orders(usize::MAX).await.unwrap();
     assert_eq!(orders.len(), ORDERS);
     for order in &orders {
-        assert_eq!(order.status, legacy.statuses[&order.id]);
+        assert_eq!(order.status, legacy.statuses[order.id.as_str()]);
         let found = shop.order(&order.id).await.unwrap();
         assert_eq!(&found, order, "found by id, wherever it lives");
-        let home = layout.keys_of_id(&order.product_id).unwrap().partition();
+        let home = layout.keys_of_id(&domain::Id::parse(&order.product_id).unwrap()).partition();
         assert!(conn.exists::<_, bool>(layout.keys(home).order(&order.id)).await.unwrap(), "with its product");
     }
     for (stream, expected) in &legacy.unfinished {
@@ -268,7 +268,10 @@ async fn migrate_moves_the_old_layout_once_even_when_killed_and_processing_resum
     }
     assert!(conn.exists::<_, bool>(layout.admin_session("00ff")).await.unwrap(), "admin session kept");
     // The first order (of the first product, quantity 1) was made with "key-0".
-    let replayed = shop.place_order_once(&old_id(0), domain::Quantity::new(1).unwrap(), Some("key-0")).await.unwrap();
+    let replayed = shop
+        .place_order_once(&old_id(0).parse().unwrap(), domain::Quantity::new(1).unwrap(), Some("key-0"))
+        .await
+        .unwrap();
     assert!(replayed.replayed && replayed.order.id == old_id(PRODUCTS), "old idempotency keys still answer");
     store::deployment::prepare(&config, false).await.map(|_| ()).unwrap();
 
@@ -282,11 +285,13 @@ async fn migrate_moves_the_old_layout_once_even_when_killed_and_processing_resum
         let sold: u32 = orders
             .iter()
             .filter(|o| {
-                o.product_id == product.id && o.status == OrderStatus::Fulfilled && legacy.open.contains_key(&o.id)
+                o.product_id == product.id
+                    && o.status == OrderStatus::Fulfilled
+                    && legacy.open.contains_key(o.id.as_str())
             })
             .map(|o| o.quantity.get())
             .sum();
-        assert_eq!(legacy.stock[&product.id] - sold, product.quantity, "stock of {}", product.name);
+        assert_eq!(legacy.stock[product.id.as_str()] - sold, product.quantity, "stock of {}", product.name);
     }
     shutdown.cancel();
     workers.await.unwrap().unwrap();

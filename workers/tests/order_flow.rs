@@ -32,7 +32,7 @@ async fn contested_stock_is_allocated_exactly_and_redelivery_changes_nothing(bac
         let new = NewProduct::parse(name, price, &stock.to_string()).unwrap();
         products.push(shop.create_product(new).await.unwrap());
     }
-    let initial: HashMap<String, u32> = products.iter().map(|p| (p.id.clone(), p.quantity)).collect();
+    let initial: HashMap<String, u32> = products.iter().map(|p| (p.id.to_string(), p.quantity)).collect();
 
     // 50 concurrent orders asking for 100 units against 16 in stock.
     let mut placing = tokio::task::JoinSet::new();
@@ -58,7 +58,7 @@ async fn contested_stock_is_allocated_exactly_and_redelivery_changes_nothing(bac
     let mut conn = shop.connection();
     for product in shop.products().await.unwrap() {
         let sold = fulfilled_units.get(product.id.as_str()).copied().unwrap_or(0);
-        assert_eq!(initial[&product.id] - sold, product.quantity, "stock arithmetic of {}", product.name);
+        assert_eq!(initial[product.id.as_str()] - sold, product.quantity, "stock arithmetic of {}", product.name);
         // Refunded only when the order really did not fit: stock only shrinks,
         // so a refunded quantity is larger than what is left now.
         for order in orders.iter().filter(|o| o.product_id == product.id && o.status == OrderStatus::Refunded) {
@@ -74,7 +74,12 @@ async fn contested_stock_is_allocated_exactly_and_redelivery_changes_nothing(bac
     let events = status_events(&mut conn, &layout).await;
     assert_eq!(events.len(), 50);
     for order in &orders {
-        assert_eq!(events[&order.id], vec![OrderStatus::Pending, OrderStatus::Completed, order.status], "{}", order.id);
+        assert_eq!(
+            events[order.id.as_str()],
+            vec![OrderStatus::Pending, OrderStatus::Completed, order.status],
+            "{}",
+            order.id
+        );
     }
 
     // Deliver every event of the finished run again: nothing may change.

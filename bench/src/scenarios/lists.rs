@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{bail, ensure, Result};
 use domain::OrderStatus;
 use redis::AsyncCommands;
 use serde::Deserialize;
@@ -37,16 +37,16 @@ pub async fn run(ctx: &Ctx, _feed: &mut Feed) -> Result<Report> {
 
     // One product in every partition, made the ordinary way.
     let mut http = Conn::open(&ctx.target).await?;
-    let mut product_of: Vec<Option<String>> = vec![None; usize::from(partitions.count())];
+    let mut product_of: Vec<Option<domain::Id>> = vec![None; usize::from(partitions.count())];
     for attempt in 0..4 * usize::from(partitions.count()) {
         if product_of.iter().all(Option::is_some) {
             break;
         }
         let product = http.create_product(&format!("bench lists {attempt}"), "1.00", 1000).await?;
-        let partition = partitions.of_id(&product.id).context("product id")?;
+        let partition = partitions.of_id(&product.id);
         product_of[usize::from(partition.index())].get_or_insert(product.id);
     }
-    let Some(product_of) = product_of.into_iter().collect::<Option<Vec<String>>>() else {
+    let Some(product_of) = product_of.into_iter().collect::<Option<Vec<domain::Id>>>() else {
         bail!("could not get a product into every one of the {} partitions", partitions.count());
     };
 

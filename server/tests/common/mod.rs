@@ -239,7 +239,7 @@ pub async fn assert_stock_adds_up(
             .filter(|o| &o.product_id == id && o.status == domain::OrderStatus::Fulfilled)
             .map(|o| o.quantity.get())
             .sum();
-        let now = shop.product(id).await.unwrap().quantity;
+        let now = shop.product(&id.parse().unwrap()).await.unwrap().quantity;
         assert_eq!(start - sold, now, "stock of {id}: {start} at start, {sold} fulfilled");
     }
 }

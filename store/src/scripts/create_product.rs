@@ -57,7 +57,7 @@ pub fn create_product(
     let prefixes = domain::search::index_prefixes(&product.name);
     touched.extend(prefixes.iter().map(|prefix| keys.product_prefix(prefix)));
     Call::new(&SCRIPT, &touched)
-        .arg(&product.id)
+        .arg(product.id.as_str())
         .arg(&product.name)
         .arg(product.price.0)
         .arg(product.quantity)

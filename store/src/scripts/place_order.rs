@@ -2,7 +2,7 @@
 
 use std::sync::LazyLock;
 
-use domain::OrderStatus;
+use domain::{Id, OrderStatus};
 use redis::{FromRedisValue, ParsingError, Script, Value};
 
 use super::{number, unexpected, words, ArgLayout, Call};
@@ -20,7 +20,7 @@ pub enum Placement {
     Placed,
     /// An earlier request with the same idempotency key created this order.
     Replayed {
-        order_id: String,
+        order_id: Id,
     },
     NoProduct,
     /// The product's price changed since the order was priced.
@@ -50,8 +50,8 @@ const PLACE: &str = "place_order.lua";
 /// A priced order for [`place_orders`] to save.
 #[derive(Debug, Clone)]
 pub struct PlacedOrder {
-    pub order_id: String,
-    pub product_id: String,
+    pub order_id: Id,
+    pub product_id: Id,
     pub unit_price: u64,
     pub quantity: u32,
     pub fee: u64,
@@ -98,8 +98,8 @@ pub fn place_orders(
         .arg(REPLICA_MAX_LAG_SECS);
     for order in orders {
         call = call
-            .arg(&order.order_id)
-            .arg(&order.product_id)
+            .arg(order.order_id.as_str())
+            .arg(order.product_id.as_str())
             .arg(order.unit_price)
             .arg(order.quantity)
             .arg(order.fee)

@@ -59,7 +59,7 @@ pub async fn status_events(conn: &mut Redis, layout: &Layout) -> HashMap<String,
     changes.sort_by_key(|(at, ..)| *at);
     let mut events: HashMap<String, Vec<OrderStatus>> = HashMap::new();
     for (_, order_id, status) in changes {
-        events.entry(order_id).or_default().push(status);
+        events.entry(order_id.to_string()).or_default().push(status);
     }
     events
 }
