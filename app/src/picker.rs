@@ -3,7 +3,10 @@
 //! of any size.
 //!
 //! Typing asks the product search (the same indexed search as the
-//! warehouse's, a moment after the typing stops); the arrows move through
+//! warehouse's): at once when the typing starts after a pause with text
+//! that can be searched, else a moment after the typing stops, so a name
+//! typed or pasted in one go is searched without waiting, while a burst of
+//! keystrokes asks once or twice, not once per key. The arrows move through
 //! what it found, Enter chooses, Escape closes the list. Each choice shows
 //! its stock as the live feed reports it. Nothing is fetched until the page
 //! is hydrated and someone types: a page render never lists the catalogue.
@@ -14,9 +17,11 @@ use leptos::prelude::*;
 use crate::api::products_page;
 use crate::live::LiveFeed;
 
-/// How long typing must pause before the picker searches.
+/// How long typing must pause before the picker searches (when it did not
+/// search at the burst's first keystroke).
+const SETTLE_MS: f64 = 150.0;
 #[cfg(feature = "hydrate")]
-const SETTLE: std::time::Duration = std::time::Duration::from_millis(150);
+const SETTLE: std::time::Duration = std::time::Duration::from_millis(SETTLE_MS as u64);
 
 const LISTBOX: &str = "product-options";
 
@@ -34,6 +39,8 @@ pub fn ProductPicker(chosen: RwSignal<Option<Product>>, #[prop(into)] on_change:
     let query = RwSignal::new(None::<String>);
     let open = RwSignal::new(false);
     let active = RwSignal::new(None::<usize>);
+    // When the last keystroke came (milliseconds since the page loaded).
+    let typed_at = StoredValue::new(f64::NEG_INFINITY);
     let results = LocalResource::new(move || {
         let query = query.get();
         async move {
@@ -70,6 +77,13 @@ pub fn ProductPicker(chosen: RwSignal<Option<Product>>, #[prop(into)] on_change:
         }
         open.set(true);
         active.set(None);
+        let now = crate::util::elapsed_ms();
+        let after_a_pause = now - typed_at.get_value() >= SETTLE_MS;
+        typed_at.set_value(now);
+        if after_a_pause && matches!(domain::search::Query::parse(&typed), Ok(Some(_))) {
+            query.set(Some(typed));
+            return;
+        }
         #[cfg(feature = "hydrate")]
         set_timeout(
             move || {
@@ -128,7 +142,7 @@ pub fn ProductPicker(chosen: RwSignal<Option<Product>>, #[prop(into)] on_change:
                 on:input=on_input
                 on:keydown=on_keydown
                 on:blur=move |_| open.set(false)/>
-            <input type="hidden" name="product_id" prop:value=move || chosen.with(|c| c.as_ref().map(|p| p.id.clone()).unwrap_or_default())/>
+            <input type="hidden" name="product_id" prop:value=move || chosen.with(|c| c.as_ref().map(|p| p.id.to_string()).unwrap_or_default())/>
             <ul id=LISTBOX role="listbox" aria-label="Products" class="options" class:hidden=move || !open.get()>
                 {move || match results.get().flatten() {
                     None => view! { <li role="presentation" class="muted">"Type to find a product."</li> }.into_any(),

@@ -107,7 +107,18 @@ mod browser {
         pub fn time(this: &Date) -> f64;
         #[wasm_bindgen(js_namespace = performance, js_name = mark)]
         pub fn performance_mark(name: &str);
+        #[wasm_bindgen(js_namespace = performance, js_name = now)]
+        pub fn performance_now() -> f64;
     }
+}
+
+/// Milliseconds since the page began loading: for measuring pauses in the
+/// browser; always 0 on the server.
+pub fn elapsed_ms() -> f64 {
+    #[cfg(feature = "hydrate")]
+    return browser::performance_now();
+    #[cfg(not(feature = "hydrate"))]
+    0.0
 }
 
 /// Marks a moment in the browser's performance timeline (measured by the
