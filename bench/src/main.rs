@@ -44,7 +44,7 @@ options:
   --url URL            the app (loopback only)
   --redis-url URL      its Redis (loopback only), for the Redis cost and lists scenarios
   --smoke              small sizes: seconds, not minutes (what scripts/test runs)
-  --only a,b           only these scenarios: throughput, latency, steady, hostile, contested, redis, fanout, lists
+  --only a,b           only these scenarios: throughput, latency, steady, servers, hostile, contested, redis, fanout, lists
   --out DIR            where the report goes (default target/bench)
   --compare OLD.json   after the run, print the change of every figure since OLD.json
   --namespace NS       the app's REDIS_NAMESPACE (default stockflow)
@@ -55,6 +55,8 @@ options:
   --one-partition-url URL, --one-partition-redis-url URL,
   --one-partition-server-pid PID, --one-partition-workers-pid PID
                        a second app on PARTITIONS=1, which the steady scenario measures too
+  --extra-server-url URL, --extra-server-pid PID
+                       another server of the same app and Redis (repeatable), for the servers scenario
   --command TEXT       the command line to record (default: this one)
 `bench seed` loads a shop into a private app: N products (default 1000) made
 in bulk through the product script, and N orders (default 1000000) written
@@ -76,6 +78,9 @@ struct Args {
     notes: Vec<(String, String)>,
     command: String,
     one_partition: SecondApp,
+    /// More servers of the same app (`--extra-server-url`, `--extra-server-pid`).
+    extra_server_urls: Vec<String>,
+    extra_server_pids: Vec<u32>,
 }
 
 /// The second app of the steady scenario, on `PARTITIONS=1`.
@@ -135,6 +140,8 @@ fn parse_args(raw: Vec<String>) -> Result<Command> {
         notes: Vec::new(),
         command: String::new(),
         one_partition: SecondApp::default(),
+        extra_server_urls: Vec::new(),
+        extra_server_pids: Vec::new(),
     };
     let mut first = true;
     while let Some(arg) = argv.next() {
@@ -176,6 +183,8 @@ fn parse_args(raw: Vec<String>) -> Result<Command> {
             "--one-partition-workers-pid" => {
                 args.one_partition.workers_pid = Some(value()?.parse().context("--one-partition-workers-pid")?)
             }
+            "--extra-server-url" => args.extra_server_urls.push(value()?),
+            "--extra-server-pid" => args.extra_server_pids.push(value()?.parse().context("--extra-server-pid")?),
             other => bail!("unknown argument {other:?}"),
         }
         first = false;
@@ -280,11 +289,17 @@ async fn run(args: Args) -> Result<bool> {
                 private: args.private,
                 server_pid: second.server_pid,
                 one_partition: None,
+                extra_servers: Vec::new(),
+                extra_server_pids: Vec::new(),
             }))
         }
         (None, None) => None,
         _ => bail!("--one-partition-url and --one-partition-redis-url go together"),
     };
+    let mut extra_servers = Vec::new();
+    for url in &args.extra_server_urls {
+        extra_servers.push(Arc::new(Target::resolve(url, admin_token.as_deref()).await?));
+    }
     let ctx = Ctx {
         target: target.clone(),
         redis: redis.clone(),
@@ -294,6 +309,8 @@ async fn run(args: Args) -> Result<bool> {
         private: args.private,
         server_pid: args.server_pid,
         one_partition,
+        extra_servers,
+        extra_server_pids: args.extra_server_pids.clone(),
     };
 
     let mut feed = Feed::connect(&target).await?;
@@ -313,6 +330,13 @@ async fn run(args: Args) -> Result<bool> {
                 // server's feed reads nothing, and that is the cost it reports.
                 drop(feed);
                 let outcome = scenarios::steady::run(&ctx).await;
+                feed = Feed::connect(&target).await?;
+                outcome
+            }
+            "servers" => {
+                // Only the scenario's own feed clients watch the servers while it measures.
+                drop(feed);
+                let outcome = scenarios::servers::run(&ctx).await;
                 feed = Feed::connect(&target).await?;
                 outcome
             }

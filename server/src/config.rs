@@ -59,6 +59,10 @@ pub struct ServerSettings {
     /// reconnects and resumes where it was.
     #[arg(long, env = "FEED_MAX_AGE_SECS", default_value_t = 1800, value_parser = clap::value_parser!(u64).range(10..=86_400), help_heading = "Limits")]
     pub feed_max_age_secs: u64,
+    /// While changes flow, milliseconds the live feed waits before it reads again, without
+    /// blocking (0: one blocking read per change); browsers see a change up to this much later.
+    #[arg(long, env = "FEED_POLL_MS", default_value_t = DEFAULT_FEED_POLL_MS, value_parser = clap::value_parser!(u64).range(0..=1000), help_heading = "Limits")]
+    pub feed_poll_ms: u64,
     /// Orders one client address may place per minute on average (0: no limit); past it, 429
     /// with Retry-After.
     #[arg(long, env = "ORDER_RATE_PER_CLIENT", default_value_t = 60, value_parser = clap::value_parser!(u32).range(0..=1_000_000), help_heading = "Limits")]
@@ -119,7 +123,13 @@ impl Default for ConnectionLimits {
     }
 }
 
-/// The live feed's caps.
+/// `FEED_POLL_MS`'s default: a blocking read over every partition's live
+/// streams for each change costs Redis more than the change (measured: 218
+/// of an order's 634 µs of Redis CPU at 200 orders/s), while a read at most
+/// every 2 ms costs 86 µs and adds about 1.8 ms to when a browser sees it.
+pub const DEFAULT_FEED_POLL_MS: u64 = 2;
+
+/// The live feed's caps, and how often it reads while changes flow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FeedLimits {
     pub max_clients: usize,
@@ -128,11 +138,20 @@ pub struct FeedLimits {
     pub replay_max: usize,
     /// How long one connection lasts at most (give or take a tenth).
     pub max_age: Duration,
+    /// While changes flow, the pause before the next read, which then does
+    /// not block (zero: every read blocks until a change comes).
+    pub poll: Duration,
 }
 
 impl Default for FeedLimits {
     fn default() -> Self {
-        FeedLimits { max_clients: 10_000, max_per_client: 32, replay_max: 10_000, max_age: Duration::from_secs(1800) }
+        FeedLimits {
+            max_clients: 10_000,
+            max_per_client: 32,
+            replay_max: 10_000,
+            max_age: Duration::from_secs(1800),
+            poll: Duration::from_millis(DEFAULT_FEED_POLL_MS),
+        }
     }
 }
 
@@ -192,6 +211,7 @@ impl ServerSettings {
                 max_per_client: self.feed_max_per_client as usize,
                 replay_max: self.feed_replay_max as usize,
                 max_age: Duration::from_secs(self.feed_max_age_secs),
+                poll: Duration::from_millis(self.feed_poll_ms),
             },
             order_rate: Rate::per_minute(self.order_rate_per_client, self.order_burst_per_client),
             search_rate: Rate::per_second(self.search_rate_per_client, self.search_burst_per_client),

@@ -6,6 +6,7 @@ pub mod hostile;
 pub mod latency;
 pub mod lists;
 pub mod redis_cost;
+pub mod servers;
 pub mod steady;
 pub mod throughput;
 
@@ -25,7 +26,8 @@ use crate::stats::Samples;
 const NOISE_CORES: f64 = 0.25;
 
 /// Every scenario, in the order they run (lists last: it leaves a million orders behind).
-pub const ALL: [&str; 8] = ["throughput", "latency", "steady", "hostile", "contested", "redis", "fanout", "lists"];
+pub const ALL: [&str; 9] =
+    ["throughput", "latency", "steady", "servers", "hostile", "contested", "redis", "fanout", "lists"];
 
 /// How big each scenario is: the full run, or the smoke run of `scripts/test`.
 #[derive(Debug, Clone, Serialize)]
@@ -107,6 +109,9 @@ pub struct Ctx {
     pub server_pid: Option<u32>,
     /// A second app, on `PARTITIONS=1`, for the steady scenario's comparison.
     pub one_partition: Option<Box<Ctx>>,
+    /// More servers of the same app and Redis, for the servers scenario.
+    pub extra_servers: Vec<Arc<Target>>,
+    pub extra_server_pids: Vec<u32>,
 }
 
 /// Which way a figure should move.

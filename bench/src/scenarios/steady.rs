@@ -127,7 +127,7 @@ async fn measure(ctx: &Ctx, report: &mut Report, rates: &[f64], time: Duration) 
 
 /// Waits until no order is pending or completed (every order final), at
 /// most `within`; how long it took.
-async fn until_final(redis: &RedisProbe, layout: &store::Layout, within: Duration) -> Result<Duration> {
+pub(super) async fn until_final(redis: &RedisProbe, layout: &store::Layout, within: Duration) -> Result<Duration> {
     let started = Instant::now();
     let mut conn = redis.connection();
     loop {

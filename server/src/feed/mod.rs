@@ -191,6 +191,7 @@ impl StatusFeed {
                 heads: heads.clone(),
                 block,
                 linger,
+                poll: limits.poll,
                 signals: signals.clone(),
             };
             tokio::spawn(reader.run(shutdown.clone()));
@@ -243,7 +244,7 @@ impl StatusFeed {
     /// stream), in order, at most about a page; and whether there may be more.
     async fn replay(&self, partition: usize, after: [EntryId; LIVE]) -> redis::RedisResult<(Vec<FeedEvent>, bool)> {
         let keys = self.keys(partition);
-        source::read_changes(&mut self.conn.clone(), std::slice::from_ref(keys), &[after], None).await
+        source::read_changes(&mut self.conn.clone(), std::slice::from_ref(keys), &[after], source::Read::Replay).await
     }
 
     /// What each live stream of one partition still holds.

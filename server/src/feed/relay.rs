@@ -2,6 +2,13 @@
 //! and fans each change out to every browser through one broadcast, as an
 //! SSE frame built once; one timer sends every browser its keep-alive.
 //!
+//! While changes flow, a reader polls: it pauses `FEED_POLL_MS` after a read
+//! that brought changes and reads again without blocking, going back to a
+//! blocking read once a poll finds nothing. A blocking read over every
+//! partition's live streams costs Redis several times what a poll does, and
+//! at ordinary load each change would otherwise wake one of its own (per
+//! server watched: see the bench's `servers` scenario).
+//!
 //! A reader reads only while some browser follows the feed: with none, it
 //! forgets its heads and parks until [`Signals::watched`] wakes it, so an
 //! unwatched server costs Redis no reads at all (a blocking read over every
@@ -21,7 +28,7 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use super::cursor::EntryId;
-use super::source::{newest, read_changes};
+use super::source::{newest, read_changes, Read};
 use super::{frame, heads_cursor, lock, slot, Broadcast, Heads, Position, KEEP_ALIVE, LIVE};
 
 /// How the readers and the browsers wake each other.
@@ -44,6 +51,9 @@ pub struct Reader {
     /// The pause after a read that brought several changes (`READ_LINGER_MS`):
     /// under load, fewer and larger reads.
     pub linger: Duration,
+    /// While changes flow, the pause before the next read, which then polls
+    /// rather than blocks (`FEED_POLL_MS`; 0: always block).
+    pub poll: Duration,
     pub signals: Arc<Signals>,
 }
 
@@ -53,6 +63,8 @@ impl Reader {
         let partitions = self.keys.len();
         let mut started = false;
         let mut backoff = Backoff::default();
+        // Whether the last read brought changes: then the next one polls.
+        let mut flowing = false;
         while !shutdown.is_cancelled() {
             if !self.park_while_unwatched(&mut started, &shutdown).await {
                 break;
@@ -83,13 +95,15 @@ impl Reader {
                         .map(|keys| std::array::from_fn(|k| heads[slot(keys, k)].unwrap_or(EntryId::START)))
                         .collect()
                 };
-                read_changes(&mut self.conn.clone(), &self.keys, &after, Some(self.block)).await
+                let how = if flowing { Read::Poll } else { Read::Wait(self.block) };
+                read_changes(&mut self.conn.clone(), &self.keys, &after, how).await
             };
             tokio::select! {
                 result = read => match result {
                     Ok((events, more)) => {
                         backoff.reset();
-                        let linger = events.len() >= 2 && !more && !self.linger.is_zero();
+                        let pace = Pace::after(events.len(), more, self.linger, self.poll);
+                        flowing = pace.poll;
                         for mut event in events {
                             // The head moves before the send, under the same lock: a
                             // browser that subscribes after the send starts past it,
@@ -105,9 +119,9 @@ impl Reader {
                                 let _ = self.sender.send(Broadcast::Change(event));
                             }
                         }
-                        if linger {
+                        if !pace.pause.is_zero() {
                             tokio::select! {
-                                () = tokio::time::sleep(self.linger) => {}
+                                () = tokio::time::sleep(pace.pause) => {}
                                 () = shutdown.cancelled() => break,
                             }
                         }
@@ -121,6 +135,33 @@ impl Reader {
                 () = shutdown.cancelled() => break,
             }
         }
+    }
+}
+
+/// When and how a reader reads next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Pace {
+    /// How long it waits first.
+    pause: Duration,
+    /// Whether it polls (changes flow) rather than blocks.
+    poll: bool,
+}
+
+impl Pace {
+    /// After a read that brought `changes` (and left `more` to read): with
+    /// several, it lingers (`READ_LINGER_MS`) so batches grow; with any, it
+    /// polls after `poll` (`FEED_POLL_MS`), or at once when more is waiting;
+    /// with none, it blocks until a change comes.
+    fn after(changes: usize, more: bool, linger: Duration, poll: Duration) -> Pace {
+        let polling = changes > 0 && !poll.is_zero();
+        let pause = if changes >= 2 && !more && !linger.is_zero() {
+            linger
+        } else if polling && !more {
+            poll
+        } else {
+            Duration::ZERO
+        };
+        Pace { pause, poll: polling }
     }
 }
 
@@ -174,6 +215,20 @@ pub async fn keep_alive(sender: broadcast::Sender<Broadcast>, shutdown: Cancella
 mod tests {
     use super::super::BROADCAST_CAPACITY;
     use super::*;
+
+    #[test]
+    fn while_changes_flow_a_reader_polls_after_a_pause_and_blocks_once_none_come() {
+        let (ms, zero) = (Duration::from_millis, Duration::ZERO);
+        assert_eq!(Pace::after(1, false, zero, ms(2)), Pace { pause: ms(2), poll: true });
+        assert_eq!(Pace::after(1, true, zero, ms(2)), Pace { pause: zero, poll: true }, "more waits: at once");
+        assert_eq!(Pace::after(0, false, zero, ms(2)), Pace { pause: zero, poll: false }, "quiet: block");
+        assert_eq!(Pace::after(3, false, ms(5), ms(2)), Pace { pause: ms(5), poll: true }, "lingers for a batch");
+        assert_eq!(
+            Pace::after(3, false, zero, zero),
+            Pace { pause: zero, poll: false },
+            "FEED_POLL_MS=0: always block"
+        );
+    }
 
     #[tokio::test(start_paused = true)]
     async fn every_browser_gets_a_keep_alive_from_one_timer_and_closing_on_shutdown() {

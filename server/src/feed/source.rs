@@ -127,24 +127,35 @@ fn parse_info(info: &Value) -> Retained {
     }
 }
 
+/// How a read of the live streams goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Read {
+    /// A reader's, waiting up to this long for a change when there is none.
+    Wait(Duration),
+    /// A reader's, answered at once: while changes flow, polling costs
+    /// Redis less than a blocking read per change.
+    Poll,
+    /// A browser's catching up: answered at once.
+    Replay,
+}
+
 /// Reads the changes of the partitions of `keys`, each after its own
-/// `after` (one position per live stream; blocking up to `block` when there
-/// are none), in one XREAD. Each partition's changes come in the order they
-/// happened (see [`in_order`]); the second value says whether some partition
-/// has more to read. Only a live read (with `block`, a reader's) records the
-/// relay as a span of the order's trace: once per change, not again for
-/// each browser a replay serves. (The workers record the processing time:
-/// a reader reads nothing while no browser watches.)
+/// `after` (one position per live stream), in one XREAD. Each partition's
+/// changes come in the order they happened (see [`in_order`]); the second
+/// value says whether some partition has more to read. Only a reader's read
+/// (not a replay) records the relay as a span of the order's trace: once per
+/// change, not again for each browser a replay serves. (The workers record
+/// the processing time: a reader reads nothing while no browser watches.)
 pub async fn read_changes(
     conn: &mut Redis,
     keys: &[PartitionKeys],
     after: &[[EntryId; LIVE]],
-    block: Option<Duration>,
+    how: Read,
 ) -> redis::RedisResult<(Vec<FeedEvent>, bool)> {
     let names: Vec<String> = keys.iter().flat_map(|keys| Log::LIVE.map(|stream| keys.stream(stream))).collect();
     let mut read = redis::cmd("XREAD");
     read.arg("COUNT").arg(REPLAY_PAGE);
-    if let Some(block) = block {
+    if let Read::Wait(block) = how {
         read.arg("BLOCK").arg(block.as_millis() as u64);
     }
     read.arg("STREAMS").arg(&names[..]);
@@ -161,7 +172,7 @@ pub async fn read_changes(
     let mut changes = Vec::new();
     let mut more = false;
     for (keys, pages) in keys.iter().zip(pages) {
-        let (partition, partial) = in_order(keys, pages, block.is_some());
+        let (partition, partial) = in_order(keys, pages, how != Read::Replay);
         changes.extend(partition);
         more |= partial;
     }
@@ -254,10 +265,18 @@ mod tests {
 
     use super::*;
 
-    fn entry(id: &str, order_id: &str, status: Option<&str>) -> StreamId {
+    /// The product of every entry.
+    const PRODUCT: &str = "01JD3V6Q8ZK0M9X4W2T7Y5B1CP";
+
+    /// An order's id that ends in `name` (one letter), which [`changes`] shows.
+    fn order(name: &str) -> String {
+        format!("01JD3V6Q8ZK0M9X4W2T7Y5B1C{name}")
+    }
+
+    fn entry(id: &str, name: &str, status: Option<&str>) -> StreamId {
         let mut map = HashMap::from([
-            ("order_id".to_string(), Value::BulkString(order_id.as_bytes().to_vec())),
-            ("product_id".to_string(), Value::BulkString(b"P".to_vec())),
+            ("order_id".to_string(), Value::BulkString(order(name).into_bytes())),
+            ("product_id".to_string(), Value::BulkString(PRODUCT.as_bytes().to_vec())),
             ("at".to_string(), Value::BulkString(id.split('-').next().unwrap().as_bytes().to_vec())),
         ]);
         if let Some(status) = status {
@@ -271,7 +290,7 @@ mod tests {
             .iter()
             .map(|event| {
                 let change: domain::StatusChange = serde_json::from_str(&event.json).unwrap();
-                (event.slot, event.id.to_string(), format!("{}:{}", change.order_id, change.status.as_str()))
+                (event.slot, event.id.to_string(), format!("{}:{}", &change.order_id[25..], change.status.as_str()))
             })
             .collect()
     }
@@ -331,7 +350,7 @@ mod tests {
         let change: domain::ProductChange = serde_json::from_str(&events[1].json).unwrap();
         assert_eq!(
             (change.product_id.as_str(), change.event, change.stock),
-            ("P", domain::ProductEvent::Restocked, Some(9))
+            (PRODUCT, domain::ProductEvent::Restocked, Some(9))
         );
     }
 
