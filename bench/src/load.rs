@@ -168,6 +168,27 @@ pub struct Schedule {
 
 /// Orders on `schedule`, each sent when due on a connection of a pool
 /// (opening another when all are busy).
+/// [`open_loop`], counting the orders the API accepted rather than keeping
+/// them: what a scenario that measures cost per order needs.
+pub async fn open_loop_counted(
+    target: &Arc<Target>,
+    products: &[Product],
+    schedule: Schedule,
+    plan: Plan,
+    bar: &ProgressBar,
+) -> Result<(Sent, usize)> {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let counting = tokio::spawn(async move {
+        let mut accepted = 0usize;
+        while rx.recv().await.is_some() {
+            accepted += 1;
+        }
+        accepted
+    });
+    let sent = open_loop(target, products, schedule, plan, tx, bar).await?;
+    Ok((sent, counting.await?))
+}
+
 pub async fn open_loop(
     target: &Arc<Target>,
     products: &[Product],

@@ -10,13 +10,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{ensure, Context, Result};
-use redis::AsyncCommands;
-use tokio::sync::mpsc;
+use anyhow::{ensure, Result};
 
 use super::{bar, products, Better, Ctx, Report};
 use crate::feed::Feed;
-use crate::load::{open_loop, Plan, Schedule};
+use crate::load::{open_loop_counted, Plan, Schedule};
 use crate::observe::{command_delta, cpu_seconds};
 
 const PRODUCTS: usize = 50;
@@ -32,12 +30,7 @@ pub async fn run(ctx: &Ctx) -> Result<Report> {
     let mut report = Report::new("servers");
     let (rates, time): (&[f64], Duration) =
         if ctx.sizes.smoke { (&[50.0], Duration::from_secs(1)) } else { (&[200.0, 2000.0], Duration::from_secs(10)) };
-    let partitions: u16 = redis
-        .connection()
-        .get::<_, Option<u16>>(format!("{}:partitions", ctx.namespace))
-        .await?
-        .context("the app's partition count")?;
-    let layout = store::Layout::new(&ctx.namespace, store::Partitions::new(partitions)?)?;
+    let layout = super::steady::layout_of(ctx).await?;
     let products = products(ctx, "servers", PRODUCTS, domain::quantity::MAX_STOCK).await?;
     let count = products.len();
     let plan: Plan = Arc::new(move |i| (i % count, 1));
@@ -59,17 +52,8 @@ pub async fn run(ctx: &Ctx) -> Result<Report> {
             let servers_cpu_before = total_cpu(&server_pids);
             let redis_cpu_before = redis.cpu_seconds().await?;
             let stats_before = redis.command_stats().await?;
-            let (tx, mut rx) = mpsc::unbounded_channel();
-            let counting = tokio::spawn(async move {
-                let mut accepted = 0usize;
-                while rx.recv().await.is_some() {
-                    accepted += 1;
-                }
-                accepted
-            });
             let schedule = Schedule { rate, duration: time, max_in_flight: MAX_IN_FLIGHT };
-            let sent = open_loop(&ctx.target, &products, schedule, plan.clone(), tx, &bar).await?;
-            let accepted = counting.await?;
+            let (sent, accepted) = open_loop_counted(&ctx.target, &products, schedule, plan.clone(), &bar).await?;
             super::steady::until_final(redis, &layout, ctx.sizes.drain).await?;
             // The last changes reach the feeds a moment after the orders are final.
             tokio::time::sleep(Duration::from_millis(300)).await;

@@ -12,10 +12,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
 use redis::AsyncCommands;
-use tokio::sync::mpsc;
 
 use super::{bar, products, Better, Ctx, Report};
-use crate::load::{open_loop, Plan, Schedule};
+use crate::load::{open_loop_counted, Plan, Schedule};
 use crate::observe::{command_delta, RedisProbe};
 
 const PRODUCTS: usize = 50;
@@ -43,12 +42,8 @@ pub async fn run(ctx: &Ctx) -> Result<Report> {
 /// Every rate against one app; its figures are keyed by its partition count.
 async fn measure(ctx: &Ctx, report: &mut Report, rates: &[f64], time: Duration) -> Result<()> {
     let redis = ctx.redis.as_ref().context("the app's Redis")?;
-    let partitions: u16 = redis
-        .connection()
-        .get::<_, Option<u16>>(format!("{}:partitions", ctx.namespace))
-        .await?
-        .context("the app's partition count")?;
-    let layout = store::Layout::new(&ctx.namespace, store::Partitions::new(partitions)?)?;
+    let layout = layout_of(ctx).await?;
+    let partitions = layout.partitions().count();
     let products = products(ctx, "steady", PRODUCTS, domain::quantity::MAX_STOCK).await?;
     let count = products.len();
     let plan: Plan = Arc::new(move |i| (i % count, 1));
@@ -59,17 +54,8 @@ async fn measure(ctx: &Ctx, report: &mut Report, rates: &[f64], time: Duration) 
         bar.set_message(format!("PARTITIONS={partitions}, {rate} orders/s"));
         let cpu_before = ctx.observer.cpu().await;
         let stats_before = redis.command_stats().await?;
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        let counting = tokio::spawn(async move {
-            let mut accepted = 0usize;
-            while rx.recv().await.is_some() {
-                accepted += 1;
-            }
-            accepted
-        });
         let schedule = Schedule { rate, duration: time, max_in_flight: MAX_IN_FLIGHT };
-        let sent = open_loop(&ctx.target, &products, schedule, plan.clone(), tx, &bar).await?;
-        let accepted = counting.await?;
+        let (sent, accepted) = open_loop_counted(&ctx.target, &products, schedule, plan.clone(), &bar).await?;
         let drained = until_final(redis, &layout, ctx.sizes.drain).await?;
         let cpu = cpu_before.until(&ctx.observer.cpu().await);
         let mut delta = command_delta(&stats_before, &redis.command_stats().await?);
@@ -123,6 +109,17 @@ async fn measure(ctx: &Ctx, report: &mut Report, rates: &[f64], time: Duration) 
         report.cpu_window(&cpu);
     }
     Ok(())
+}
+
+/// The app's key layout, as its Redis records it.
+pub(super) async fn layout_of(ctx: &Ctx) -> Result<store::Layout> {
+    let redis = ctx.redis.as_ref().context("the app's Redis")?;
+    let partitions: u16 = redis
+        .connection()
+        .get::<_, Option<u16>>(format!("{}:partitions", ctx.namespace))
+        .await?
+        .context("the app's partition count")?;
+    Ok(store::Layout::new(&ctx.namespace, store::Partitions::new(partitions)?)?)
 }
 
 /// Waits until no order is pending or completed (every order final), at
