@@ -103,12 +103,6 @@ impl From<Id> for String {
     }
 }
 
-impl PartialEq<str> for Id {
-    fn eq(&self, other: &str) -> bool {
-        self.0 == other
-    }
-}
-
 impl PartialEq<&str> for Id {
     fn eq(&self, other: &&str) -> bool {
         self.0 == *other
@@ -118,18 +112,6 @@ impl PartialEq<&str> for Id {
 impl PartialEq<String> for Id {
     fn eq(&self, other: &String) -> bool {
         self.0 == *other
-    }
-}
-
-impl PartialEq<Id> for String {
-    fn eq(&self, other: &Id) -> bool {
-        *self == other.0
-    }
-}
-
-impl PartialEq<Id> for &str {
-    fn eq(&self, other: &Id) -> bool {
-        *self == other.0
     }
 }
 

@@ -124,9 +124,10 @@ impl Default for ConnectionLimits {
 }
 
 /// `FEED_POLL_MS`'s default: a blocking read over every partition's live
-/// streams for each change costs Redis more than the change (measured: 218
-/// of an order's 634 µs of Redis CPU at 200 orders/s), while a read at most
-/// every 2 ms costs 86 µs and adds about 1.8 ms to when a browser sees it.
+/// streams for each change cost 218–284 of an order's 634–673 µs of Redis
+/// CPU at 200 orders/s (one server watched), while a read at most every 2 ms
+/// costs 101–114 µs and shows a change to browsers about 2 ms later (see
+/// README.md, "The live feed's reads, and more servers").
 pub const DEFAULT_FEED_POLL_MS: u64 = 2;
 
 /// The live feed's caps, and how often it reads while changes flow.

@@ -3,9 +3,10 @@
 //! [`Product`].
 //!
 //! The shop reads through here, and the bulk loader (the bench's seed)
-//! writes orders through here (products only ever come from their script). The Lua scripts, which write the live records,
-//! cannot import these names; a test (`store/tests/scripts.rs`) checks that
-//! what they write is a record of this shape, the same as the bulk loader's.
+//! writes orders through here (products only ever come from their script).
+//! The Lua scripts, which write the live records, cannot import these
+//! names; a test (`store/tests/scripts.rs`) checks that what they write is a
+//! record of this shape, the same as the bulk loader's.
 
 use std::collections::HashMap;
 

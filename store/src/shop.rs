@@ -436,12 +436,12 @@ impl Shop {
         while orders.len() < limit {
             request.limit = (limit - orders.len()).min(MAX_LIMIT);
             let page = self.orders_page(&request).await?;
-            let last = page.items.last().map(|order| order.id.clone());
             orders.extend(page.items);
-            match (page.next_cursor, last) {
-                (Some(_), Some(last)) => request.after = Some(last),
-                _ => break,
+            if page.next_cursor.is_none() {
+                break;
             }
+            // The cursor is the last order's id.
+            request.after = orders.last().map(|order| order.id.clone());
         }
         Ok(orders)
     }
@@ -580,19 +580,19 @@ impl Shop {
 
     /// The products with these ids that exist, in the order asked.
     pub async fn products_with_ids(&self, ids: &[Id]) -> StoreResult<Vec<Product>> {
-        let hashes = self.hashes(&self.own_ids(ids), PartitionKeys::product).await?;
+        let hashes = self.hashes(&self.listed(ids), PartitionKeys::product).await?;
         hashes.iter().map(|(key, fields)| parse_product(key, fields)).collect()
     }
 
     /// The orders with these ids that exist, in the order asked (one round
     /// trip per partition: the live list fetches the orders it learns of).
     pub async fn orders_with_ids(&self, ids: &[Id]) -> StoreResult<Vec<Order>> {
-        let hashes = self.hashes(&self.own_ids(ids), PartitionKeys::order).await?;
+        let hashes = self.hashes(&self.listed(ids), PartitionKeys::order).await?;
         hashes.iter().map(|(key, fields)| parse_order(key, fields)).collect()
     }
 
-    /// The ids, each with the partition it names.
-    fn own_ids(&self, ids: &[Id]) -> Vec<merge::Listed> {
+    /// The ids, each with the partition it names, as an index lists them.
+    fn listed(&self, ids: &[Id]) -> Vec<merge::Listed> {
         ids.iter().map(|id| (id.clone(), self.layout.partitions().of_id(id))).collect()
     }
 
