@@ -63,6 +63,10 @@ pub struct ServerSettings {
     /// blocking (0: one blocking read per change); browsers see a change up to this much later.
     #[arg(long, env = "FEED_POLL_MS", default_value_t = DEFAULT_FEED_POLL_MS, value_parser = clap::value_parser!(u64).range(0..=1000), help_heading = "Limits")]
     pub feed_poll_ms: u64,
+    /// On one Redis (7 or later), follow the live streams from what the scripts push as they
+    /// write them, rather than reading them for each change (false: read, as on a cluster).
+    #[arg(long, env = "FEED_PUSH", default_value_t = true, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new(), help_heading = "Limits")]
+    pub feed_push: bool,
     /// Orders one client address may place per minute on average (0: no limit); past it, 429
     /// with Retry-After.
     #[arg(long, env = "ORDER_RATE_PER_CLIENT", default_value_t = 60, value_parser = clap::value_parser!(u32).range(0..=1_000_000), help_heading = "Limits")]
@@ -142,6 +146,9 @@ pub struct FeedLimits {
     /// While changes flow, the pause before the next read, which then does
     /// not block (zero: every read blocks until a change comes).
     pub poll: Duration,
+    /// Whether, on one Redis, it follows the scripts' pushes rather than
+    /// reading the streams for each change.
+    pub push: bool,
 }
 
 impl Default for FeedLimits {
@@ -152,6 +159,7 @@ impl Default for FeedLimits {
             replay_max: 10_000,
             max_age: Duration::from_secs(1800),
             poll: Duration::from_millis(DEFAULT_FEED_POLL_MS),
+            push: true,
         }
     }
 }
@@ -213,6 +221,7 @@ impl ServerSettings {
                 replay_max: self.feed_replay_max as usize,
                 max_age: Duration::from_secs(self.feed_max_age_secs),
                 poll: Duration::from_millis(self.feed_poll_ms),
+                push: self.feed_push,
             },
             order_rate: Rate::per_minute(self.order_rate_per_client, self.order_burst_per_client),
             search_rate: Rate::per_second(self.search_rate_per_client, self.search_burst_per_client),

@@ -392,6 +392,50 @@ async fn the_feed_reads_nothing_while_no_browser_follows_it() {
     assert_eq!(read_events(resumed, 2).await, events[1..].to_vec());
 }
 
+/// On one Redis the live feed follows what the scripts push: orders move
+/// without the feed reading the live streams, and an entry added without a
+/// push (as a script of an older version would add it) is still relayed,
+/// in its place, by the read that fills the gap it leaves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_one_redis_the_feed_follows_pushes_and_reads_only_to_fill_a_gap() {
+    let app = start_on(Backend::Single, |_| {}).await;
+    let mut conn = store::Shop::new(&app.config).unwrap().connection();
+    let (_, product) = app.post("/product", json!({"name": "Lamp", "price": 3, "quantity": 100})).await;
+    let mut live = Feed::new(app.http.get(app.url("/api/events")).send().await.unwrap()).subscribed().await;
+    // Past the one read that catches up after subscribing.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let () = redis::cmd("CONFIG").arg("RESETSTAT").query_async(&mut conn).await.unwrap();
+    let mut placed = Vec::new();
+    for _ in 0..5 {
+        placed.push(app.post("/orders", json!({"product_id": product["id"], "quantity": 1})).await.1);
+    }
+    let events = live.events(15).await;
+    for order in &placed {
+        let statuses: Vec<&str> = events
+            .iter()
+            .filter(|(_, e)| e["order_id"] == order["id"])
+            .map(|(_, e)| e["status"].as_str().unwrap())
+            .collect();
+        assert_eq!(statuses, ["pending", "completed", "fulfilled"]);
+    }
+    assert_eq!(xread_calls(&conn).await, 0, "the live streams were read while pushes came");
+
+    let id: domain::Id = product["id"].as_str().unwrap().parse().unwrap();
+    let stream = app.config.layout.keys_of_id(&id).stream(store::Stream::OrderStatus);
+    let _: String = redis::cmd("XADD")
+        .arg(&stream)
+        .arg("*")
+        .arg(&["product", "restocked", "product_id", id.as_str(), "stock", "77", "at", "1"])
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let (status, _) = app.post(&format!("/product/{id}/restock"), json!({"quantity": 1})).await;
+    assert_eq!(status, StatusCode::OK);
+    let stocks: Vec<Value> = product_events(&mut live, 2).await.into_iter().map(|(_, e)| e["stock"].clone()).collect();
+    assert_eq!(stocks, [json!(77), json!(96)], "the entry without a push first, then the pushed one");
+    assert!(xread_calls(&conn).await > 0, "the gap was filled by reading");
+}
+
 /// The order form's server function names a bad field once (the page
 /// showed "quantity: quantity must be ...").
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

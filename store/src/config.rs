@@ -29,6 +29,7 @@ pub mod defaults {
     pub const READ_BLOCK_MS: u64 = 1000;
     pub const READ_LINGER_MS: u64 = 0;
     pub const READ_COUNT: u64 = 128;
+    pub const WAKE_ON_PUSH: bool = true;
     pub const DEAD_LETTER_MAXLEN: u64 = 1_000_000;
     pub const PAYMENT_DELAY_MS: u64 = 1000;
     pub const MAX_DELIVERIES: u64 = 5;
@@ -113,6 +114,11 @@ pub struct ConsumerSettings {
     /// counted in the metric stockflow_dead_letters_dropped.
     #[arg(long, env = "DEAD_LETTER_MAXLEN", default_value_t = defaults::DEAD_LETTER_MAXLEN, value_parser = clap::value_parser!(u64).range(100..), help_heading = "Streams")]
     pub dead_letter_maxlen: u64,
+    /// On one Redis (7 or later), the payment and warehouse consumers read a partition's stream
+    /// when the scripts push an entry to it, rather than block on every partition's stream
+    /// (false: block, as on a cluster).
+    #[arg(long, env = "WAKE_ON_PUSH", default_value_t = defaults::WAKE_ON_PUSH, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new(), help_heading = "Streams")]
+    pub wake_on_push: bool,
 }
 
 /// The settings of the shop's service (idempotency, the admin gate, CORS):
@@ -183,6 +189,9 @@ pub struct Config {
     pub read_count: usize,
     /// `READ_LINGER_MS`: the pause between reads under load, so batches grow.
     pub read_linger: Duration,
+    /// `WAKE_ON_PUSH`: whether, on one Redis, a consumer of a live stream
+    /// reads when the scripts push an entry rather than blocking.
+    pub wake_on_push: bool,
     /// `IDEMPOTENCY_TTL_SECS`: how long an `Idempotency-Key` is remembered.
     pub idempotency_window: Duration,
     /// `ADMIN_TOKEN`: when set, creating, deleting and restocking products
@@ -236,6 +245,7 @@ impl ConsumerSettings {
         config.claim_idle = claim_idle;
         config.consumer_expiry = consumer_expiry;
         config.dead_letter_maxlen = self.dead_letter_maxlen;
+        config.wake_on_push = self.wake_on_push;
         if let Some(name) = self.consumer_name.filter(|n| !n.trim().is_empty()) {
             config.consumer_name = name;
         }
@@ -315,6 +325,7 @@ impl Config {
             read_block: Duration::from_millis(READ_BLOCK_MS),
             read_count: READ_COUNT as usize,
             read_linger: Duration::from_millis(READ_LINGER_MS),
+            wake_on_push: WAKE_ON_PUSH,
             idempotency_window: Duration::from_secs(IDEMPOTENCY_TTL_SECS),
             admin_token: None,
             admin_session_idle: Duration::from_secs(ADMIN_SESSION_IDLE_SECS),

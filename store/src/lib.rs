@@ -23,7 +23,8 @@
 //! - [`shop`]: the service layer for products and orders, shared by REST and server functions.
 //! - [`merge`]: one page of ids from several indexes, merged by id.
 //! - [`indexes`]: the search indexes built for data older than them.
-//! - [`streams`]: stream entries as typed events.
+//! - [`streams`]: stream entries as typed events, and those the scripts push.
+//! - [`subscription`]: a subscription to the shard channels the scripts push on.
 //! - [`observe`]: orders by status, stream backlogs and Redis' health, for metrics.
 //! - [`telemetry`]: logs (text or JSON) and traces over OTLP, for both binaries.
 //! - [`dead_letters`]: the dead letters of every stream, listed, retried, discarded.
@@ -53,6 +54,7 @@ pub mod scripts;
 pub mod shop;
 pub mod shutdown;
 pub mod streams;
+pub mod subscription;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;

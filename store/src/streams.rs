@@ -228,6 +228,31 @@ pub fn status_change(stream: Stream, entry: &StreamId) -> Result<StatusChange, M
     })
 }
 
+/// An entry a script pushed as it added it to a live stream
+/// (`live_prelude.lua`), on the shard channel named like the stream.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pushed {
+    /// The stream's newest entry before it (`0-0`: none).
+    pub before: EntryId,
+    /// The entry, as a read of the stream would bring it.
+    pub entry: StreamId,
+}
+
+/// A push's payload, a JSON list of texts: the entry before, the entry's id,
+/// then its fields' names and values. `None` when it is not one.
+pub fn pushed(payload: &[u8]) -> Option<Pushed> {
+    let texts: Vec<String> = serde_json::from_slice(payload).ok()?;
+    let mut texts = texts.into_iter();
+    let before = EntryId::parse(&texts.next()?)?;
+    let id = texts.next()?;
+    EntryId::parse(&id)?;
+    let mut map = HashMap::new();
+    while let (Some(name), Some(value)) = (texts.next(), texts.next()) {
+        map.insert(name, Value::BulkString(value.into_bytes()));
+    }
+    Some(Pushed { before, entry: StreamId { id, map, ..Default::default() } })
+}
+
 /// The reply of `XREAD` or `XREADGROUP`: the entries read, per stream; none
 /// when a blocking read timed out.
 ///

@@ -786,3 +786,58 @@ async fn the_scripts_and_the_bulk_loader_write_records_of_one_shape(backend: Bac
         assert_eq!(shop.order(bulk).await.unwrap().timeline.len(), records::usual_steps(status).len());
     }
 }
+
+/// Every entry a script adds to a live stream is pushed on the shard channel
+/// named like the stream as it is added, naming the entry before it: what a
+/// server following the live feed gets instead of reading the streams.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_live_entry_is_pushed_with_the_one_before_it() {
+    use std::time::Duration;
+    use store::streams::{pushed, EntryId, Pushed};
+    use store::subscription::{Heard, Subscription};
+
+    let redis = TestRedis::start(Backend::Single);
+    let (shop, mut conn) = shop_on(&redis).await;
+    let channels: Vec<String> =
+        shop.layout().all().flat_map(|keys| Stream::LIVE.map(|stream| keys.stream(stream))).collect();
+    let mut subscription = Subscription::open(&redis.env().1, &channels).await.unwrap();
+
+    let product = shop.create_product(NewProduct::parse("Lamp", "8", "3").unwrap()).await.unwrap();
+    let k = keys_of(&shop, &product.id);
+    let order = shop.place_order(&product.id, qty(2)).await.unwrap();
+    let _ = run(&mut conn, scripts::complete_order(&k, &order.id, now_ms(), None)).await;
+    let _ = run(&mut conn, scripts::fulfil_order(&k, &order.id, &product.id, now_ms(), 1000, None)).await;
+    shop.restock(&product.id, Restock::new(5).unwrap()).await.unwrap();
+    shop.delete_product(&product.id).await.unwrap();
+
+    // Each stream's entries, as a read brings them.
+    let mut written = std::collections::HashMap::new();
+    for stream in Stream::LIVE {
+        let entries: StreamRangeReply = conn.xrange_all(k.stream(stream)).await.unwrap();
+        written.insert(k.stream(stream), entries.ids);
+    }
+    let total: usize = written.values().map(Vec::len).sum();
+    assert_eq!(total, 6, "created, placed, completed, fulfilled, restocked, deleted");
+    let mut heard: std::collections::HashMap<String, Vec<Pushed>> = Default::default();
+    for _ in 0..total {
+        let next = subscription.next_within(Duration::from_secs(5)).await.unwrap();
+        let Heard::Message { channel, payload } = next else { panic!("a message, not {next:?}") };
+        heard.entry(channel).or_default().push(pushed(&payload).expect("a push"));
+    }
+    for (stream, entries) in &written {
+        let pushes = heard.remove(stream).unwrap_or_default();
+        assert_eq!(pushes.len(), entries.len(), "{stream}: one push per entry");
+        let mut before = EntryId::START;
+        for (push, entry) in pushes.iter().zip(entries) {
+            assert_eq!(push.before, before, "{stream}: names the entry before it");
+            assert_eq!((&push.entry.id, &push.entry.map), (&entry.id, &entry.map), "{stream}: the entry as read");
+            before = EntryId::parse(&entry.id).unwrap();
+        }
+    }
+    assert!(heard.is_empty(), "nothing pushed on other channels: {heard:?}");
+    // Quiet: it pings, and hears the pong before the next quiet spell ends.
+    let quiet = Duration::from_millis(100);
+    for _ in 0..3 {
+        assert_eq!(subscription.next_within(quiet).await.unwrap(), Heard::Quiet);
+    }
+}

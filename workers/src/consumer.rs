@@ -5,7 +5,10 @@
 //! A [`Handler`] says what a batch means; this module owns the guarantees:
 //! - entries are read with XREADGROUP BLOCK, never by polling with sleeps,
 //!   one read for the streams of every partition the loop follows (each
-//!   partition's entries then make a batch of their own); only under load
+//!   partition's entries then make a batch of their own); on one Redis, a
+//!   consumer of a stream the scripts push (payment, warehouse) instead
+//!   waits for the [`Doorbell`] and reads only the partitions' streams that
+//!   rang, without blocking (`WAKE_ON_PUSH`); only under load
 //!   (a read brought several entries, yet no full batch) the loop pauses
 //!   `READ_LINGER_MS` before its next read, so batches grow and each costs
 //!   one script call;
@@ -28,13 +31,14 @@ use std::time::Duration;
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamPendingCountReply};
 use redis::{FromRedisValue, RedisResult, Value};
 
+use crate::doorbell::Doorbell;
 use crate::error::{WorkerError, WorkerResult};
 use store::connection::{self, Backoff};
 use store::durability::Durability;
 use store::scripts::{self, Call, DeadLettered};
 use store::streams::{self, ensure_group, MalformedEntry, StreamReads, FROM_START, NEW_ENTRIES};
 use store::telemetry;
-use store::{Config, PartitionKeys, Redis, Stream};
+use store::{Config, PartitionKeys, Redis, RedisTarget, Stream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -120,7 +124,7 @@ pub async fn run<H: Handler>(
     shutdown: CancellationToken,
 ) -> WorkerResult<()> {
     let durability = Durability::of(&config);
-    let lanes = partitions
+    let lanes: Vec<Lane> = partitions
         .into_iter()
         .map(|keys| Lane {
             stream_key: keys.stream(H::STREAM),
@@ -128,9 +132,17 @@ pub async fn run<H: Handler>(
             held: Held::default(),
         })
         .collect();
+    let doorbell = match &config.redis {
+        RedisTarget::Single(url) if config.wake_on_push && Stream::LIVE.contains(&H::STREAM) => {
+            let channels = lanes.iter().map(|lane| lane.stream_key.clone()).collect();
+            Some(Doorbell::start(url.clone(), channels, config.read_block, shutdown.clone()))
+        }
+        _ => None,
+    };
     let consumer = Consumer {
         handler,
         lanes,
+        doorbell,
         reader: connection::connect_blocking(&config.redis, config.read_block, connection::ReadFrom::Master)?,
         writer,
         config,
@@ -143,6 +155,8 @@ struct Consumer<H> {
     handler: Arc<H>,
     /// The partitions' streams, as the loop follows them.
     lanes: Vec<Lane>,
+    /// Which lanes have new entries, when the scripts push them (`WAKE_ON_PUSH`).
+    doorbell: Option<Arc<Doorbell>>,
     /// Dedicated to XREADGROUP BLOCK, which would hold up other commands.
     reader: Redis,
     /// For effects, acks, claims and dead letters.
@@ -398,26 +412,32 @@ impl<H: Handler> Consumer<H> {
         tracing::debug!(stream, partitions, "consumer stopped");
     }
 
-    /// New entries for this group in every lane, waiting up to
-    /// `READ_BLOCK_MS` for some: one batch per lane that has any.
+    /// New entries for this group, one batch per lane that has any: in the
+    /// lanes the doorbell rang, without blocking; else in every lane, waiting
+    /// up to `READ_BLOCK_MS` for some.
     async fn read_new(&self) -> RedisResult<Vec<Batch>> {
-        let mut read = redis::cmd("XREADGROUP");
-        read.arg("GROUP")
-            .arg(H::GROUP)
-            .arg(&self.config.consumer_name)
-            .arg("COUNT")
-            .arg(self.config.read_count)
-            .arg("BLOCK")
-            .arg(self.config.read_block.as_millis() as u64)
-            .arg("STREAMS");
-        for lane in &self.lanes {
-            read.arg(&lane.stream_key);
+        let doorbell = self.doorbell.as_ref().filter(|doorbell| !doorbell.unsupported());
+        let lanes = match doorbell {
+            Some(doorbell) => doorbell.rung(self.config.read_block).await,
+            None => (0..self.lanes.len()).collect(),
+        };
+        if lanes.is_empty() {
+            return Ok(Vec::new());
         }
-        for _ in &self.lanes {
+        let mut read = redis::cmd("XREADGROUP");
+        read.arg("GROUP").arg(H::GROUP).arg(&self.config.consumer_name).arg("COUNT").arg(self.config.read_count);
+        if doorbell.is_none() {
+            read.arg("BLOCK").arg(self.config.read_block.as_millis() as u64);
+        }
+        read.arg("STREAMS");
+        for &lane in &lanes {
+            read.arg(&self.lanes[lane].stream_key);
+        }
+        for _ in &lanes {
             read.arg(NEW_ENTRIES);
         }
         let reply: StreamReads = read.query_async(&mut self.reader.clone()).await?;
-        Ok(reply
+        let batches: Vec<Batch> = reply
             .keys
             .into_iter()
             .filter(|stream| !stream.ids.is_empty())
@@ -425,7 +445,14 @@ impl<H: Handler> Consumer<H> {
                 let lane = self.lanes.iter().position(|lane| lane.stream_key == stream.key)?;
                 Some(Batch { lane, entries: stream.ids, poison: HashMap::new() })
             })
-            .collect())
+            .collect();
+        if let Some(doorbell) = doorbell {
+            // A full batch may have left more behind: read that lane again.
+            for batch in batches.iter().filter(|batch| batch.entries.len() >= self.config.read_count) {
+                doorbell.ring(batch.lane);
+            }
+        }
+        Ok(batches)
     }
 
     /// This consumer's own pending entries in every lane after `cursors`

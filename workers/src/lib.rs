@@ -3,6 +3,7 @@
 //! # Layout
 //! - [`consumer`]: the one generic loop (read group → apply → ack, reclaim,
 //!   dead letters, shutdown), parameterised by a handler per stream.
+//! - [`doorbell`]: which partitions' streams have new entries, from the scripts' pushes.
 //! - [`payment`]: `order-placed` → completes orders after the payment delay.
 //! - [`warehouse`]: `order-completed` → takes stock or initiates a refund.
 //! - [`refunds`]: `refund-initiated` → marks orders refunded.
@@ -15,6 +16,7 @@
 //! (each with its own `CONSUMER_NAME`) share the work of every group.
 
 pub mod consumer;
+pub mod doorbell;
 pub mod error;
 pub mod metrics;
 pub mod payment;

@@ -162,3 +162,38 @@ async fn payment_delays_run_concurrently(backend: Backend) {
     shutdown.cancel();
     workers.await.unwrap().unwrap();
 }
+
+/// Redis's count of clients blocked on a command (`INFO clients`).
+async fn blocked_clients(conn: &mut store::Redis) -> u64 {
+    let info: String = redis::cmd("INFO").arg("clients").query_async(conn).await.unwrap();
+    info.lines().find_map(|line| line.strip_prefix("blocked_clients:")?.trim().parse().ok()).unwrap()
+}
+
+/// On one Redis the payment and warehouse consumers wait for the scripts'
+/// pushes and read only the stream that rang, never blocking in Redis (only
+/// the refunds' consumer, whose stream is not pushed, blocks); with
+/// `WAKE_ON_PUSH=false` all three block. Orders move the same either way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_one_redis_the_live_streams_consumers_wake_on_pushes_not_blocking_reads() {
+    for wake_on_push in [true, false] {
+        let redis = TestRedis::start(Backend::Single);
+        let mut config = config_for(&redis);
+        config.consumer_name = "test-worker".into();
+        config.wake_on_push = wake_on_push;
+        let shutdown = CancellationToken::new();
+        let workers = tokio::spawn(workers::run(config.clone(), &Role::ALL, shutdown.clone()));
+        let shop = Shop::new(&config).unwrap();
+        let product = shop.create_product(NewProduct::parse("Cup", "2", "100").unwrap()).await.unwrap();
+        let mut conn = shop.connection();
+        let () = redis::cmd("CONFIG").arg("RESETSTAT").query_async(&mut conn).await.unwrap();
+        for _ in 0..10 {
+            shop.place_order(&product.id, Quantity::new(1).unwrap()).await.unwrap();
+        }
+        let orders = wait_until_final(&shop, Some(10), Duration::from_secs(10)).await;
+        assert!(orders.iter().all(|order| order.status == OrderStatus::Fulfilled), "{wake_on_push}");
+        let blocked = blocked_clients(&mut conn).await;
+        assert_eq!(blocked, if wake_on_push { 1 } else { 3 }, "clients blocked with WAKE_ON_PUSH={wake_on_push}");
+        shutdown.cancel();
+        workers.await.unwrap().unwrap();
+    }
+}

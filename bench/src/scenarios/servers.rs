@@ -1,11 +1,13 @@
 //! Servers: what the live feed costs per order when one server has a browser
-//! following it and when four have. Every server reads the changes its
-//! browsers follow from Redis itself, so this is what a server more costs
-//! Redis. Orders at 200 and at 2,000 a second (open loop) over 50 products for
-//! 10 s each, with one feed client on the measured server, then one on each
-//! of four servers of the same Redis (`scripts/bench` starts three more with
-//! `--extra-server-url`). Per order: Redis CPU, the servers' CPU together,
-//! and the live feed's reads (`XREAD`).
+//! following it and when four have. Each server follows the changes for its
+//! own browsers (on one Redis from the scripts' pushes, else by reading the
+//! streams), so this is what a server more costs Redis. Orders at 200 and at
+//! 2,000 a second (open loop) over 50 products for 10 s each, with one feed
+//! client on the measured server, then one on each of four servers of the
+//! same Redis (`scripts/bench` starts three more with `--extra-server-url`).
+//! Per order: Redis CPU, the servers' CPU together, the live feed's reads
+//! (`XREAD`) and the Redis time of the pushes (`SPUBLISH`, which hands each
+//! change to every server subscribed).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -94,6 +96,14 @@ pub async fn run(ctx: &Ctx) -> Result<Report> {
                 &format!("{prefix}.feed_read_us"),
                 &name("Redis time in live-feed reads per order"),
                 Some(feed_read_us / orders),
+                "µs",
+                Better::Lower,
+            );
+            let push_us = delta.get("spublish").map_or(0.0, |stat| stat.usec as f64);
+            report.figure(
+                &format!("{prefix}.feed_push_us"),
+                &name("Redis time in live-feed pushes (SPUBLISH) per order"),
+                Some(push_us / orders),
                 "µs",
                 Better::Lower,
             );

@@ -90,12 +90,20 @@ async fn measure(ctx: &Ctx, report: &mut Report, rates: &[f64], time: Duration) 
             "",
             Better::Lower,
         );
-        let wakeups: u64 = ["xread", "xreadgroup"].iter().filter_map(|c| delta.get(*c)).map(|stat| stat.calls).sum();
+        let reads = ["xread", "xreadgroup"].iter().filter_map(|c| delta.get(*c));
+        let (wakeups, read_us) = reads.fold((0, 0), |(calls, usec), stat| (calls + stat.calls, usec + stat.usec));
         report.figure(
             &format!("{prefix}.wakeups"),
-            &name("blocking reads served per order"),
+            &name("stream reads served per order"),
             Some(wakeups as f64 / orders),
             "",
+            Better::Lower,
+        );
+        report.figure(
+            &format!("{prefix}.read_us"),
+            &name("Redis time in stream reads per order"),
+            Some(read_us as f64 / orders),
+            "µs",
             Better::Lower,
         );
         report.detail(&format!("{prefix}.drain_s"), drained.as_secs_f64());

@@ -12,7 +12,9 @@
 //! that every browser in step shares. Each browser's stream (polled by its connection's
 //! own task, so no task or channel of its own) first replays from Redis
 //! whatever followed its `Last-Event-ID` in every partition, then follows
-//! the broadcast. The event id is a
+//! the broadcast. On one Redis the reader does not read the streams per
+//! change: the scripts push each change as they write it (see [`relay`]).
+//! The event id is a
 //! [`cursor::Cursor`]: the last entry the browser has seen in each live
 //! stream of each partition.
 //! The readers read only while some browser follows the feed ([`relay`]).
@@ -192,6 +194,10 @@ impl StatusFeed {
                 block,
                 linger,
                 poll: limits.poll,
+                push: match target {
+                    RedisTarget::Single(url) if limits.push => Some(url.clone()),
+                    _ => None,
+                },
                 signals: signals.clone(),
             };
             tokio::spawn(reader.run(shutdown.clone()));

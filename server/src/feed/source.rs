@@ -202,18 +202,24 @@ fn in_order(
             if limit.is_some_and(|limit| order(k, id) > limit) {
                 break;
             }
-            // Not a change (malformed, or a retry): empty, so it is not sent, but
-            // the cursor still moves past it.
-            let (subject, json) = match store::streams::is_product_change(entry) {
-                true => (Subject::Product, product_json(entry)),
-                false => (Subject::Order, to_json(Log::LIVE[k], entry, record.then(|| keys.partition()))),
-            };
-            let json = json.unwrap_or_else(|| Arc::from(""));
-            changes.push((order(k, id), FeedEvent { slot: slot(keys, k), id, subject, json, position: None }));
+            changes.push((order(k, id), event(keys, k, id, entry, record)));
         }
     }
     changes.sort_by_key(|(order, _)| *order);
     (changes.into_iter().map(|(_, event)| event).collect(), limit.is_some())
+}
+
+/// The change that entry `id` of the partition's `k`-th live stream
+/// records. Not a change (malformed, or a retry): empty, so it is not sent,
+/// but the cursor still moves past it. `record`: a reader's (see
+/// [`read_changes`]).
+pub fn event(keys: &PartitionKeys, k: usize, id: EntryId, entry: &redis::streams::StreamId, record: bool) -> FeedEvent {
+    let (subject, json) = match store::streams::is_product_change(entry) {
+        true => (Subject::Product, product_json(entry)),
+        false => (Subject::Order, to_json(Log::LIVE[k], entry, record.then(|| keys.partition()))),
+    };
+    let json = json.unwrap_or_else(|| Arc::from(""));
+    FeedEvent { slot: slot(keys, k), id, subject, json, position: None }
 }
 
 /// A product's change as the browser receives it (a `ProductChange` in

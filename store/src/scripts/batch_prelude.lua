@@ -7,15 +7,15 @@ local function each_slice(items, send)
   for first = 1, #items, 500 do send(unpack(items, first, math.min(first + 499, #items))) end
 end
 
--- A stream entry's fields, with the order's W3C trace context when it has
--- one (false or '' when traces are off): each step of the order then joins
--- its trace (see store::telemetry).
+-- A stream entry's fields (a list of names and values), with the order's
+-- W3C trace context when it has one (false or '' when traces are off): each
+-- step of the order then joins its trace (see store::telemetry).
 local function traced(fields, traceparent)
   if traceparent and traceparent ~= '' then
     table.insert(fields, 'traceparent')
     table.insert(fields, traceparent)
   end
-  return unpack(fields)
+  return fields
 end
 
 -- The index of orders in `status`, among KEYS[first..last] (each name ends

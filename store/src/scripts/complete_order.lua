@@ -12,7 +12,7 @@
 -- ARGV: statuses it applies from (',pending,'), status it leads to, now (ms),
 --       group, number of status indexes, then per order: order id, entry id
 --       ('' = no ack)
--- Uses batch_prelude.lua (put in front of this code).
+-- Uses batch_prelude.lua and live_prelude.lua (put in front of this code).
 -- Returns one reply per order, in order: 'applied', 'skipped', or, not
 -- acked, 'missing' (the caller dead-letters it) or 'stray' (see
 -- missing_here: the caller tries again).
@@ -31,7 +31,7 @@ for i = 1, (#ARGV - HEAD) / EACH do
   else
     if string.find(from, ',' .. order[1] .. ',', 1, true) then
       move(batch, key, id, order[2], order[1], now)
-      redis.call('XADD', KEYS[2], '*', traced({'order_id', id, 'product_id', order[2], 'quantity', order[3], 'at', now}, order[4]))
+      add_live(KEYS[2], nil, traced({'order_id', id, 'product_id', order[2], 'quantity', order[3], 'at', now}, order[4]))
       replies[i] = 'applied'
     else
       replies[i] = 'skipped'

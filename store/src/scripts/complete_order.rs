@@ -8,8 +8,14 @@ use redis::Script;
 use super::{Ack, Applying, ArgLayout, Call, Change};
 use crate::keys::{PartitionKeys, Stream};
 
-/// The script as Redis runs it: the shared batch helpers, then its own code.
-pub(super) const SOURCE: &str = concat!(include_str!("batch_prelude.lua"), "\n", include_str!("complete_order.lua"));
+/// The script as Redis runs it: the shared batch and live-stream helpers, then its own code.
+pub(super) const SOURCE: &str = concat!(
+    include_str!("batch_prelude.lua"),
+    "\n",
+    include_str!("live_prelude.lua"),
+    "\n",
+    include_str!("complete_order.lua")
+);
 static SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(SOURCE));
 /// Its arguments: 5 first, then 2 per order; `complete_order.lua` declares the same.
 pub(super) const ARGS: ArgLayout = ArgLayout { head: 5, each: 2 };

@@ -1,3 +1,4 @@
+-- Uses live_prelude.lua (put in front of this code).
 -- Adds a product to the warehouse, and to the search index under each of
 -- the prefixes of its name's words. With an idempotency key, a retry of the
 -- same request gets the product the first attempt created (as it was then),
@@ -27,7 +28,6 @@ if idempotency then
   redis.call('SET', idempotency, ARGV[5], 'EX', ARGV[6])
 end
 if ARGV[8] ~= '0' then
-  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[8], '*',
-    'product', 'created', 'product_id', ARGV[1], 'stock', ARGV[4], 'at', ARGV[9])
+  add_live(KEYS[3], ARGV[8], {'product', 'created', 'product_id', ARGV[1], 'stock', ARGV[4], 'at', ARGV[9]})
 end
 return {'created'}

@@ -15,7 +15,7 @@
 --       to, group, entry id, error, consumer, status max length, dead-letter
 --       cap, now (ms), number of status indexes, the refund's reason (from the
 --       domain: 'processing failed: <error>'), then the entry's field/value pairs
--- Uses batch_prelude.lua (put in front of this code).
+-- Uses batch_prelude.lua and live_prelude.lua (put in front of this code).
 -- Returns {'not_pending'}, or {'dead', dropped} / {'refunded', dropped}, where
 -- dropped counts old dead letters the cap removed.
 -- The positional layout (scripts/dead_letter.rs ARGS): 11 arguments, then 2 per field of the entry.
@@ -46,7 +46,6 @@ redis.call('ZREM', index(order[1]), order[3])
 redis.call('ZADD', index(to), 0, order[3])
 redis.call('ZREM', by_product(order[1]), order[2] .. ':' .. order[3])
 redis.call('ZADD', by_product(to), 0, order[2] .. ':' .. order[3])
-redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[7], '*',
-  'order_id', order[3], 'product_id', order[2], 'status', to,
-  'reason', reason, 'at', ARGV[9])
+add_live(KEYS[3], ARGV[7], {'order_id', order[3], 'product_id', order[2], 'status', to,
+  'reason', reason, 'at', ARGV[9]})
 return {'refunded', dropped}

@@ -8,8 +8,14 @@ use redis::{FromRedisValue, ParsingError, Script, Value};
 use super::{number, unexpected, words, ArgLayout, Call};
 use crate::keys::{PartitionKeys, Stream};
 
-/// The script as Redis runs it: the shared batch helpers, then its own code.
-pub(super) const SOURCE: &str = concat!(include_str!("batch_prelude.lua"), "\n", include_str!("dead_letter.lua"));
+/// The script as Redis runs it: the shared batch and live-stream helpers, then its own code.
+pub(super) const SOURCE: &str = concat!(
+    include_str!("batch_prelude.lua"),
+    "\n",
+    include_str!("live_prelude.lua"),
+    "\n",
+    include_str!("dead_letter.lua")
+);
 static SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(SOURCE));
 /// Its arguments: 11 first, then 2 per field of the entry; `dead_letter.lua` declares the same.
 pub(super) const ARGS: ArgLayout = ArgLayout { head: 11, each: 2 };

@@ -1,3 +1,4 @@
+-- Uses live_prelude.lua (put in front of this code).
 -- Removes a product: its record, and its id from the products index and
 -- from the search index under each prefix of its name (its orders stay;
 -- those still in flight are refunded by the warehouse), announced on the
@@ -10,5 +11,5 @@ redis.call('ZREM', KEYS[2], ARGV[1])
 for i = 4, #KEYS do
   redis.call('ZREM', KEYS[i], ARGV[1])
 end
-redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[2], '*', 'product', 'deleted', 'product_id', ARGV[1], 'at', ARGV[3])
+add_live(KEYS[3], ARGV[2], {'product', 'deleted', 'product_id', ARGV[1], 'at', ARGV[3]})
 return 1

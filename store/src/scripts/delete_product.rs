@@ -7,8 +7,8 @@ use redis::Script;
 use super::{Announce, Call};
 use crate::keys::{PartitionKeys, Stream};
 
-/// The script as Redis runs it.
-pub(super) const SOURCE: &str = include_str!("delete_product.lua");
+/// The script as Redis runs it: the live-stream helpers, then its own code.
+pub(super) const SOURCE: &str = concat!(include_str!("live_prelude.lua"), "\n", include_str!("delete_product.lua"));
 static SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(SOURCE));
 
 /// Removes the product `id` named `name`, from the products index and the

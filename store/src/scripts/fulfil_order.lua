@@ -18,7 +18,7 @@
 --       orders, then per order: order id, product id (from the event), the
 --       position of its product's key among the product keys, entry id
 --       ('' = no ack)
--- Uses batch_prelude.lua (put in front of this code).
+-- Uses batch_prelude.lua and live_prelude.lua (put in front of this code).
 -- Returns one reply per order, in order: {'fulfilled', stock left},
 -- {'refund_initiated', reason}, {'skipped'}, or, not acked, {'missing'},
 -- {'stray'} (see missing_here) or {'mismatch'}.
@@ -55,13 +55,13 @@ for i = 1, orders do
         stock[product] = stock[product] - wanted
         taken[product] = taken[product] + wanted
         move(batch, key, id, product_id, order[1], now)
-        redis.call('XADD', KEYS[3], 'MAXLEN', '~', maxlen, '*', traced(
+        add_live(KEYS[3], maxlen, traced(
           {'order_id', id, 'product_id', product_id, 'status', to, 'stock', stock[product], 'at', now}, order[5]))
         replies[i] = {'fulfilled', stock[product]}
       else
         local reason = stock[product] and short or gone
         redis.call('HSET', key, 'refund_reason', reason, 'at:refund_initiated', now)
-        redis.call('XADD', KEYS[2], '*', traced({'order_id', id, 'product_id', product_id, 'reason', reason, 'at', now}, order[5]))
+        redis.call('XADD', KEYS[2], '*', unpack(traced({'order_id', id, 'product_id', product_id, 'reason', reason, 'at', now}, order[5])))
         replies[i] = {'refund_initiated', reason}
       end
     end

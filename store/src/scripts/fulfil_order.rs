@@ -8,8 +8,14 @@ use redis::{FromRedisValue, ParsingError, Script, Value};
 use super::{number, reason, unexpected, words, Ack, ArgLayout, Call};
 use crate::keys::{PartitionKeys, Stream};
 
-/// The script as Redis runs it: the shared batch helpers, then its own code.
-pub(super) const SOURCE: &str = concat!(include_str!("batch_prelude.lua"), "\n", include_str!("fulfil_order.lua"));
+/// The script as Redis runs it: the shared batch and live-stream helpers, then its own code.
+pub(super) const SOURCE: &str = concat!(
+    include_str!("batch_prelude.lua"),
+    "\n",
+    include_str!("live_prelude.lua"),
+    "\n",
+    include_str!("fulfil_order.lua")
+);
 static SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(SOURCE));
 /// Its arguments: 9 first, then 4 per order; `fulfil_order.lua` declares the same.
 pub(super) const ARGS: ArgLayout = ArgLayout { head: 9, each: 4 };

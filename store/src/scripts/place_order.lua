@@ -11,7 +11,7 @@
 --       then per order: order id, product id, unit price (cents, as priced), quantity, fee, total, now (ms),
 --       whether it has an idempotency key ('1' or '0'), its W3C traceparent ('' = none: traces are off), kept
 --       with the order and in its entry, so that every later step of the order joins the same trace
--- Uses batch_prelude.lua (put in front of this code).
+-- Uses batch_prelude.lua and live_prelude.lua (put in front of this code).
 -- Returns one reply per order, in order: {'placed'}, {'replayed', earlier
 -- order id}, {'no_product'}, {'price_changed'} (priced against a stale price),
 -- or, for every order of the batch and before anything is written,
@@ -68,7 +68,7 @@ for i = 1, orders do
     of_product[product_orders] = of_product[product_orders] or {}
     table.insert(of_product[product_orders], 0)
     table.insert(of_product[product_orders], id)
-    redis.call('XADD', KEYS[2], '*', traced({'order_id', id, 'product_id', product_id, 'at', now}, traceparent))
+    add_live(KEYS[2], nil, traced({'order_id', id, 'product_id', product_id, 'at', now}, traceparent))
     if idempotency then redis.call('SET', idempotency, id, 'EX', window) end
     replies[i] = {'placed'}
   end

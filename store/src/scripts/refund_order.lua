@@ -11,7 +11,7 @@
 -- ARGV: statuses it applies from (',completed,'), status it leads to, now (ms),
 --       order-status max length, group, number of status indexes, then per
 --       order: order id, entry id ('' = no ack)
--- Uses batch_prelude.lua (put in front of this code).
+-- Uses batch_prelude.lua and live_prelude.lua (put in front of this code).
 -- Returns one reply per order, in order: 'applied', 'skipped', or, not
 -- acked, 'missing', 'stray' (see missing_here) or 'not_initiated'.
 local from, to, now, maxlen, group = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
@@ -33,7 +33,7 @@ for i = 1, (#ARGV - HEAD) / EACH do
     replies[i] = 'not_initiated'
   else
     move(batch, key, id, order[2], order[1], now)
-    redis.call('XADD', KEYS[2], 'MAXLEN', '~', maxlen, '*', traced(
+    add_live(KEYS[2], maxlen, traced(
       {'order_id', id, 'product_id', order[2], 'status', to, 'reason', order[3], 'at', now}, order[4]))
     replies[i] = 'applied'
     if entry ~= '' then table.insert(batch.acks, entry) end

@@ -1,0 +1,177 @@
+//! The doorbell: which partitions' streams a consumer has new entries in,
+//! from what the scripts push as they add them (`live_prelude.lua`, see
+//! `store::subscription`).
+//!
+//! A blocking `XREADGROUP` over every partition's stream costs Redis several
+//! times what a read of the one stream that has an entry does, and at
+//! ordinary load each entry wakes one: so the more partitions, the dearer
+//! each order. With the doorbell a consumer reads, without blocking, only
+//! the streams that rang. Nothing rings for long (an entry added without a
+//! push, a push lost with the connection) is still read: after a quiet
+//! `READ_BLOCK_MS` every stream counts as rung, as after each subscription.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use store::connection::Backoff;
+use store::subscription::{self, Heard, Subscription};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+/// The streams (lanes) of one consumer loop that have rung.
+pub struct Doorbell {
+    state: Mutex<State>,
+    rang: Notify,
+}
+
+#[derive(Default)]
+struct State {
+    /// Per lane: rung since it was last read.
+    rung: Vec<bool>,
+    /// This Redis cannot push (older than 7): the consumer blocks instead.
+    unsupported: bool,
+}
+
+impl Doorbell {
+    /// A doorbell for the streams `channels` (one per lane, in lane order)
+    /// of the Redis at `url`, listening until `shutdown`.
+    pub fn start(url: String, channels: Vec<String>, quiet: Duration, shutdown: CancellationToken) -> Arc<Doorbell> {
+        let doorbell = Arc::new(Doorbell {
+            state: Mutex::new(State { rung: vec![true; channels.len()], unsupported: false }),
+            rang: Notify::new(),
+        });
+        tokio::spawn(listen(doorbell.clone(), url, channels, quiet, shutdown));
+        doorbell
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether this Redis cannot push: then the consumer must block on its streams.
+    pub fn unsupported(&self) -> bool {
+        self.lock().unsupported
+    }
+
+    /// The lanes rung since the last call, once one has; every lane when
+    /// none has within `within`.
+    pub async fn rung(&self, within: Duration) -> Vec<usize> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let rang = self.rang.notified();
+            tokio::pin!(rang);
+            rang.as_mut().enable();
+            {
+                let mut state = self.lock();
+                let rung: Vec<usize> = (0..state.rung.len()).filter(|&lane| state.rung[lane]).collect();
+                if !rung.is_empty() || state.unsupported {
+                    state.rung.iter_mut().for_each(|rung| *rung = false);
+                    return rung;
+                }
+            }
+            if tokio::time::timeout_at(deadline, rang).await.is_err() {
+                return (0..self.lock().rung.len()).collect();
+            }
+        }
+    }
+
+    /// Rings `lane`: it has entries to read (a read of it filled a batch).
+    pub fn ring(&self, lane: usize) {
+        if let Some(rung) = self.lock().rung.get_mut(lane) {
+            *rung = true;
+        }
+        self.rang.notify_one();
+    }
+
+    /// Rings every lane: entries may have come unheard.
+    fn ring_all(&self) {
+        self.lock().rung.iter_mut().for_each(|rung| *rung = true);
+        self.rang.notify_one();
+    }
+}
+
+/// Rings the lanes whose channels hear a push, (re)subscribing when the
+/// connection fails; every lane on each subscription, for what came before.
+async fn listen(
+    doorbell: Arc<Doorbell>,
+    url: String,
+    channels: Vec<String>,
+    quiet: Duration,
+    shutdown: CancellationToken,
+) {
+    let lanes: HashMap<&str, usize> = channels.iter().enumerate().map(|(lane, name)| (name.as_str(), lane)).collect();
+    let mut backoff = Backoff::default();
+    loop {
+        let opened = tokio::select! {
+            opened = Subscription::open(&url, &channels) => opened,
+            () = shutdown.cancelled() => return,
+        };
+        match opened {
+            Ok(mut subscription) => {
+                backoff.reset();
+                doorbell.ring_all();
+                loop {
+                    let heard = tokio::select! {
+                        heard = subscription.next_within(quiet) => heard,
+                        () = shutdown.cancelled() => return,
+                    };
+                    match heard {
+                        Ok(Heard::Message { channel, .. }) => {
+                            if let Some(&lane) = lanes.get(channel.as_str()) {
+                                doorbell.ring(lane);
+                            }
+                        }
+                        Ok(Heard::Quiet) => {}
+                        Err(error) => {
+                            tracing::warn!(%error, "the consumers' doorbell lost its subscription");
+                            break;
+                        }
+                    }
+                }
+            }
+            Err(error) if subscription::is_unsupported(&error) => {
+                tracing::info!(%error, "this Redis cannot push stream entries; the consumers block on their streams");
+                doorbell.lock().unsupported = true;
+                doorbell.rang.notify_one();
+                return;
+            }
+            Err(error) => tracing::debug!(%error, "the consumers' doorbell cannot subscribe yet"),
+        }
+        doorbell.ring_all();
+        tokio::select! {
+            () = tokio::time::sleep(backoff.next_delay()) => {}
+            () = shutdown.cancelled() => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn quiet_doorbell(lanes: usize) -> Doorbell {
+        Doorbell { state: Mutex::new(State { rung: vec![false; lanes], unsupported: false }), rang: Notify::new() }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_consumer_reads_the_lanes_that_rang_and_every_lane_after_a_quiet_spell() {
+        let doorbell = quiet_doorbell(4);
+        doorbell.ring(2);
+        doorbell.ring(0);
+        assert_eq!(doorbell.rung(Duration::from_secs(1)).await, [0, 2]);
+        let started = tokio::time::Instant::now();
+        assert_eq!(doorbell.rung(Duration::from_secs(1)).await, [0, 1, 2, 3], "quiet: every lane");
+        assert_eq!(started.elapsed(), Duration::from_secs(1));
+
+        let doorbell = Arc::new(quiet_doorbell(4));
+        let ringer = doorbell.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            ringer.ring(3);
+        });
+        let started = tokio::time::Instant::now();
+        assert_eq!(doorbell.rung(Duration::from_secs(1)).await, [3], "woken by the ring");
+        assert_eq!(started.elapsed(), Duration::from_millis(10));
+    }
+}
