@@ -131,7 +131,7 @@ impl Default for ConnectionLimits {
 /// streams for each change cost 218–284 of an order's 634–673 µs of Redis
 /// CPU at 200 orders/s (one server watched), while a read at most every 2 ms
 /// costs 101–114 µs and shows a change to browsers about 2 ms later (see
-/// README.md, "The live feed's reads, and more servers").
+/// README.md, "The live feed's cost, and more servers").
 pub const DEFAULT_FEED_POLL_MS: u64 = 2;
 
 /// The live feed's caps, and how often it reads while changes flow.
