@@ -6,9 +6,10 @@
 //! times what a read of the one stream that has an entry does, and at
 //! ordinary load each entry wakes one: so the more partitions, the dearer
 //! each order. With the doorbell a consumer reads, without blocking, only
-//! the streams that rang. Nothing rings for long (an entry added without a
-//! push, a push lost with the connection) is still read: after a quiet
-//! `READ_BLOCK_MS` every stream counts as rung, as after each subscription.
+//! the streams that rang. What never rings (an entry added without a push,
+//! such as a dead letter put back, or a push lost with the connection) is
+//! still read: every `READ_BLOCK_MS`, busy or quiet, every stream counts as
+//! rung once, as after each subscription.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -17,6 +18,7 @@ use std::time::Duration;
 use store::connection::Backoff;
 use store::subscription::{self, Heard, Subscription};
 use tokio::sync::Notify;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// The streams (lanes) of one consumer loop that have rung.
@@ -25,22 +27,29 @@ pub struct Doorbell {
     rang: Notify,
 }
 
-#[derive(Default)]
 struct State {
     /// Per lane: rung since it was last read.
     rung: Vec<bool>,
+    /// When every lane last counted as rung.
+    swept: Instant,
     /// This Redis cannot push (older than 7): the consumer blocks instead.
     unsupported: bool,
+}
+
+impl State {
+    fn new(lanes: usize) -> State {
+        State { rung: vec![false; lanes], swept: Instant::now(), unsupported: false }
+    }
 }
 
 impl Doorbell {
     /// A doorbell for the streams `channels` (one per lane, in lane order)
     /// of the Redis at `url`, listening until `shutdown`.
     pub fn start(url: String, channels: Vec<String>, quiet: Duration, shutdown: CancellationToken) -> Arc<Doorbell> {
-        let doorbell = Arc::new(Doorbell {
-            state: Mutex::new(State { rung: vec![true; channels.len()], unsupported: false }),
-            rang: Notify::new(),
-        });
+        // Every lane rung: what came before this process is read at once.
+        let mut state = State::new(channels.len());
+        state.rung.fill(true);
+        let doorbell = Arc::new(Doorbell { state: Mutex::new(state), rang: Notify::new() });
         tokio::spawn(listen(doorbell.clone(), url, channels, quiet, shutdown));
         doorbell
     }
@@ -55,24 +64,29 @@ impl Doorbell {
     }
 
     /// The lanes rung since the last call, once one has; every lane when
-    /// none has within `within`.
-    pub async fn rung(&self, within: Duration) -> Vec<usize> {
-        let deadline = tokio::time::Instant::now() + within;
+    /// `every` has passed since they last all counted as rung.
+    pub async fn rung(&self, every: Duration) -> Vec<usize> {
         loop {
             let rang = self.rang.notified();
             tokio::pin!(rang);
             rang.as_mut().enable();
-            {
+            let deadline = {
                 let mut state = self.lock();
+                let deadline = state.swept + every;
+                if Instant::now() >= deadline {
+                    state.swept = Instant::now();
+                    state.rung.iter_mut().for_each(|rung| *rung = false);
+                    return (0..state.rung.len()).collect();
+                }
                 let rung: Vec<usize> = (0..state.rung.len()).filter(|&lane| state.rung[lane]).collect();
                 if !rung.is_empty() || state.unsupported {
                     state.rung.iter_mut().for_each(|rung| *rung = false);
                     return rung;
                 }
-            }
-            if tokio::time::timeout_at(deadline, rang).await.is_err() {
-                return (0..self.lock().rung.len()).collect();
-            }
+                deadline
+            };
+            // Woken by a ring, or at the deadline (then the next turn returns every lane).
+            let _ = tokio::time::timeout_at(deadline, rang).await;
         }
     }
 
@@ -151,18 +165,32 @@ mod tests {
     use super::*;
 
     fn quiet_doorbell(lanes: usize) -> Doorbell {
-        Doorbell { state: Mutex::new(State { rung: vec![false; lanes], unsupported: false }), rang: Notify::new() }
+        Doorbell { state: Mutex::new(State::new(lanes)), rang: Notify::new() }
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_consumer_reads_the_lanes_that_rang_and_every_lane_after_a_quiet_spell() {
+    async fn a_consumer_reads_the_lanes_that_rang_and_every_lane_once_a_period() {
+        let second = Duration::from_secs(1);
         let doorbell = quiet_doorbell(4);
         doorbell.ring(2);
         doorbell.ring(0);
-        assert_eq!(doorbell.rung(Duration::from_secs(1)).await, [0, 2]);
-        let started = tokio::time::Instant::now();
-        assert_eq!(doorbell.rung(Duration::from_secs(1)).await, [0, 1, 2, 3], "quiet: every lane");
-        assert_eq!(started.elapsed(), Duration::from_secs(1));
+        assert_eq!(doorbell.rung(second).await, [0, 2]);
+        let started = Instant::now();
+        assert_eq!(doorbell.rung(second).await, [0, 1, 2, 3], "quiet: every lane");
+        assert_eq!(started.elapsed(), second);
+
+        // Busy: lane 1 rings all the time, yet every lane is read once a second.
+        let started = Instant::now();
+        let mut turns = 0;
+        loop {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            doorbell.ring(1);
+            turns += 1;
+            if doorbell.rung(second).await.len() == 4 {
+                break;
+            }
+        }
+        assert_eq!((turns, started.elapsed()), (10, second), "every lane a second after the last time");
 
         let doorbell = Arc::new(quiet_doorbell(4));
         let ringer = doorbell.clone();
@@ -170,8 +198,8 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(10)).await;
             ringer.ring(3);
         });
-        let started = tokio::time::Instant::now();
-        assert_eq!(doorbell.rung(Duration::from_secs(1)).await, [3], "woken by the ring");
+        let started = Instant::now();
+        assert_eq!(doorbell.rung(second).await, [3], "woken by the ring");
         assert_eq!(started.elapsed(), Duration::from_millis(10));
     }
 }
