@@ -10,7 +10,9 @@
 //! feed's cost hardly grows with the servers watched (see the bench's
 //! `servers` scenario). A push names the entry before it in its stream, so a
 //! push missed (the connection was lost) or an entry added without one is
-//! seen as a gap, and the reader reads the streams from its heads to fill it.
+//! seen as a gap, and the reader reads the streams from its heads to fill it;
+//! it also reads them once every `READ_BLOCK_MS`, for entries added without a
+//! push that no later push reveals (a script of an older version, say).
 //!
 //! Elsewhere (a cluster, `FEED_PUSH=false`, an older Redis) a reader reads
 //! the streams. While changes flow, it polls: it pauses `FEED_POLL_MS` after
@@ -144,6 +146,7 @@ impl Reader {
         // Subscribed: whatever is added from now on is pushed; what came before is read.
         self.start().await?;
         self.catch_up().await?;
+        let mut swept = tokio::time::Instant::now();
         loop {
             let heard = tokio::select! {
                 heard = subscription.next_within(self.block) => heard?,
@@ -151,6 +154,12 @@ impl Reader {
             };
             if self.sender.receiver_count() == 0 {
                 return Ok(Ended::Unwatched);
+            }
+            // Once a `block`, busy or quiet, what was added without a push
+            // (by a script of an older version, during an upgrade) is read.
+            if swept.elapsed() >= self.block {
+                self.catch_up().await?;
+                swept = tokio::time::Instant::now();
             }
             let Heard::Message { channel, payload } = heard else { continue };
             let Some(&(set, k)) = streams.get(channel.as_str()) else { continue };
