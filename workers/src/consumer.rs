@@ -418,7 +418,9 @@ impl<H: Handler> Consumer<H> {
     async fn read_new(&self) -> RedisResult<Vec<Batch>> {
         let doorbell = self.doorbell.as_ref().filter(|doorbell| !doorbell.unsupported());
         let lanes = match doorbell {
-            Some(doorbell) => doorbell.rung(self.config.read_block).await,
+            // A quarter of READ_BLOCK_MS: an entry added without a push (a dead letter put
+            // back, a producer of its own) is read soon after it came, as a blocking read would.
+            Some(doorbell) => doorbell.rung(self.config.read_block / 4).await,
             None => (0..self.lanes.len()).collect(),
         };
         if lanes.is_empty() {

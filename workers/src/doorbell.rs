@@ -8,8 +8,8 @@
 //! each order. With the doorbell a consumer reads, without blocking, only
 //! the streams that rang. What never rings (an entry added without a push,
 //! such as a dead letter put back, or a push lost with the connection) is
-//! still read: every `READ_BLOCK_MS`, busy or quiet, every stream counts as
-//! rung once, as after each subscription.
+//! still read: every quarter of `READ_BLOCK_MS`, busy or quiet, every stream
+//! counts as rung once, as after each subscription.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
