@@ -234,6 +234,8 @@ pub fn status_change(stream: Stream, entry: &StreamId) -> Result<StatusChange, M
 pub struct Pushed {
     /// The stream's newest entry before it (`0-0`: none).
     pub before: EntryId,
+    /// The entry's id, parsed.
+    pub id: EntryId,
     /// The entry, as a read of the stream would bring it.
     pub entry: StreamId,
 }
@@ -244,13 +246,13 @@ pub fn pushed(payload: &[u8]) -> Option<Pushed> {
     let texts: Vec<String> = serde_json::from_slice(payload).ok()?;
     let mut texts = texts.into_iter();
     let before = EntryId::parse(&texts.next()?)?;
-    let id = texts.next()?;
-    EntryId::parse(&id)?;
+    let text = texts.next()?;
+    let id = EntryId::parse(&text)?;
     let mut map = HashMap::new();
     while let (Some(name), Some(value)) = (texts.next(), texts.next()) {
         map.insert(name, Value::BulkString(value.into_bytes()));
     }
-    Some(Pushed { before, entry: StreamId { id, map, ..Default::default() } })
+    Some(Pushed { before, id, entry: StreamId { id: text, map, ..Default::default() } })
 }
 
 /// The reply of `XREAD` or `XREADGROUP`: the entries read, per stream; none

@@ -165,11 +165,10 @@ impl Reader {
             let Some(&(set, k)) = streams.get(channel.as_str()) else { continue };
             let keys = &self.keys[set];
             let head = lock(&self.heads)[slot(keys, k)].unwrap_or(EntryId::START);
-            let pushed = store::streams::pushed(&payload);
-            match pushed.as_ref().and_then(|p| Some((p, EntryId::parse(&p.entry.id)?))) {
+            match store::streams::pushed(&payload) {
                 // Read already, while catching up.
-                Some((_, id)) if id <= head => {}
-                Some((push, id)) if push.before == head => self.relay(source::event(keys, k, id, &push.entry, true)),
+                Some(push) if push.id <= head => {}
+                Some(push) if push.before == head => self.relay(source::event(keys, k, push.id, &push.entry, true)),
                 // A gap, or not a push: the streams say what came.
                 _ => self.catch_up().await?,
             }
