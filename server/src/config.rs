@@ -63,8 +63,9 @@ pub struct ServerSettings {
     /// blocking (0: one blocking read per change); browsers see a change up to this much later.
     #[arg(long, env = "FEED_POLL_MS", default_value_t = DEFAULT_FEED_POLL_MS, value_parser = clap::value_parser!(u64).range(0..=1000), help_heading = "Limits")]
     pub feed_poll_ms: u64,
-    /// On one Redis (7 or later), follow the live streams from what the scripts push as they
-    /// write them, rather than reading them for each change (false: read, as on a cluster).
+    /// On Redis 7 or later (one or a cluster read from its masters), follow the live streams from
+    /// what the scripts push as they write them, rather than reading them for each change
+    /// (false: read them).
     #[arg(long, env = "FEED_PUSH", default_value_t = true, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new(), help_heading = "Limits")]
     pub feed_push: bool,
     /// Orders one client address may place per minute on average (0: no limit); past it, 429
@@ -146,8 +147,8 @@ pub struct FeedLimits {
     /// While changes flow, the pause before the next read, which then does
     /// not block (zero: every read blocks until a change comes).
     pub poll: Duration,
-    /// Whether, on one Redis, it follows the scripts' pushes rather than
-    /// reading the streams for each change.
+    /// Whether it follows the scripts' pushes rather than reading the
+    /// streams for each change (not where it reads from replicas).
     pub push: bool,
 }
 

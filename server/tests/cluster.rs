@@ -527,3 +527,67 @@ async fn the_first_page_of_100_000_orders_reads_no_more_than_pages_on_a_cluster(
     );
     assert!(median <= Duration::from_millis(150), "median {median:?}");
 }
+
+/// On a cluster the live feed and the consumers follow the scripts' pushes
+/// too: each subscribes on the master serving its partition's slot. When
+/// the slot moves to another master, the old one ends those subscriptions
+/// and they are made again on the new one; no change is missed meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_feed_and_consumers_follow_pushes_on_the_master_of_their_partition_across_a_move() {
+    let app = start_on(Backend::Cluster, |_| {}).await;
+    let shop = Shop::new(&app.config).unwrap();
+    let product = shop.create_product(NewProduct::parse("Vase", "2.00", "100").unwrap()).await.unwrap();
+    let keys = shop.layout().keys_of_id(&domain::Id::parse(&product.id).unwrap()).clone();
+    let channels: Vec<String> = store::Stream::LIVE.iter().map(|&stream| keys.stream(stream)).collect();
+    let cluster = match &app.redis {
+        testkit::TestRedis::Cluster(cluster) => cluster,
+        testkit::TestRedis::Single(_) => unreachable!(),
+    };
+    let slot = key_slot(&keys.orders());
+    let mut feed = Feed::new(app.http.get(app.url("/api/events")).send().await.unwrap()).subscribed().await;
+    let from = cluster.master_of_slot(slot);
+    wait_for_push_subscribers(cluster, from, &channels).await;
+    let mut placed = Vec::new();
+    for _ in 0..3 {
+        placed.push(app.post("/orders", json!({"product_id": product.id, "quantity": 1})).await.1["id"].clone());
+    }
+    let mut events = feed.events(9).await;
+
+    let to = cluster.nodes().into_iter().find(|n| n.role == testkit::Role::Master && n.port != from).unwrap().port;
+    tokio::task::block_in_place(|| cluster.migrate_slot_slowly(slot, to, Duration::from_millis(10)));
+    let resubscribed = wait_for_push_subscribers(cluster, to, &channels).await;
+    assert_eq!(push_subscribers(cluster, from, &channels), [0, 0, 0], "no subscriber of the partition left on :{from}");
+    for _ in 0..3 {
+        placed.push(app.post("/orders", json!({"product_id": product.id, "quantity": 1})).await.1["id"].clone());
+    }
+    events.extend(feed.events(9).await);
+    for id in &placed {
+        let statuses: Vec<&str> =
+            events.iter().filter(|(_, e)| &e["order_id"] == id).map(|(_, e)| e["status"].as_str().unwrap()).collect();
+        assert_eq!(statuses, ["pending", "completed", "fulfilled"], "order {id}");
+    }
+    println!("the partition's pushes followed from :{from} to :{to}, subscribed there {resubscribed:?} after the move");
+}
+
+/// How many subscribe to each of `channels` on the node at `port`.
+fn push_subscribers(cluster: &testkit::RedisCluster, port: u16, channels: &[String]) -> Vec<u32> {
+    let mut args = vec!["PUBSUB", "SHARDNUMSUB"];
+    args.extend(channels.iter().map(String::as_str));
+    let reply = cluster.cli_at(port, &args);
+    reply.lines().skip(1).step_by(2).map(|count| count.trim().parse().unwrap()).collect()
+}
+
+/// Waits until the live streams' pushes (`order-placed`, `order-completed`,
+/// `order-status`) are heard on `port` by the feed (all three), the payment
+/// doorbell (`order-placed`) and the warehouse's (`order-completed`); how long it took.
+async fn wait_for_push_subscribers(cluster: &testkit::RedisCluster, port: u16, channels: &[String]) -> Duration {
+    let started = Instant::now();
+    loop {
+        let heard = push_subscribers(cluster, port, channels);
+        if heard == [2, 2, 1] {
+            return started.elapsed();
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "subscribers on :{port}: {heard:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

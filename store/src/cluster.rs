@@ -427,6 +427,41 @@ pub fn seed_at(url: &str, address: &str) -> String {
     format!("{scheme}://{credentials}{address}{tail}")
 }
 
+/// How long a seed may take to say who serves a slot.
+const ASK_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The URL (a seed's scheme and credentials) of the master that serves
+/// `key`'s hash slot, for what must talk to that node itself: a
+/// subscription to a shard channel. Every seed is asked at once (`CLUSTER
+/// KEYSLOT`, `CLUSTER NODES`); the claim with the highest epoch wins, as a
+/// master that slept through its failover claims its slots with its old one.
+pub async fn master_url_of(seeds: &[String], key: &str) -> RedisResult<String> {
+    let asks = seeds.iter().map(|seed| async move {
+        let ask = async {
+            let mut conn = redis::Client::open(seed.as_str())?.get_multiplexed_async_connection().await?;
+            let (slot, nodes): (usize, String) = redis::pipe()
+                .cmd("CLUSTER")
+                .arg("KEYSLOT")
+                .arg(key)
+                .cmd("CLUSTER")
+                .arg("NODES")
+                .query_async(&mut conn)
+                .await?;
+            RedisResult::Ok(View::parse(&nodes).and_then(|view| view.owners.get(slot).cloned().flatten()))
+        };
+        tokio::time::timeout(ASK_TIMEOUT, ask).await.ok().and_then(Result::ok).flatten()
+    });
+    let claims = futures::future::join_all(asks).await;
+    match (seeds.first(), claims.into_iter().flatten().max_by_key(|(epoch, _)| *epoch)) {
+        (Some(template), Some((_, address))) => Ok(seed_at(template, &address)),
+        _ => Err(redis::RedisError::from((
+            redis::ErrorKind::Io,
+            "no cluster seed said which master serves the slot",
+            key.to_string(),
+        ))),
+    }
+}
+
 /// Watches the cluster's view while some [`Cluster`] follows it (see the
 /// module), and tells them of each failover.
 async fn watch(failovers: Arc<watch::Sender<Masters>>, settings: Settings, replica_reads: Arc<AtomicBool>) {

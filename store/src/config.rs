@@ -114,9 +114,9 @@ pub struct ConsumerSettings {
     /// counted in the metric stockflow_dead_letters_dropped.
     #[arg(long, env = "DEAD_LETTER_MAXLEN", default_value_t = defaults::DEAD_LETTER_MAXLEN, value_parser = clap::value_parser!(u64).range(100..), help_heading = "Streams")]
     pub dead_letter_maxlen: u64,
-    /// On one Redis (7 or later), the payment and warehouse consumers read a partition's stream
-    /// when the scripts push an entry to it, rather than block on every partition's stream
-    /// (false: block, as on a cluster).
+    /// On Redis 7 or later (one or a cluster), the payment and warehouse consumers read a
+    /// partition's stream when the scripts push an entry to it, rather than block on every
+    /// partition's stream (false: block).
     #[arg(long, env = "WAKE_ON_PUSH", default_value_t = defaults::WAKE_ON_PUSH, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new(), help_heading = "Streams")]
     pub wake_on_push: bool,
 }
@@ -189,8 +189,8 @@ pub struct Config {
     pub read_count: usize,
     /// `READ_LINGER_MS`: the pause between reads under load, so batches grow.
     pub read_linger: Duration,
-    /// `WAKE_ON_PUSH`: whether, on one Redis, a consumer of a live stream
-    /// reads when the scripts push an entry rather than blocking.
+    /// `WAKE_ON_PUSH`: whether a consumer of a live stream reads when the
+    /// scripts push an entry rather than blocking.
     pub wake_on_push: bool,
     /// `IDEMPOTENCY_TTL_SECS`: how long an `Idempotency-Key` is remembered.
     pub idempotency_window: Duration,

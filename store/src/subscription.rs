@@ -1,5 +1,5 @@
-//! A subscription to shard channels (`SSUBSCRIBE`) on one Redis, on a
-//! connection of its own.
+//! A subscription to shard channels (`SSUBSCRIBE`) on one Redis or one
+//! cluster node, on a connection of its own.
 //!
 //! The scripts push every entry they add to a live stream on the shard
 //! channel named like the stream (`live_prelude.lua`), and each server
@@ -13,6 +13,7 @@
 
 use std::time::Duration;
 
+use crate::RedisTarget;
 use redis::{ConnectionAddr, ErrorKind, IntoConnectionInfo, RedisError, RedisResult};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -86,6 +87,25 @@ impl Subscription {
             }
         }
         Ok(subscription)
+    }
+
+    /// Subscribes to `channels` where their pushes are heard: on the Redis,
+    /// or on a cluster on the master serving their hash slot (they must
+    /// share one, as the streams of one partition do). When that slot
+    /// moves, Redis ends the subscription (see [`Subscription::next_within`])
+    /// and the next `open_on` finds its new master.
+    pub async fn open_on(target: &RedisTarget, channels: &[String]) -> RedisResult<Subscription> {
+        match target {
+            RedisTarget::Single(url) => Self::open(url, channels).await,
+            // Refused at once, without asking the seeds (see `open_now`).
+            RedisTarget::Cluster(seeds) if seeds.iter().any(|seed| seed.starts_with("rediss:")) => {
+                Self::open(&seeds[0], channels).await
+            }
+            RedisTarget::Cluster(seeds) => {
+                let url = crate::cluster::master_url_of(seeds, channels.first().map_or("", String::as_str)).await?;
+                Self::open(&url, channels).await
+            }
+        }
     }
 
     /// The next message, or [`Heard::Quiet`] after `quiet` without one.

@@ -5,8 +5,8 @@
 //! A [`Handler`] says what a batch means; this module owns the guarantees:
 //! - entries are read with XREADGROUP BLOCK, never by polling with sleeps,
 //!   one read for the streams of every partition the loop follows (each
-//!   partition's entries then make a batch of their own); on one Redis, a
-//!   consumer of a stream the scripts push (payment, warehouse) instead
+//!   partition's entries then make a batch of their own); a consumer of
+//!   a stream the scripts push (payment, warehouse) instead
 //!   waits for the [`Doorbell`] and reads only the partitions' streams that
 //!   rang, without blocking (`WAKE_ON_PUSH`); only under load
 //!   (a read brought several entries, yet no full batch) the loop pauses
@@ -38,7 +38,7 @@ use store::durability::Durability;
 use store::scripts::{self, Call, DeadLettered};
 use store::streams::{self, ensure_group, MalformedEntry, StreamReads, FROM_START, NEW_ENTRIES};
 use store::telemetry;
-use store::{Config, PartitionKeys, Redis, RedisTarget, Stream};
+use store::{Config, PartitionKeys, Redis, Stream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -132,13 +132,10 @@ pub async fn run<H: Handler>(
             held: Held::default(),
         })
         .collect();
-    let doorbell = match &config.redis {
-        RedisTarget::Single(url) if config.wake_on_push && Stream::LIVE.contains(&H::STREAM) => {
-            let channels = lanes.iter().map(|lane| lane.stream_key.clone()).collect();
-            Some(Doorbell::start(url.clone(), channels, config.read_block, shutdown.clone()))
-        }
-        _ => None,
-    };
+    let doorbell = (config.wake_on_push && Stream::LIVE.contains(&H::STREAM)).then(|| {
+        let channels = lanes.iter().map(|lane| lane.stream_key.clone()).collect();
+        Doorbell::start(config.redis.clone(), channels, config.read_block, shutdown.clone())
+    });
     let consumer = Consumer {
         handler,
         lanes,

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use store::connection::Backoff;
 use store::subscription::{self, Heard, Subscription};
+use store::RedisTarget;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -43,14 +44,19 @@ impl State {
 }
 
 impl Doorbell {
-    /// A doorbell for the streams `channels` (one per lane, in lane order)
-    /// of the Redis at `url`, listening until `shutdown`.
-    pub fn start(url: String, channels: Vec<String>, quiet: Duration, shutdown: CancellationToken) -> Arc<Doorbell> {
+    /// A doorbell for the streams `channels` (one per lane, in lane order;
+    /// on a cluster, of one hash slot) of `target`, listening until `shutdown`.
+    pub fn start(
+        target: RedisTarget,
+        channels: Vec<String>,
+        quiet: Duration,
+        shutdown: CancellationToken,
+    ) -> Arc<Doorbell> {
         // Every lane rung: what came before this process is read at once.
         let mut state = State::new(channels.len());
         state.rung.fill(true);
         let doorbell = Arc::new(Doorbell { state: Mutex::new(state), rang: Notify::new() });
-        tokio::spawn(listen(doorbell.clone(), url, channels, quiet, shutdown));
+        tokio::spawn(listen(doorbell.clone(), target, channels, quiet, shutdown));
         doorbell
     }
 
@@ -109,7 +115,7 @@ impl Doorbell {
 /// connection fails; every lane on each subscription, for what came before.
 async fn listen(
     doorbell: Arc<Doorbell>,
-    url: String,
+    target: RedisTarget,
     channels: Vec<String>,
     quiet: Duration,
     shutdown: CancellationToken,
@@ -118,7 +124,7 @@ async fn listen(
     let mut backoff = Backoff::default();
     loop {
         let opened = tokio::select! {
-            opened = Subscription::open(&url, &channels) => opened,
+            opened = Subscription::open_on(&target, &channels) => opened,
             () = shutdown.cancelled() => return,
         };
         match opened {

@@ -12,8 +12,8 @@
 //! that every browser in step shares. Each browser's stream (polled by its connection's
 //! own task, so no task or channel of its own) first replays from Redis
 //! whatever followed its `Last-Event-ID` in every partition, then follows
-//! the broadcast. On one Redis the reader does not read the streams per
-//! change: the scripts push each change as they write it (see [`relay`]).
+//! the broadcast. A reader does not read the streams per change: the
+//! scripts push each change as they write it (see [`relay`]).
 //! The event id is a
 //! [`cursor::Cursor`]: the last entry the browser has seen in each live
 //! stream of each partition.
@@ -195,7 +195,11 @@ impl StatusFeed {
                 linger,
                 poll: limits.poll,
                 push: match target {
-                    RedisTarget::Single(url) if limits.push => Some(url.clone()),
+                    RedisTarget::Single(_) if limits.push => Some(target.clone()),
+                    // A push leaves the master as the script runs, before any
+                    // replica holds the change: a feed that shows only what a
+                    // replica holds reads the replicas instead.
+                    RedisTarget::Cluster(_) if limits.push && read_from == ReadFrom::Master => Some(target.clone()),
                     _ => None,
                 },
                 signals: signals.clone(),

@@ -2,9 +2,11 @@
 //! and fans each change out to every browser through one broadcast, as an
 //! SSE frame built once; one timer sends every browser its keep-alive.
 //!
-//! On one Redis (7 or later) a reader does not read the streams per change:
-//! the scripts push each entry as they add it (`live_prelude.lua`), and the
-//! reader subscribes to those pushes (`FEED_PUSH`). Redis then hands each
+//! On Redis 7 or later a reader does not read the streams per change: the
+//! scripts push each entry as they add it (`live_prelude.lua`), and the
+//! reader subscribes to those pushes (`FEED_PUSH`): on the Redis, or on a
+//! cluster on the master that serves its partition (whose slot all three
+//! streams share), following the slot when it moves. Redis then hands each
 //! change to every server as it happens, which costs it a few microseconds
 //! per server rather than a read over every partition's streams: the
 //! feed's cost hardly grows with the servers watched (see the bench's
@@ -14,7 +16,8 @@
 //! it also reads them once every `READ_BLOCK_MS`, for entries added without a
 //! push that no later push reveals (a script of an older version, say).
 //!
-//! Elsewhere (a cluster, `FEED_PUSH=false`, an older Redis) a reader reads
+//! Elsewhere (`FEED_PUSH=false`, an older Redis, TLS, a cluster read from
+//! its replicas, which must show only what a replica holds) a reader reads
 //! the streams. While changes flow, it polls: it pauses `FEED_POLL_MS` after
 //! a read that brought changes and reads again without blocking, going back
 //! to a blocking read once a poll finds nothing. A blocking read over every
@@ -35,7 +38,7 @@ use std::time::Duration;
 
 use store::connection::Backoff;
 use store::subscription::{self, Heard, Subscription};
-use store::{PartitionKeys, Redis, Stream as Log};
+use store::{PartitionKeys, Redis, RedisTarget, Stream as Log};
 use tokio::sync::{broadcast, Notify};
 use tokio_util::sync::CancellationToken;
 
@@ -66,9 +69,9 @@ pub struct Reader {
     /// While changes flow, the pause before the next read, which then polls
     /// rather than blocks (`FEED_POLL_MS`; 0: always block).
     pub poll: Duration,
-    /// The Redis whose pushes it follows (`FEED_PUSH`, on one Redis); `None`:
-    /// it reads the streams.
-    pub push: Option<String>,
+    /// The Redis whose pushes it follows (`FEED_PUSH`; on a cluster, the
+    /// master of its partition's slot); `None`: it reads the streams.
+    pub push: Option<RedisTarget>,
     pub signals: Arc<Signals>,
 }
 
@@ -83,8 +86,8 @@ impl Reader {
     /// Relays until `shutdown`, surviving Redis outages: from the scripts'
     /// pushes when it can subscribe to them, else by reading the streams.
     pub async fn run(mut self, shutdown: CancellationToken) {
-        if let Some(url) = self.push.take() {
-            if !self.follow_pushes(&url, &shutdown).await {
+        if let Some(target) = self.push.take() {
+            if !self.follow_pushes(&target, &shutdown).await {
                 return;
             }
         }
@@ -98,7 +101,7 @@ impl Reader {
     /// not (a push it missed, an entry added without one) makes it read the
     /// streams from the heads again. `false` on shutdown; `true` when this
     /// Redis cannot push (older than 7): then it reads the streams instead.
-    async fn follow_pushes(&mut self, url: &str, shutdown: &CancellationToken) -> bool {
+    async fn follow_pushes(&mut self, target: &RedisTarget, shutdown: &CancellationToken) -> bool {
         let channels: Vec<String> =
             self.keys.iter().flat_map(|keys| Log::LIVE.map(|stream| keys.stream(stream))).collect();
         let streams: HashMap<&str, (usize, usize)> =
@@ -109,7 +112,7 @@ impl Reader {
                 return false;
             }
             let opened = tokio::select! {
-                opened = Subscription::open(url, &channels) => opened,
+                opened = Subscription::open_on(target, &channels) => opened,
                 () = shutdown.cancelled() => return false,
             };
             let ended = match opened {
