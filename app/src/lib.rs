@@ -39,12 +39,18 @@ use leptos_router::{ParamSegment, StaticSegment};
 
 /// The HTML document around the app, rendered on the server.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    // Taken before the page's lists are read (they are read as `App` is built).
+    #[cfg(feature = "ssr")]
+    let rendered_at = store::now_ms().to_string();
+    #[cfg(not(feature = "ssr"))]
+    let rendered_at = String::new();
     view! {
         <!DOCTYPE html>
         <html lang="en">
             <head>
                 <meta charset="utf-8"/>
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <meta name=live::RENDERED_AT content=rendered_at/>
                 <link rel="icon" type="image/svg+xml" href="/favicon.svg"/>
                 // The style file's name carries its hash when the build
                 // hashes the bundle's files (see server/src/assets.rs).

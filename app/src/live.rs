@@ -286,11 +286,14 @@ pub fn came_from(change: &StatusChange) -> Origin {
 }
 
 /// Where a new event stream asks to start: after `last_event_id`, when the
-/// page has one (an `EventSource` cannot set the `Last-Event-ID` header).
-pub fn events_url(last_event_id: Option<&str>) -> String {
-    match last_event_id {
-        None => EVENTS_PATH.to_string(),
-        Some(id) => {
+/// page has one (an `EventSource` cannot set the `Last-Event-ID` header),
+/// else after what changed before `since` (when the server rendered the
+/// page, see [`RENDERED_AT`]), else from now.
+pub fn events_url(last_event_id: Option<&str>, since: Option<u64>) -> String {
+    match (last_event_id, since) {
+        (None, None) => EVENTS_PATH.to_string(),
+        (None, Some(ms)) => format!("{EVENTS_PATH}?since={ms}"),
+        (Some(id), _) => {
             let mut url = format!("{EVENTS_PATH}?last_event_id=");
             for byte in id.bytes() {
                 if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
@@ -314,7 +317,10 @@ pub fn connect(feed: LiveFeed) {
     use wasm_bindgen::prelude::*;
     use wasm_bindgen::JsCast;
 
-    let url = events_url(feed.last_event_id.get_value().as_deref());
+    // Until the first stream brought an id: from when the page was rendered,
+    // so the server replays what changed since its lists were read.
+    let since = rendered_at();
+    let url = events_url(feed.last_event_id.get_value().as_deref(), since);
     let Ok(source) = web_sys::EventSource::new(&url) else {
         leptos::logging::error!("could not open the live order feed");
         return;
@@ -355,9 +361,10 @@ pub fn connect(feed: LiveFeed) {
         Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |event: web_sys::MessageEvent| note_id(&event));
     let on_open = Closure::<dyn FnMut(web_sys::Event)>::new(move |_| {
         feed.link.set(Link::Live);
-        // A stream that resumes gets what it missed from the server; one that
-        // starts afresh catches up on what changed before it was open.
-        if feed.last_event_id.get_value().is_none() {
+        // A stream that resumes (from an id, or from when the page was
+        // rendered) gets what it missed from the server; one that starts
+        // afresh catches up on what changed before it was open.
+        if feed.last_event_id.get_value().is_none() && since.is_none() {
             feed.reload();
         }
         feed.dead_letters_changed.update(|n| *n += 1);
@@ -387,6 +394,20 @@ pub fn connect(feed: LiveFeed) {
     on_open.forget();
     on_error.forget();
     std::mem::forget(source);
+}
+
+/// The name of the `<meta>` whose content is when the server began to
+/// render the page (milliseconds since the epoch), before it read the
+/// page's lists: the page's first event stream starts there, so the server
+/// replays what changed since, rather than the page fetching every list
+/// again once hydrated (four round trips, as the page becomes usable).
+pub const RENDERED_AT: &str = "stockflow-rendered-at";
+
+/// When the server rendered this page (see [`RENDERED_AT`]).
+#[cfg(feature = "hydrate")]
+fn rendered_at() -> Option<u64> {
+    let meta = leptos::prelude::document().query_selector(&format!("meta[name={RENDERED_AT}]")).ok()??;
+    meta.get_attribute("content")?.parse().ok()
 }
 
 /// How long the page gathers catalogue changes before it fetches the
@@ -445,8 +466,9 @@ mod tests {
 
     #[test]
     fn a_new_stream_asks_for_what_followed_the_last_event_id() {
-        assert_eq!(events_url(None), "/api/events");
-        assert_eq!(events_url(Some("k1:0,1k.2,,3")), "/api/events?last_event_id=k1%3A0%2C1k.2%2C%2C3");
+        assert_eq!(events_url(None, None), "/api/events");
+        assert_eq!(events_url(Some("k1:0,1k.2,,3"), Some(5)), "/api/events?last_event_id=k1%3A0%2C1k.2%2C%2C3");
+        assert_eq!(events_url(None, Some(1_700_000_000_000)), "/api/events?since=1700000000000");
     }
 
     #[test]

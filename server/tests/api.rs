@@ -440,6 +440,55 @@ async fn on_one_redis_the_feed_follows_pushes_and_reads_only_to_fill_a_gap() {
     assert!(xread_calls(&conn).await > 0, "the gap was filled by reading");
 }
 
+/// A page's first connection to the live feed starts from when the page
+/// was rendered (`?since=`): the server replays every change after that
+/// time (less a small margin for clocks), none from well before, and no
+/// `reload`: the page need not fetch its lists again once hydrated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pages_first_feed_replays_what_changed_since_it_was_rendered() {
+    let app = start_on(Backend::Single, |_| {}).await;
+    let (_, product) = app.post("/product", json!({"name": "Lamp", "price": 3, "quantity": 100})).await;
+    let order = || app.post("/orders", json!({"product_id": product["id"], "quantity": 1}));
+    let mut live = Feed::new(app.http.get(app.url("/api/events")).send().await.unwrap()).subscribed().await;
+    let before = order().await.1;
+    live.events(3).await;
+    // Well before the render (the margin is 250 ms), then after it.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let rendered_at = store::now_ms();
+    let after = order().await.1;
+    live.events(3).await;
+
+    let response = app.http.get(app.url(&format!("/api/events?since={rendered_at}"))).send().await.unwrap();
+    let mut first = Feed::new(response);
+    let mut replayed = Vec::new();
+    loop {
+        let block = first.next_block().await;
+        assert!(!block.contains("event: reload"), "a page's first connection is replayed to, not reloaded: {block}");
+        if block.contains("event: subscribed") {
+            break;
+        }
+        if let Some(data) = block.lines().find_map(|line| line.strip_prefix("data:")) {
+            let change: Value = serde_json::from_str(data.trim()).unwrap();
+            replayed.push((change["order_id"].clone(), change["status"].clone()));
+        }
+    }
+    assert_eq!(
+        replayed,
+        [
+            (after["id"].clone(), json!("pending")),
+            (after["id"].clone(), json!("completed")),
+            (after["id"].clone(), json!("fulfilled"))
+        ],
+        "only the order placed after the render ({}), not the one before ({})",
+        after["id"],
+        before["id"]
+    );
+    // Then live, as any connection.
+    let next = order().await.1;
+    let live_after: Vec<Value> = first.events(3).await.into_iter().map(|(_, e)| e["order_id"].clone()).collect();
+    assert_eq!(live_after, [next["id"].clone(), next["id"].clone(), next["id"].clone()]);
+}
+
 /// The order form's server function names a bad field once (the page
 /// showed "quantity: quantity must be ...").
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -28,6 +28,9 @@ pub enum Resume {
     /// After an id this server cannot read (another partition count, say):
     /// the browser reloads its lists, as it cannot be replayed to.
     Unreadable,
+    /// After every change before this time (milliseconds since the epoch):
+    /// a page's first connection, from when its lists were read.
+    Since(u64),
 }
 
 /// Where a browser's feed stands.
@@ -36,6 +39,8 @@ pub enum Phase {
     Start { resumed: bool },
     /// Just subscribed with an id it cannot resume from.
     Unreadable,
+    /// Just subscribed, having seen every change before this time.
+    Since(u64),
     /// Catching up from Redis, this partition next.
     Replay { partition: usize },
     /// Following the broadcast.
@@ -76,6 +81,7 @@ impl Follower {
             Resume::Fresh => (Phase::Start { resumed: false }, Cursor(Vec::new())),
             Resume::After(cursor) => (Phase::Start { resumed: true }, cursor),
             Resume::Unreadable => (Phase::Unreadable, Cursor(Vec::new())),
+            Resume::Since(ms) => (Phase::Since(ms), Cursor(Vec::new())),
         };
         Follower {
             phase,
@@ -109,6 +115,17 @@ impl Follower {
                     self.feed.started_heads().await;
                     self.reload().await;
                 }
+                Phase::Since(ms) => match self.feed.cursor_since(ms).await {
+                    Ok(cursor) => {
+                        self.cursor = cursor;
+                        self.phase = Phase::Start { resumed: true };
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "finding where a page's first connection starts failed; it reloads instead");
+                        self.feed.started_heads().await;
+                        self.reload().await;
+                    }
+                },
                 Phase::Start { resumed: true } => {
                     // The readers (perhaps woken by this browser) start first: a
                     // change between the replay's end and their start would

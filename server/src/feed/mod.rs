@@ -262,6 +262,16 @@ impl StatusFeed {
         source::retained(&mut self.conn.clone(), self.keys(partition)).await
     }
 
+    /// The cursor of a page that has seen every change before `ms`: in each
+    /// stream `ms-0`, or its newest entry when that is older (nothing came
+    /// between the two).
+    async fn cursor_since(&self, ms: u64) -> redis::RedisResult<Cursor> {
+        let partitions = usize::from(self.layout.partitions().count());
+        let retained = futures::future::try_join_all((0..partitions).map(|partition| self.retained(partition))).await?;
+        let since = EntryId { ms, seq: 0 };
+        Ok(Cursor(retained.iter().flatten().map(|stream| since.min(stream.last)).collect()))
+    }
+
     /// Where a browser without `Last-Event-ID` starts: the newest entry of
     /// each live stream (asking Redis for those no reader has seen yet).
     async fn current_heads(&self) -> Cursor {
@@ -346,21 +356,37 @@ pub async fn events(
     (headers, Body::from_stream(frames)).into_response()
 }
 
-/// `?last_event_id=`: the id a page that opened a new `EventSource` goes on from.
+/// `?last_event_id=`: the id a page that opened a new `EventSource` goes on
+/// from; `?since=`: when the page's lists were read, for its first one.
 #[derive(serde::Deserialize)]
 struct ResumeQuery {
     last_event_id: Option<String>,
+    since: Option<u64>,
 }
 
+/// How much earlier than a page's `since` its first connection starts: what
+/// the server's and Redis's clocks may disagree by (a change stamped by a
+/// Redis clock behind the server's is still replayed). Changes the page's
+/// lists already hold are replayed harmlessly: the page keeps each order's
+/// furthest status and counts each move once.
+const SINCE_MARGIN_MS: u64 = 250;
+
 /// Where a browser asks to start: after its `Last-Event-ID` header, else
-/// after `?last_event_id=`, else at the heads. An id it sent that this
+/// after `?last_event_id=`, else after `?since=` (a page's first
+/// connection: everything changed since its lists were read is replayed, so
+/// it need not fetch them again), else at the heads. An id it sent that this
 /// server cannot read makes it reload rather than miss what it did not see.
 fn resume_from(headers: &HeaderMap, uri: &Uri, slots: usize) -> Resume {
     let header = headers.get("last-event-id").map(|value| value.to_str().unwrap_or_default().to_string());
-    let query = || Query::<ResumeQuery>::try_from_uri(uri).ok().and_then(|Query(query)| query.last_event_id);
-    match header.or_else(query) {
-        None => Resume::Fresh,
-        Some(text) => Cursor::decode(&text, slots).map_or(Resume::Unreadable, Resume::After),
+    let query = Query::<ResumeQuery>::try_from_uri(uri).ok().map(|Query(query)| query);
+    let (last_event_id, since) = match query {
+        Some(query) => (header.or(query.last_event_id), query.since),
+        None => (header, None),
+    };
+    match (last_event_id, since) {
+        (Some(text), _) => Cursor::decode(&text, slots).map_or(Resume::Unreadable, Resume::After),
+        (None, Some(ms)) => Resume::Since(ms.saturating_sub(SINCE_MARGIN_MS)),
+        (None, None) => Resume::Fresh,
     }
 }
 
@@ -390,5 +416,9 @@ mod tests {
         assert!(matches!(resume(Some("k1:0,"), "/api/events"), Resume::Unreadable));
         assert!(matches!(resume(None, "/api/events?last_event_id=nonsense"), Resume::Unreadable));
         assert!(matches!(resume(None, "/api/events?other=1"), Resume::Fresh));
+        // A page's first connection starts from when its lists were read, less the margin.
+        assert!(matches!(resume(None, "/api/events?since=10000"), Resume::Since(9750)));
+        assert!(matches!(resume(Some("k1:0,,3"), "/api/events?since=10000"), Resume::After(_)));
+        assert!(matches!(resume(None, "/api/events?since=soon"), Resume::Fresh));
     }
 }
