@@ -115,17 +115,23 @@ impl Follower {
                     self.feed.started_heads().await;
                     self.reload().await;
                 }
-                Phase::Since(ms) => match self.feed.cursor_since(ms).await {
-                    Ok(cursor) => {
-                        self.cursor = cursor;
-                        self.phase = Phase::Start { resumed: true };
+                Phase::Since(ms) => {
+                    // The readers start first, as for a resumed browser below; the
+                    // streams' state that places the cursor also says it can be
+                    // replayed to, so it is read once.
+                    self.feed.started_heads().await;
+                    match self.feed.cursor_since(ms).await {
+                        Ok(Some(cursor)) => {
+                            self.cursor = cursor;
+                            self.phase = Phase::Replay { partition: 0 };
+                        }
+                        Ok(None) => self.reload().await,
+                        Err(error) => {
+                            tracing::warn!(%error, "finding where a page's first connection starts failed; it reloads instead");
+                            self.reload().await;
+                        }
                     }
-                    Err(error) => {
-                        tracing::warn!(%error, "finding where a page's first connection starts failed; it reloads instead");
-                        self.feed.started_heads().await;
-                        self.reload().await;
-                    }
-                },
+                }
                 Phase::Start { resumed: true } => {
                     // The readers (perhaps woken by this browser) start first: a
                     // change between the replay's end and their start would
@@ -181,12 +187,8 @@ impl Follower {
     /// Whether every stream still holds what followed the browser's
     /// position in it (and the position is not ahead of it).
     async fn can_resume(&self) -> bool {
-        let partitions = self.cursor.0.len() / LIVE;
-        let checks = (0..partitions).map(|partition| self.feed.retained(partition));
-        match futures::future::try_join_all(checks).await {
-            Ok(retained) => {
-                retained.iter().flatten().zip(&self.cursor.0).all(|(stream, seen)| stream.can_resume_from(*seen))
-            }
+        match self.feed.retained_streams(self.cursor.0.len() / LIVE).await {
+            Ok(retained) => retained.iter().zip(&self.cursor.0).all(|(stream, seen)| stream.can_resume_from(*seen)),
             Err(error) => {
                 tracing::warn!(%error, "checking a browser's Last-Event-ID failed; it reloads instead");
                 false

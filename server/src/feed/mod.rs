@@ -262,14 +262,22 @@ impl StatusFeed {
         source::retained(&mut self.conn.clone(), self.keys(partition)).await
     }
 
+    /// What every live stream of the first `partitions` holds, in slot order.
+    async fn retained_streams(&self, partitions: usize) -> redis::RedisResult<Vec<Retained>> {
+        let retained = futures::future::try_join_all((0..partitions).map(|partition| self.retained(partition))).await?;
+        Ok(retained.into_iter().flatten().collect())
+    }
+
     /// The cursor of a page that has seen every change before `ms`: in each
     /// stream `ms-0`, or its newest entry when that is older (nothing came
-    /// between the two).
-    async fn cursor_since(&self, ms: u64) -> redis::RedisResult<Cursor> {
-        let partitions = usize::from(self.layout.partitions().count());
-        let retained = futures::future::try_join_all((0..partitions).map(|partition| self.retained(partition))).await?;
+    /// between the two); `None` when some stream no longer holds what
+    /// followed (trimmed), so the page must reload.
+    async fn cursor_since(&self, ms: u64) -> redis::RedisResult<Option<Cursor>> {
+        let retained = self.retained_streams(usize::from(self.layout.partitions().count())).await?;
         let since = EntryId { ms, seq: 0 };
-        Ok(Cursor(retained.iter().flatten().map(|stream| since.min(stream.last)).collect()))
+        let cursor = Cursor(retained.iter().map(|stream| since.min(stream.last)).collect());
+        let resumable = retained.iter().zip(&cursor.0).all(|(stream, seen)| stream.can_resume_from(*seen));
+        Ok(resumable.then_some(cursor))
     }
 
     /// Where a browser without `Last-Event-ID` starts: the newest entry of
